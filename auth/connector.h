@@ -1,0 +1,47 @@
+/* A connector: one upstream registry and the credential ocigate uses for it.
+ * Refcounted, immutable once published: a reload or a watch event replaces
+ * the object, and in-flight requests keep the one they started with. */
+#ifndef OCIGATE_AUTH_CONNECTOR_H
+#define OCIGATE_AUTH_CONNECTOR_H
+
+#include "util/common.h"
+
+struct connector {
+	unsigned refs;
+	char *ns;
+	char *name;
+	char *id;           /* "ns/name", for logs and messages */
+	bool https;
+	char *host;
+	uint16_t port;
+	char *path_prefix;  /* "" or "/prefix" */
+	char *address;      /* the address as configured, for messages */
+	char *host_header;  /* "host" or "host:port" when the port is not the default */
+	char *authorization; /* "Basic ..." for the upstream, or NULL */
+	char *ca_file;      /* extra trust, or NULL */
+	char **allow;       /* users or groups that may pull */
+	size_t n_allow;
+	/* Owned by the proxy layer (its upstream pool); freed with the connector
+	 * through the destructor the proxy registered. */
+	void *proxy_data;
+	void (*proxy_data_free)(void *proxy_data);
+};
+
+struct connector_spec {
+	const char *ns, *name;
+	bool https;
+	const char *host;
+	uint16_t port;
+	const char *path_prefix;
+	const char *address;
+	const char *username, *password;
+	const char *ca_file;
+	char *const *allow;
+	size_t n_allow;
+};
+
+struct connector *connector_new(const struct connector_spec *spec);
+struct connector *connector_ref(struct connector *c);
+void connector_unref(struct connector *c);
+
+#endif

@@ -1,0 +1,30 @@
+/* The client's Authorization header: `Basic base64(ANY:TOKEN)` (the user
+ * name is a placeholder and ignored) or `Bearer TOKEN`, where TOKEN is the
+ * workload's ServiceAccount token. */
+#ifndef OCIGATE_AUTH_CREDENTIALS_H
+#define OCIGATE_AUTH_CREDENTIALS_H
+
+#include "util/common.h"
+
+#define CRED_TOKEN_MAX 8192
+
+enum cred_result {
+	CRED_OK,
+	CRED_MISSING,		  /* empty value; pass an empty og_str for no header */
+	CRED_MALFORMED,		  /* a known scheme with unusable credentials */
+	CRED_UNSUPPORTED_SCHEME,  /* neither Basic nor Bearer */
+};
+
+/* Extracts the token from an Authorization header value. Scheme names are
+ * case-insensitive, one or more SP between scheme and credentials; leading
+ * and trailing SP/HTAB around the value are ignored. For Basic the decoded
+ * bytes are written into buf (capacity buf_cap; too small is MALFORMED) and
+ * the token is the part after the first ':', non-empty, without CTLs. For
+ * Bearer the token must be token68 syntax and points into value. A token
+ * longer than CRED_TOKEN_MAX bytes is MALFORMED. */
+OG_WARN_UNUSED enum cred_result cred_parse_authorization(struct og_str value,
+							 char *buf,
+							 size_t buf_cap,
+							 struct og_str *token);
+
+#endif

@@ -1,0 +1,1032 @@
+#include "proxy/conn.h"
+
+#include <assert.h>
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+#include "auth/credentials.h"
+#include "proxy/respond.h"
+#include "proxy/route.h"
+#include "proxy/upstream.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+/* Longest decoded Basic credential we accept (the token limit plus a user). */
+#define CONN_CRED_BUF 8448
+/* Framing lines of a chunked body are examined in windows of this size. */
+#define CONN_CHUNK_WINDOW 8192
+
+struct conn {
+	struct proxy *px;
+	uint64_t id;
+	enum conn_state state;
+	struct bufferevent *bev;
+	struct event *timer;
+	struct timespec accepted_at;
+	char peer[INET6_ADDRSTRLEN + 8];
+	struct conn *next, *prev, *reap_next;
+	bool in_process;
+	bool head_timer_armed;
+	unsigned n_requests;
+
+	/* The current request. */
+	char *head; /* copy of the request head, then its header array */
+	struct http1_request req;
+	struct route route;
+	struct timespec req_start;
+	struct connector *connector;
+	struct auth_identity *identity;
+	struct auth_pending *pending;
+	bool keep_alive;
+	int status;
+	uint64_t body_bytes;
+
+	/* The upstream side of the current request. */
+	struct upstream_conn *up;
+	bool up_reused;
+	bool up_got_bytes;
+	bool retried;
+	bool up_keep_alive;
+	bool up_paused;
+	bool client_chunked;
+	enum http1_body up_body;
+	uint64_t body_left;
+	struct http1_chunked chunk;
+};
+
+static const char *const conn_state_names[CONN_N_STATES] = {
+	"read_head", "auth", "upstream_connect", "upstream_head", "stream_body", "closing", "closed",
+};
+
+#define S(x) (1u << (x))
+static const unsigned conn_transitions[CONN_N_STATES] = {
+	[CONN_READ_HEAD] = S(CONN_AUTH) | S(CONN_READ_HEAD) | S(CONN_CLOSING) | S(CONN_CLOSED),
+	[CONN_AUTH] = S(CONN_UPSTREAM_CONNECT) | S(CONN_UPSTREAM_HEAD) | S(CONN_READ_HEAD) |
+		      S(CONN_CLOSING) | S(CONN_CLOSED),
+	[CONN_UPSTREAM_CONNECT] = S(CONN_UPSTREAM_HEAD) | S(CONN_READ_HEAD) | S(CONN_CLOSING) |
+				  S(CONN_CLOSED),
+	[CONN_UPSTREAM_HEAD] = S(CONN_STREAM_BODY) | S(CONN_UPSTREAM_CONNECT) | S(CONN_READ_HEAD) |
+			       S(CONN_CLOSING) | S(CONN_CLOSED),
+	[CONN_STREAM_BODY] = S(CONN_READ_HEAD) | S(CONN_CLOSING) | S(CONN_CLOSED),
+	[CONN_CLOSING] = S(CONN_CLOSED),
+	[CONN_CLOSED] = 0,
+};
+#undef S
+
+const char *conn_state_name(enum conn_state s)
+{
+	return s < CONN_N_STATES ? conn_state_names[s] : "invalid";
+}
+
+bool conn_transition_allowed(enum conn_state from, enum conn_state to)
+{
+	return from < CONN_N_STATES && to < CONN_N_STATES && (conn_transitions[from] & (1u << to));
+}
+
+static void conn_set_state(struct conn *c, enum conn_state to)
+{
+	assert(conn_transition_allowed(c->state, to));
+	c->state = to;
+}
+
+static void conn_process(struct conn *c);
+static void conn_relay_body(struct conn *c);
+
+static double conn_ms_since(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t->tv_sec) * 1e3 + (double)(now.tv_nsec - t->tv_nsec) / 1e6;
+}
+
+static struct evbuffer *conn_out(struct conn *c)
+{
+	return bufferevent_get_output(c->bev);
+}
+
+/* ---- lifetime ---------------------------------------------------------- */
+
+static void conn_end_request(struct conn *c)
+{
+	if (c->pending) {
+		c->px->auth->ops->cancel(c->px->auth, c->pending);
+		c->pending = NULL;
+	}
+	if (c->up) {
+		upstream_free(c->up);
+		c->up = NULL;
+	}
+	connector_unref(c->connector);
+	c->connector = NULL;
+	auth_identity_unref(c->identity);
+	c->identity = NULL;
+	free(c->head);
+	c->head = NULL;
+	c->up_paused = false;
+	c->retried = false;
+}
+
+static void conn_unlink(struct conn *c)
+{
+	struct proxy *px = c->px;
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		px->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->next = c->prev = NULL;
+	px->n_conns--;
+}
+
+/* Every close goes through here: it logs why, detaches everything, and
+ * leaves the memory to the reaper so callers up the stack stay safe. */
+static void conn_close(struct conn *c, const char *reason)
+{
+	struct proxy *px = c->px;
+
+	if (c->state == CONN_CLOSED)
+		return;
+	log_debug("conn_close", "conn=%" PRIu64 " peer=%s state=%s reason=%s requests=%u age_ms=%.0f",
+		  c->id, c->peer, conn_state_name(c->state), reason, c->n_requests,
+		  conn_ms_since(&c->accepted_at));
+	conn_end_request(c);
+	conn_set_state(c, CONN_CLOSED);
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+	evtimer_del(c->timer);
+	conn_unlink(c);
+	c->reap_next = px->reap_list;
+	px->reap_list = c;
+	event_active(px->reap_ev, EV_TIMEOUT, 0);
+}
+
+void conn_reap(struct proxy *px)
+{
+	while (px->reap_list) {
+		struct conn *c = px->reap_list;
+		px->reap_list = c->reap_next;
+		bufferevent_free(c->bev);
+		event_free(c->timer);
+		free(c);
+		proxy_conn_gone(px);
+	}
+}
+
+static void conn_start_closing(struct conn *c)
+{
+	conn_set_state(c, CONN_CLOSING);
+	bufferevent_disable(c->bev, EV_READ);
+	evtimer_del(c->timer);
+	if (evbuffer_get_length(conn_out(c)) == 0)
+		conn_close(c, "done");
+}
+
+/* ---- finishing a request ----------------------------------------------- */
+
+static void conn_log_access(struct conn *c)
+{
+	char path[512];
+	const char *method = c->head ? http1_method_name(c->req.method) : "-";
+
+	if (!c->px->cfg->log.access_log)
+		return;
+	if (c->head)
+		log_quote(path, sizeof(path), c->req.target.p, c->req.target.n);
+	else
+		snprintf(path, sizeof(path), "-");
+	log_info("access",
+		 "conn=%" PRIu64 " peer=%s method=%s path=%s status=%d bytes=%" PRIu64
+		 " ms=%.1f connector=%s user=%s",
+		 c->id, c->peer, method, path, c->status, c->body_bytes,
+		 c->head ? conn_ms_since(&c->req_start) : 0.0,
+		 c->connector ? c->connector->id : "-", c->identity ? c->identity->user : "-");
+}
+
+/* The response is complete in the client's output buffer: log it, give the
+ * upstream connection back if it can carry another request, and wait for
+ * the next request or close. */
+static void conn_finish_response(struct conn *c, bool upstream_reusable)
+{
+	conn_log_access(c);
+	if (c->up && upstream_reusable) {
+		upstream_release(c->up);
+		c->up = NULL;
+	}
+	conn_end_request(c);
+	if (!c->keep_alive) {
+		conn_start_closing(c);
+		return;
+	}
+	conn_set_state(c, CONN_READ_HEAD);
+	conn_process(c);
+}
+
+static void conn_respond_error(struct conn *c, int status, const char *code, const char *message)
+{
+	struct respond_opts o = {
+		.head = c->head && c->req.method == HTTP_M_HEAD,
+		.close = !c->keep_alive,
+		.realm = status == 401 ? c->px->cfg->auth.realm : NULL,
+		.retry_after = status == 503 ? 5 : 0,
+	};
+
+	c->status = status;
+	c->body_bytes = respond_error(conn_out(c), status, code, message,
+				      c->connector ? c->connector->id : NULL, &o);
+	conn_finish_response(c, false);
+}
+
+/* An upstream failure before any response byte reached the client. */
+static void conn_upstream_failed(struct conn *c, int status, const char *code, const char *why)
+{
+	char msg[600];
+
+	log_warn("upstream_error", "conn=%" PRIu64 " connector=%s status=%d reason=\"%s\"", c->id,
+		 c->connector->id, status, why);
+	snprintf(msg, sizeof(msg), "connector %s: %s", c->connector->id, why);
+	conn_respond_error(c, status, code, msg);
+}
+
+static void conn_respond_plain(struct conn *c, int status, const char *ctype, const char *body)
+{
+	struct respond_opts o = {
+		.head = c->req.method == HTTP_M_HEAD,
+		.close = !c->keep_alive,
+	};
+
+	c->status = status;
+	c->body_bytes = respond_body(conn_out(c), status, ctype, body, strlen(body), &o);
+	conn_finish_response(c, false);
+}
+
+/* ---- reading a request ------------------------------------------------- */
+
+static struct og_str conn_rebase(struct og_str s, const char *from, char *to)
+{
+	return og_str_make(s.p ? to + (s.p - from) : NULL, s.n);
+}
+
+/* Copies a parsed head out of the input buffer (the header array lives in
+ * the same allocation) so the buffer can be drained. */
+static void conn_store_request(struct conn *c, const char *p, size_t n, const struct http1_request *req)
+{
+	size_t hdr_off = (n + 15) & ~(size_t)15;
+	char *block = x_malloc(hdr_off + req->n_headers * sizeof(struct http1_header) + 1);
+	struct http1_header *hdrs = (struct http1_header *)(void *)(block + hdr_off);
+
+	memcpy(block, p, n);
+	for (size_t i = 0; i < req->n_headers; i++) {
+		hdrs[i].name = conn_rebase(req->headers[i].name, p, block);
+		hdrs[i].value = conn_rebase(req->headers[i].value, p, block);
+	}
+	c->head = block;
+	c->req = *req;
+	c->req.headers = hdrs;
+	c->req.method_str = conn_rebase(req->method_str, p, block);
+	c->req.target = conn_rebase(req->target, p, block);
+}
+
+static void conn_reject_head(struct conn *c, enum http1_error err)
+{
+	char msg[128];
+	int status = http1_error_status(err);
+
+	log_info("bad_request", "conn=%" PRIu64 " peer=%s reason=%s", c->id, c->peer,
+		 http1_error_str(err));
+	snprintf(msg, sizeof(msg), "malformed HTTP request: %s", http1_error_str(err));
+	c->keep_alive = false;
+	conn_respond_error(c, status, status == 431 ? "SIZE_INVALID" : "UNSUPPORTED", msg);
+}
+
+/* Returns true when a complete request head was parsed and stored. */
+static bool conn_read_request(struct conn *c)
+{
+	struct proxy *px = c->px;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t avail = evbuffer_get_length(in);
+	struct http1_request req = { .headers = px->scratch_headers };
+	enum http1_error err = HTTP1_E_NONE;
+
+	if (avail == 0) {
+		c->head_timer_armed = false;
+		evtimer_add(c->timer, &px->idle_timeout);
+		return false;
+	}
+	if (!c->head_timer_armed) {
+		c->head_timer_armed = true;
+		evtimer_add(c->timer, &px->header_timeout);
+	}
+	size_t n = OG_MIN(avail, px->req_limits.max_head_bytes);
+	const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+	ssize_t r = http1_parse_request(p, n, &px->req_limits, &req, &err);
+	if (r == 0)
+		return false;
+	evtimer_del(c->timer);
+	c->head_timer_armed = false;
+	clock_gettime(CLOCK_MONOTONIC, &c->req_start);
+	c->status = 0;
+	c->body_bytes = 0;
+	if (r < 0) {
+		conn_reject_head(c, err);
+		return false;
+	}
+	conn_store_request(c, p, (size_t)r, &req);
+	evbuffer_drain(in, (size_t)r);
+	return true;
+}
+
+/* ---- upstream exchange --------------------------------------------------- */
+
+static const char *const conn_forward_request_headers[] = {
+	"Accept", "Range", "If-Range", "If-None-Match", "If-Match",
+	"If-Modified-Since", "If-Unmodified-Since", "User-Agent",
+};
+
+static bool conn_name_in(struct og_str name, const char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (og_str_ieq(name, names[i]))
+			return true;
+	return false;
+}
+
+/* Only what registries need reaches them: never the client's Authorization,
+ * cookies, or hop-by-hop fields. */
+static void conn_send_upstream_request(struct conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->up->bev);
+	struct connector *k = c->connector;
+	const char *rest = c->req.target.p + c->route.upstream_off;
+	int rest_n = (int)(c->req.target.n - c->route.upstream_off);
+
+	evbuffer_add_printf(out, "%s %s/v2/%.*s HTTP/1.1\r\nHost: %s\r\n",
+			    c->req.method == HTTP_M_HEAD ? "HEAD" : "GET", k->path_prefix, rest_n,
+			    rest, k->host_header);
+	if (k->authorization)
+		evbuffer_add_printf(out, "Authorization: %s\r\n", k->authorization);
+	for (size_t i = 0; i < c->req.n_headers; i++) {
+		const struct http1_header *h = &c->req.headers[i];
+		if (!conn_name_in(h->name, conn_forward_request_headers,
+				  OG_ARRAY_LEN(conn_forward_request_headers)))
+			continue;
+		evbuffer_add(out, h->name.p, h->name.n);
+		evbuffer_add(out, ": ", 2);
+		evbuffer_add(out, h->value.p, h->value.n);
+		evbuffer_add(out, "\r\n", 2);
+	}
+	evbuffer_add(out, "\r\n", 2);
+	c->up_got_bytes = false;
+}
+
+static void conn_up_read(struct bufferevent *bev, void *arg);
+static void conn_up_event(struct bufferevent *bev, short events, void *arg);
+
+static void conn_connect_upstream(struct conn *c, struct upstream_pool *pool)
+{
+	char err[300];
+
+	c->up_reused = false;
+	c->up = upstream_connect(pool, conn_up_read, conn_up_event, c, err, sizeof(err));
+	if (!c->up) {
+		conn_upstream_failed(c, 502, "UNAVAILABLE", err);
+		return;
+	}
+	conn_set_state(c, CONN_UPSTREAM_CONNECT);
+}
+
+static void conn_start_upstream(struct conn *c)
+{
+	char err[300];
+	struct upstream_pool *pool = upstream_pool_get(c->px, c->connector, err, sizeof(err));
+
+	if (!pool) {
+		conn_upstream_failed(c, 502, "UNAVAILABLE", err);
+		return;
+	}
+	c->up = upstream_take_idle(pool);
+	if (!c->up) {
+		conn_connect_upstream(c, pool);
+		return;
+	}
+	c->up_reused = true;
+	upstream_attach(c->up, conn_up_read, conn_up_event, c);
+	conn_set_state(c, CONN_UPSTREAM_HEAD);
+	conn_send_upstream_request(c);
+}
+
+static const struct {
+	const char *name;
+	size_t len;
+	bool prefix;
+} conn_forward_response_headers[] = {
+#define H(n, p) { n, sizeof(n) - 1, p }
+	H("Content-Type", false), H("Content-Range", false), H("Accept-Ranges", false),
+	H("Content-Encoding", false), H("Docker-Content-Digest", false),
+	H("Docker-Distribution-Api-Version", false), H("ETag", false), H("Last-Modified", false),
+	H("Cache-Control", false), H("Expires", false), H("Date", false), H("Retry-After", false),
+	H("Location", false), H("Warning", false), H("Docker-RateLimit-Source", false),
+	H("OCI-", true), H("RateLimit-", true),
+#undef H
+};
+
+static bool conn_forward_response_header(struct og_str name)
+{
+	for (size_t i = 0; i < OG_ARRAY_LEN(conn_forward_response_headers); i++) {
+		size_t len = conn_forward_response_headers[i].len;
+		if (conn_forward_response_headers[i].prefix ? name.n <= len : name.n != len)
+			continue;
+		if (og_str_ieq(og_str_make(name.p, len), conn_forward_response_headers[i].name))
+			return true;
+	}
+	return false;
+}
+
+static void conn_add_header(struct evbuffer *out, struct og_str name, const char *v, size_t n)
+{
+	evbuffer_add(out, name.p, name.n);
+	evbuffer_add(out, ": ", 2);
+	evbuffer_add(out, v, n);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+static void conn_add_link(struct conn *c, const struct http1_header *h)
+{
+	char buf[2048];
+	ssize_t n = route_rewrite_link(h->value, c->route.ns, c->route.connector, buf, sizeof(buf));
+
+	if (n > 0)
+		conn_add_header(conn_out(c), h->name, buf, (size_t)n);
+}
+
+/* Writes the client's response head: the upstream's status and the fields
+ * clients rely on, with our own framing and connection handling. */
+static void conn_write_response_head(struct conn *c, const struct http1_response *resp)
+{
+	struct evbuffer *out = conn_out(c);
+	const struct http1_header *cl = NULL;
+
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", resp->status, respond_reason(resp->status));
+	for (size_t i = 0; i < resp->n_headers; i++) {
+		const struct http1_header *h = &resp->headers[i];
+		if (og_str_ieq(h->name, "Content-Length"))
+			cl = h;
+		else if (og_str_ieq(h->name, "Link"))
+			conn_add_link(c, h);
+		else if (conn_forward_response_header(h->name))
+			conn_add_header(out, h->name, h->value.p, h->value.n);
+	}
+	c->client_chunked = false;
+	if (resp->body == HTTP1_BODY_LENGTH) {
+		evbuffer_add_printf(out, "Content-Length: %" PRIu64 "\r\n", resp->content_length);
+	} else if (resp->body == HTTP1_BODY_NONE) {
+		if (cl)
+			conn_add_header(out, cl->name, cl->value.p, cl->value.n);
+	} else if (c->req.version_minor >= 1) {
+		c->client_chunked = true;
+		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+	} else {
+		c->keep_alive = false; /* HTTP/1.0: the end of the body is the close */
+	}
+	if (!c->keep_alive)
+		evbuffer_add(out, "Connection: close\r\n", 19);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+static void conn_upstream_rejected_credentials(struct conn *c, int status)
+{
+	char why[300];
+
+	if (c->connector->authorization)
+		snprintf(why, sizeof(why),
+			 "the upstream registry rejected the connector's credentials (HTTP %d)", status);
+	else
+		snprintf(why, sizeof(why),
+			 "the upstream registry requires credentials and the connector has none (HTTP %d)",
+			 status);
+	upstream_free(c->up);
+	c->up = NULL;
+	conn_upstream_failed(c, 502, "DENIED", why);
+}
+
+static void conn_begin_body(struct conn *c, const struct http1_response *resp)
+{
+	c->up_body = resp->body;
+	c->up_keep_alive = resp->keep_alive;
+	c->body_left = resp->content_length;
+	http1_chunked_init(&c->chunk);
+	conn_set_state(c, CONN_STREAM_BODY);
+}
+
+/* Returns true when the head was handled and the body (if any) follows. */
+static bool conn_read_response_head(struct conn *c)
+{
+	struct proxy *px = c->px;
+	struct evbuffer *in = bufferevent_get_input(c->up->bev);
+
+	for (;;) {
+		struct http1_response resp = { .headers = px->scratch_headers };
+		enum http1_error err = HTTP1_E_NONE;
+		size_t n = OG_MIN(evbuffer_get_length(in), px->resp_limits.max_head_bytes);
+		const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+		ssize_t r = http1_parse_response(p, n, &px->resp_limits, c->req.method, &resp, &err);
+		char why[200];
+
+		if (r == 0)
+			return false;
+		if (r < 0 || resp.status == 101) {
+			snprintf(why, sizeof(why), "the upstream registry sent an invalid response (%s)",
+				 r < 0 ? http1_error_str(err) : "unexpected upgrade");
+			upstream_free(c->up);
+			c->up = NULL;
+			conn_upstream_failed(c, 502, "UNAVAILABLE", why);
+			return false;
+		}
+		if (resp.status < 200) { /* 100 Continue, 103 Early Hints: not for the client */
+			evbuffer_drain(in, (size_t)r);
+			continue;
+		}
+		if (resp.status == 401 || resp.status == 407) {
+			conn_upstream_rejected_credentials(c, resp.status);
+			return false;
+		}
+		c->status = resp.status;
+		conn_write_response_head(c, &resp);
+		evbuffer_drain(in, (size_t)r);
+		conn_begin_body(c, &resp);
+		return true;
+	}
+}
+
+static void conn_body_done(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->up->bev);
+	bool reusable = c->up_keep_alive && c->up_body != HTTP1_BODY_UNTIL_CLOSE &&
+			evbuffer_get_length(in) == 0;
+
+	if (c->client_chunked)
+		evbuffer_add(conn_out(c), "0\r\n\r\n", 5);
+	conn_finish_response(c, reusable);
+}
+
+static void conn_move_data(struct conn *c, struct evbuffer *in, size_t n)
+{
+	struct evbuffer *out = conn_out(c);
+
+	if (c->client_chunked)
+		evbuffer_add_printf(out, "%zx\r\n", n);
+	evbuffer_remove_buffer(in, out, n);
+	if (c->client_chunked)
+		evbuffer_add(out, "\r\n", 2);
+	c->body_bytes += n;
+}
+
+/* Consumes chunked framing and moves chunk data. Returns 1 at the end of
+ * the body, 0 when more input is needed, -1 on bad framing. */
+static int conn_relay_chunked(struct conn *c, struct evbuffer *in)
+{
+	while (evbuffer_get_length(in) > 0) {
+		size_t avail = evbuffer_get_length(in);
+		if (c->chunk.data_left > 0) {
+			size_t n = (size_t)OG_MIN((uint64_t)avail, c->chunk.data_left);
+			conn_move_data(c, in, n);
+			http1_chunked_took(&c->chunk, n);
+			continue;
+		}
+		size_t win = OG_MIN(avail, (size_t)CONN_CHUNK_WINDOW);
+		const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)win);
+		size_t used = 0;
+		enum http1_chunk_status st = http1_chunked_parse(&c->chunk, p, win, &used);
+		evbuffer_drain(in, used);
+		if (st == HTTP1_CHUNK_ERROR)
+			return -1;
+		if (st == HTTP1_CHUNK_DONE)
+			return 1;
+	}
+	return 0;
+}
+
+static void conn_pause_upstream_if_full(struct conn *c)
+{
+	if (evbuffer_get_length(conn_out(c)) >= c->px->cfg->server.body_buffer) {
+		bufferevent_disable(c->up->bev, EV_READ);
+		c->up_paused = true;
+	}
+}
+
+static void conn_relay_body(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->up->bev);
+	int done = 0;
+
+	switch (c->up_body) {
+	case HTTP1_BODY_NONE:
+		done = 1;
+		break;
+	case HTTP1_BODY_LENGTH: {
+		size_t n = (size_t)OG_MIN((uint64_t)evbuffer_get_length(in), c->body_left);
+		if (n) {
+			evbuffer_remove_buffer(in, conn_out(c), n);
+			c->body_left -= n;
+			c->body_bytes += n;
+		}
+		done = c->body_left == 0;
+		break;
+	}
+	case HTTP1_BODY_CHUNKED:
+		done = conn_relay_chunked(c, in);
+		break;
+	case HTTP1_BODY_UNTIL_CLOSE:
+		if (evbuffer_get_length(in))
+			conn_move_data(c, in, evbuffer_get_length(in));
+		break;
+	}
+	if (done < 0) {
+		log_warn("upstream_error", "conn=%" PRIu64 " connector=%s reason=bad_chunked_body",
+			 c->id, c->connector->id);
+		conn_close(c, "upstream_bad_chunked_body");
+	} else if (done) {
+		conn_body_done(c);
+	} else {
+		conn_pause_upstream_if_full(c);
+	}
+}
+
+static void conn_up_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	c->up_got_bytes = true;
+	if (c->state == CONN_UPSTREAM_HEAD && !conn_read_response_head(c))
+		return;
+	if (c->state == CONN_STREAM_BODY)
+		conn_relay_body(c);
+}
+
+static void conn_up_failed_before_head(struct conn *c, short events)
+{
+	char why[400];
+	bool timeout = (events & BEV_EVENT_TIMEOUT) != 0;
+
+	/* A pooled connection the registry closed just as we reused it: the
+	 * request never reached it, and GET/HEAD are safe to send again. */
+	if (c->state == CONN_UPSTREAM_HEAD && c->up_reused && !c->up_got_bytes && !c->retried &&
+	    !timeout) {
+		struct upstream_pool *pool = c->up->pool;
+		upstream_free(c->up);
+		c->up = NULL;
+		c->retried = true;
+		conn_connect_upstream(c, pool);
+		return;
+	}
+	upstream_describe_error(c->up, events, why, sizeof(why));
+	upstream_free(c->up);
+	c->up = NULL;
+	conn_upstream_failed(c, timeout ? 504 : 502, "UNAVAILABLE", why);
+}
+
+static void conn_up_event(struct bufferevent *bev, short events, void *arg)
+{
+	struct conn *c = arg;
+	char why[400];
+
+	(void)bev;
+	if (events & BEV_EVENT_CONNECTED) {
+		upstream_attach(c->up, conn_up_read, conn_up_event, c);
+		conn_set_state(c, CONN_UPSTREAM_HEAD);
+		conn_send_upstream_request(c);
+		return;
+	}
+	if (c->state == CONN_UPSTREAM_CONNECT || c->state == CONN_UPSTREAM_HEAD) {
+		conn_up_failed_before_head(c, events);
+		return;
+	}
+	if (c->state != CONN_STREAM_BODY)
+		return;
+	if (c->up_body == HTTP1_BODY_UNTIL_CLOSE && (events & BEV_EVENT_EOF)) {
+		conn_relay_body(c);
+		if (c->state == CONN_STREAM_BODY)
+			conn_body_done(c);
+		return;
+	}
+	/* Headers already went out: a short body is the only honest signal. */
+	upstream_describe_error(c->up, events, why, sizeof(why));
+	log_warn("upstream_error", "conn=%" PRIu64 " connector=%s reason=\"%s\" body_sent=%" PRIu64,
+		 c->id, c->connector->id, why, c->body_bytes);
+	conn_close(c, "upstream_failed_mid_body");
+}
+
+/* ---- authentication and authorization ---------------------------------- */
+
+static void conn_on_authz(void *arg, const struct auth_decision *d)
+{
+	struct conn *c = arg;
+
+	c->pending = NULL;
+	switch (d->status) {
+	case AUTH_OK:
+		conn_start_upstream(c);
+		break;
+	case AUTH_UNAVAILABLE:
+		conn_respond_error(c, 503, "UNAVAILABLE",
+				   d->message ? d->message : "authorization is temporarily unavailable");
+		break;
+	default:
+		conn_respond_error(c, 403, "DENIED", d->message ? d->message : "access denied");
+		break;
+	}
+}
+
+static void conn_authorize(struct conn *c)
+{
+	struct auth_backend *b = c->px->auth;
+	char msg[400];
+
+	c->connector = b->ops->find_connector(b, c->route.ns, c->route.connector);
+	if (!c->connector) {
+		snprintf(msg, sizeof(msg), "connector %.*s/%.*s not found", (int)c->route.ns.n,
+			 c->route.ns.p, (int)c->route.connector.n, c->route.connector.p);
+		conn_respond_error(c, 404, "NAME_UNKNOWN", msg);
+		return;
+	}
+	struct auth_pending *p = b->ops->authorize(b, c->identity, c->connector, AUTH_VERB_PULL,
+						   conn_on_authz, c);
+	if (p)
+		c->pending = p;
+}
+
+static void conn_on_authn(void *arg, const struct auth_decision *d)
+{
+	struct conn *c = arg;
+
+	c->pending = NULL;
+	if (d->status == AUTH_INVALID) {
+		conn_respond_error(c, 401, "UNAUTHORIZED", d->message ? d->message : "invalid token");
+		return;
+	}
+	if (d->status != AUTH_OK) {
+		conn_respond_error(c, 503, "UNAVAILABLE",
+				   d->message ? d->message : "authentication is temporarily unavailable");
+		return;
+	}
+	c->identity = auth_identity_ref(d->identity);
+	if (c->route.kind == ROUTE_BASE) {
+		conn_respond_plain(c, 200, "application/json", "{}");
+		return;
+	}
+	conn_authorize(c);
+}
+
+static const char *conn_cred_message(enum cred_result r)
+{
+	switch (r) {
+	case CRED_MISSING: return "authentication required";
+	case CRED_UNSUPPORTED_SCHEME: return "unsupported authorization scheme: use Basic or Bearer";
+	default: return "malformed Authorization header";
+	}
+}
+
+static void conn_authenticate(struct conn *c)
+{
+	struct auth_backend *b = c->px->auth;
+	const struct http1_header *h =
+		http1_find_header(c->req.headers, c->req.n_headers, "Authorization");
+	char buf[CONN_CRED_BUF];
+	unsigned char sha[SHA256_DIGEST_LENGTH];
+	struct og_str token = { 0 };
+	enum cred_result r = CRED_MISSING;
+
+	if (h)
+		r = cred_parse_authorization(h->value, buf, sizeof(buf), &token);
+	if (r != CRED_OK) {
+		OPENSSL_cleanse(buf, sizeof(buf));
+		conn_respond_error(c, 401, "UNAUTHORIZED", conn_cred_message(r));
+		return;
+	}
+	SHA256((const unsigned char *)token.p, token.n, sha);
+	conn_set_state(c, CONN_AUTH);
+	struct auth_pending *p = b->ops->authenticate(b, token, sha, conn_on_authn, c);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	if (p)
+		c->pending = p;
+}
+
+/* ---- dispatch ------------------------------------------------------------ */
+
+static bool conn_has_body(const struct http1_request *req)
+{
+	return req->body == HTTP1_BODY_CHUNKED ||
+	       (req->body == HTTP1_BODY_LENGTH && req->content_length > 0);
+}
+
+static bool conn_handle_health(struct conn *c)
+{
+	if (og_str_eq(c->req.target, "/healthz")) {
+		conn_respond_plain(c, 200, "text/plain", "ok\n");
+		return true;
+	}
+	if (og_str_eq(c->req.target, "/readyz")) {
+		if (c->px->shutting_down)
+			conn_respond_plain(c, 503, "text/plain", "shutting down\n");
+		else
+			conn_respond_plain(c, 200, "text/plain", "ok\n");
+		return true;
+	}
+	return false;
+}
+
+static void conn_handle_request(struct conn *c)
+{
+	enum route_error re;
+
+	c->n_requests++;
+	c->px->stats.requests++;
+	c->keep_alive = c->req.keep_alive && !c->px->shutting_down;
+	if (conn_has_body(&c->req))
+		c->keep_alive = false; /* we never read request bodies on these routes */
+	if ((c->req.method == HTTP_M_GET || c->req.method == HTTP_M_HEAD) && conn_handle_health(c))
+		return;
+	re = route_parse(c->req.target.p, c->req.target.n, &c->route);
+	if (re != ROUTE_OK) {
+		conn_respond_error(c, route_error_status(re), route_error_code(re),
+				   route_error_message(re));
+		return;
+	}
+	if (c->req.method != HTTP_M_GET && c->req.method != HTTP_M_HEAD) {
+		conn_respond_error(c, 405, "UNSUPPORTED",
+				   "only GET and HEAD are supported: ocigate serves pulls");
+		return;
+	}
+	if (conn_has_body(&c->req)) {
+		conn_respond_error(c, 400, "UNSUPPORTED", "GET and HEAD requests must not have a body");
+		return;
+	}
+	conn_authenticate(c);
+}
+
+static void conn_process(struct conn *c)
+{
+	if (c->in_process)
+		return;
+	c->in_process = true;
+	while (c->state == CONN_READ_HEAD && conn_read_request(c))
+		conn_handle_request(c);
+	c->in_process = false;
+}
+
+/* ---- client callbacks ---------------------------------------------------- */
+
+static void conn_client_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	/* Bytes that arrive while a request is in flight wait in the input
+	 * buffer (bounded by its read watermark) until the response is done. */
+	if (c->state == CONN_READ_HEAD)
+		conn_process(c);
+}
+
+static void conn_client_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	if (c->state == CONN_STREAM_BODY && c->up_paused) {
+		c->up_paused = false;
+		bufferevent_enable(c->up->bev, EV_READ);
+		if (evbuffer_get_length(bufferevent_get_input(c->up->bev)) > 0)
+			conn_relay_body(c);
+	} else if (c->state == CONN_CLOSING && evbuffer_get_length(conn_out(c)) == 0) {
+		conn_close(c, "done");
+	}
+}
+
+static void conn_client_event(struct bufferevent *bev, short events, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	if (events & BEV_EVENT_TIMEOUT)
+		conn_close(c, "send_timeout");
+	else if (events & BEV_EVENT_ERROR)
+		conn_close(c, "client_error");
+	else if (c->state == CONN_READ_HEAD &&
+		 evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+		conn_close(c, "client_closed");
+	else
+		conn_close(c, "client_closed_mid_request");
+}
+
+static void conn_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->state != CONN_READ_HEAD)
+		return;
+	if (!c->head_timer_armed) {
+		conn_close(c, "idle_timeout");
+		return;
+	}
+	log_info("bad_request", "conn=%" PRIu64 " peer=%s reason=header_timeout", c->id, c->peer);
+	c->keep_alive = false;
+	c->status = 408;
+	conn_respond_error(c, 408, "UNSUPPORTED", "request head not received in time");
+}
+
+/* ---- accept and shutdown ------------------------------------------------- */
+
+static void conn_format_peer(char *buf, size_t cap, const struct sockaddr *sa)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+		snprintf(buf, cap, "%s:%u", ip, ntohs(in->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+		snprintf(buf, cap, "[%s]:%u", ip, ntohs(in6->sin6_port));
+	} else {
+		snprintf(buf, cap, "unix");
+	}
+}
+
+void conn_accept(struct proxy *px, evutil_socket_t fd, const struct sockaddr *addr, int addrlen)
+{
+	struct conn *c = x_new(struct conn);
+	size_t watermark = px->cfg->server.body_buffer;
+	int one = 1;
+
+	(void)addrlen;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->px = px;
+	c->id = ++px->next_conn_id;
+	c->state = CONN_READ_HEAD;
+	clock_gettime(CLOCK_MONOTONIC, &c->accepted_at);
+	conn_format_peer(c->peer, sizeof(c->peer), addr);
+	c->bev = bufferevent_socket_new(px->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->timer = evtimer_new(px->base, conn_timer, c);
+	if (!c->bev || !c->timer) {
+		log_error("accept_failed", "peer=%s reason=out_of_resources", c->peer);
+		if (c->bev)
+			bufferevent_free(c->bev);
+		else
+			evutil_closesocket(fd);
+		if (c->timer)
+			event_free(c->timer);
+		free(c);
+		return;
+	}
+	bufferevent_setcb(c->bev, conn_client_read, conn_client_write, conn_client_event, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, px->req_limits.max_head_bytes);
+	bufferevent_setwatermark(c->bev, EV_WRITE, watermark / 2, 0);
+	bufferevent_set_max_single_write(c->bev, watermark);
+	bufferevent_set_timeouts(c->bev, NULL, &px->send_timeout);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	c->next = px->conns;
+	if (px->conns)
+		px->conns->prev = c;
+	px->conns = c;
+	px->n_conns++;
+	px->stats.accepted++;
+	evtimer_add(c->timer, &px->idle_timeout);
+}
+
+void conn_shutdown_all(struct proxy *px)
+{
+	struct conn *c = px->conns;
+
+	while (c) {
+		struct conn *next = c->next;
+		if (c->state == CONN_READ_HEAD &&
+		    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+			conn_close(c, "shutdown");
+		else
+			c->keep_alive = false;
+		c = next;
+	}
+}
+
+void conn_close_all(struct proxy *px, const char *reason)
+{
+	while (px->conns)
+		conn_close(px->conns, reason);
+}

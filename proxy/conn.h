@@ -1,0 +1,37 @@
+/* One client connection: an HTTP/1.1 state machine that reads a request,
+ * authenticates and authorizes it, and either answers it locally or relays
+ * it to the connector's upstream, streaming the body with backpressure. */
+#ifndef OCIGATE_PROXY_CONN_H
+#define OCIGATE_PROXY_CONN_H
+
+#include <event2/util.h>
+
+#include "proxy/proxy.h"
+
+enum conn_state {
+	CONN_READ_HEAD,        /* waiting for (the rest of) a request head */
+	CONN_AUTH,             /* a token review or access check is in flight */
+	CONN_UPSTREAM_CONNECT, /* a new upstream connection is being made */
+	CONN_UPSTREAM_HEAD,    /* request sent, waiting for the response head */
+	CONN_STREAM_BODY,      /* relaying the response body */
+	CONN_CLOSING,          /* flushing the last response, then close */
+	CONN_CLOSED,           /* waiting to be freed by the reaper */
+	CONN_N_STATES
+};
+
+const char *conn_state_name(enum conn_state s);
+/* True when the state machine allows from -> to (tested by the unit tests). */
+bool conn_transition_allowed(enum conn_state from, enum conn_state to);
+
+/* Takes ownership of fd, an accepted client socket. */
+void conn_accept(struct proxy *px, evutil_socket_t fd, const struct sockaddr *addr, int addrlen);
+
+/* Closes idle keep-alive connections and marks busy ones to close after
+ * their current response (graceful shutdown). */
+void conn_shutdown_all(struct proxy *px);
+/* Closes every connection now (shutdown deadline). */
+void conn_close_all(struct proxy *px, const char *reason);
+/* Frees connections closed since the last call. */
+void conn_reap(struct proxy *px);
+
+#endif

@@ -1,0 +1,64 @@
+/* The proxy's process-wide state: one event loop, one listener, the
+ * connections, and the auth backend of the current configuration. */
+#ifndef OCIGATE_PROXY_PROXY_H
+#define OCIGATE_PROXY_PROXY_H
+
+#include <sys/time.h>
+
+#include "auth/auth.h"
+#include "proxy/http1.h"
+#include "util/common.h"
+#include "util/config.h"
+
+struct event_base;
+struct evdns_base;
+struct evconnlistener;
+struct event;
+struct conn;
+
+struct proxy_stats {
+	uint64_t accepted;
+	uint64_t requests;
+	uint64_t upstream_connects;
+	uint64_t upstream_reuses;
+};
+
+struct proxy {
+	struct event_base *base;
+	struct evdns_base *dns;
+	struct config *cfg;
+	struct auth_backend *auth;
+	struct evconnlistener *listener;
+	bool listener_paused;
+	struct conn *conns;      /* all live connections, doubly linked */
+	size_t n_conns;
+	struct conn *reap_list;  /* closed, freed from the reap event */
+	struct event *reap_ev;
+	uint64_t next_conn_id;
+	bool shutting_down;
+	struct event *shutdown_timer;
+	struct event *sig_events[4];
+	/* Parsing scratch: the loop is single-threaded, so one array serves
+	 * every head being parsed; parsed headers are copied out. */
+	struct http1_header *scratch_headers;
+	size_t scratch_cap;
+	struct http1_limits req_limits, resp_limits;
+	struct timeval header_timeout, idle_timeout, send_timeout;
+	struct timeval connect_timeout, read_timeout, pool_idle_timeout;
+	char listen_text[128];
+	struct proxy_stats stats;
+};
+
+/* Creates the loop, DNS, listener and signal handlers for cfg (which the
+ * proxy owns from then on). */
+OG_WARN_UNUSED int proxy_init(struct proxy *px, struct config *cfg, struct auth_backend *auth);
+/* Runs until shutdown completes. Returns the process exit status. */
+int proxy_run(struct proxy *px);
+void proxy_free(struct proxy *px);
+
+/* Applies the timeouts and limits of px->cfg (at start and on reload). */
+void proxy_apply_settings(struct proxy *px);
+/* Re-enables accepting when a connection slot is free again. */
+void proxy_conn_gone(struct proxy *px);
+
+#endif

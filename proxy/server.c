@@ -1,0 +1,295 @@
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "auth/static_auth.h"
+#include "proxy/conn.h"
+#include "proxy/proxy.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+static void proxy_ms_to_tv(uint64_t ms, struct timeval *tv)
+{
+	tv->tv_sec = (time_t)(ms / 1000);
+	tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
+}
+
+void proxy_apply_settings(struct proxy *px)
+{
+	const struct config *cfg = px->cfg;
+	size_t cap = OG_MAX(cfg->server.max_headers, 8);
+
+	log_set_level((enum log_level)cfg->log.level);
+	px->req_limits.max_head_bytes = cfg->server.max_header_bytes;
+	px->req_limits.max_headers = cfg->server.max_headers;
+	px->resp_limits.max_head_bytes = cfg->upstream.max_response_header_bytes;
+	px->resp_limits.max_headers = cfg->server.max_headers;
+	if (cap > px->scratch_cap) {
+		px->scratch_headers = x_realloc(px->scratch_headers, cap * sizeof(*px->scratch_headers));
+		px->scratch_cap = cap;
+	}
+	proxy_ms_to_tv(cfg->server.header_timeout_ms, &px->header_timeout);
+	proxy_ms_to_tv(cfg->server.idle_timeout_ms, &px->idle_timeout);
+	proxy_ms_to_tv(cfg->server.send_timeout_ms, &px->send_timeout);
+	proxy_ms_to_tv(cfg->upstream.connect_timeout_ms, &px->connect_timeout);
+	proxy_ms_to_tv(cfg->upstream.read_timeout_ms, &px->read_timeout);
+	proxy_ms_to_tv(cfg->upstream.pool_idle_timeout_ms, &px->pool_idle_timeout);
+}
+
+/* ---- listener ---------------------------------------------------------- */
+
+static void proxy_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
+			    int len, void *arg)
+{
+	struct proxy *px = arg;
+
+	(void)l;
+	conn_accept(px, fd, addr, len);
+	if (px->n_conns >= px->cfg->server.max_connections && !px->listener_paused) {
+		evconnlistener_disable(px->listener);
+		px->listener_paused = true;
+		log_warn("max_connections", "limit=%u", px->cfg->server.max_connections);
+	}
+}
+
+static void proxy_on_accept_error(struct evconnlistener *l, void *arg)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+
+	(void)l;
+	(void)arg;
+	log_error("accept_error", "reason=\"%s\"", evutil_socket_error_to_string(err));
+}
+
+void proxy_conn_gone(struct proxy *px)
+{
+	if (px->listener_paused && px->listener && !px->shutting_down &&
+	    px->n_conns < px->cfg->server.max_connections) {
+		evconnlistener_enable(px->listener);
+		px->listener_paused = false;
+	}
+	if (px->shutting_down && px->n_conns == 0)
+		event_base_loopexit(px->base, NULL);
+}
+
+static void proxy_format_sockaddr(const struct sockaddr *sa, char *buf, size_t cap)
+{
+	char host[NI_MAXHOST], serv[NI_MAXSERV];
+
+	if (getnameinfo(sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+			sizeof(struct sockaddr_in), host, sizeof(host), serv, sizeof(serv),
+			NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+		snprintf(buf, cap, "?");
+		return;
+	}
+	snprintf(buf, cap, sa->sa_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, serv);
+}
+
+/* Start-up only: resolving the listen address may block, the loop is not
+ * running yet. */
+static int proxy_listen(struct proxy *px)
+{
+	const struct config_address *a = &px->cfg->server.listen;
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *res = NULL;
+	char port[8];
+	struct sockaddr_storage bound;
+	socklen_t blen = sizeof(bound);
+
+	snprintf(port, sizeof(port), "%u", (unsigned)a->port);
+	int gai = getaddrinfo(a->host && *a->host ? a->host : NULL, port, &hints, &res);
+	if (gai != 0) {
+		log_error("listen_failed", "addr=%s:%s reason=\"%s\"", a->host, port, gai_strerror(gai));
+		return -1;
+	}
+	px->listener = evconnlistener_new_bind(px->base, proxy_on_accept, px,
+					       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+					       LEV_OPT_CLOSE_ON_EXEC, 1024, res->ai_addr,
+					       (int)res->ai_addrlen);
+	freeaddrinfo(res);
+	if (!px->listener) {
+		log_error("listen_failed", "addr=%s:%s reason=\"%s\"", a->host, port,
+			  strerror(errno));
+		return -1;
+	}
+	evconnlistener_set_error_cb(px->listener, proxy_on_accept_error);
+	getsockname(evconnlistener_get_fd(px->listener), (struct sockaddr *)&bound, &blen);
+	proxy_format_sockaddr((struct sockaddr *)&bound, px->listen_text, sizeof(px->listen_text));
+	log_info("listening", "addr=%s connectors=%zu", px->listen_text, px->cfg->n_connectors);
+	return 0;
+}
+
+/* ---- signals: shutdown and reload ----------------------------------------- */
+
+static void proxy_shutdown_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy *px = arg;
+
+	(void)fd;
+	(void)what;
+	log_warn("shutdown_deadline", "open_connections=%zu", px->n_conns);
+	conn_close_all(px, "shutdown_deadline");
+	event_base_loopexit(px->base, NULL);
+}
+
+static void proxy_begin_shutdown(struct proxy *px, int sig)
+{
+	struct timeval tv;
+
+	if (px->shutting_down) {
+		log_warn("shutdown_forced", "signal=%d", sig);
+		conn_close_all(px, "shutdown_forced");
+		event_base_loopexit(px->base, NULL);
+		return;
+	}
+	px->shutting_down = true;
+	log_info("shutdown", "signal=%d open_connections=%zu", sig, px->n_conns);
+	evconnlistener_free(px->listener);
+	px->listener = NULL;
+	conn_shutdown_all(px);
+	proxy_ms_to_tv(px->cfg->server.shutdown_timeout_ms, &tv);
+	px->shutdown_timer = evtimer_new(px->base, proxy_shutdown_deadline, px);
+	evtimer_add(px->shutdown_timer, &tv);
+	if (px->n_conns == 0)
+		event_base_loopexit(px->base, NULL);
+}
+
+/* Options that need a restart keep their running values. */
+static void proxy_keep_static_options(struct proxy *px, struct config *next)
+{
+	struct config *cur = px->cfg;
+	const struct config_option *o = config_unreloadable_change(cur, next);
+	char *tmp;
+
+	if (o)
+		log_warn("reload_partial", "option=%s.%s reason=\"needs a restart; keeping the "
+			 "running value\"", o->section, o->name);
+	tmp = next->server.listen.host;
+	next->server.listen.host = cur->server.listen.host;
+	cur->server.listen.host = tmp;
+	tmp = next->server.public_address;
+	next->server.public_address = cur->server.public_address;
+	cur->server.public_address = tmp;
+	next->server.listen.port = cur->server.listen.port;
+	next->server.max_connections = cur->server.max_connections;
+	next->server.shutdown_timeout_ms = cur->server.shutdown_timeout_ms;
+}
+
+static void proxy_reload(struct proxy *px)
+{
+	char err[512];
+	struct config *next = x_new(struct config);
+	struct auth_backend *auth;
+
+	if (config_load(px->cfg->path, next, err, sizeof(err)) != 0) {
+		log_error("reload_failed", "reason=\"%s\"", err);
+		config_free(next);
+		free(next);
+		return;
+	}
+	auth = static_auth_new(next, err, sizeof(err));
+	if (!auth) {
+		log_error("reload_failed", "reason=\"%s\"", err);
+		config_free(next);
+		free(next);
+		return;
+	}
+	proxy_keep_static_options(px, next);
+	/* In-flight requests hold references to the connectors and identities
+	 * they use, so the old backend can go now. */
+	auth_backend_free(px->auth);
+	px->auth = auth;
+	config_free(px->cfg);
+	free(px->cfg);
+	px->cfg = next;
+	proxy_apply_settings(px);
+	log_info("reloaded", "connectors=%zu", next->n_connectors);
+}
+
+static void proxy_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	if (sig == SIGHUP)
+		proxy_reload(arg);
+	else
+		proxy_begin_shutdown(arg, (int)sig);
+}
+
+static void proxy_on_reap(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	conn_reap(arg);
+}
+
+int proxy_init(struct proxy *px, struct config *cfg, struct auth_backend *auth)
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+
+	memset(px, 0, sizeof(*px));
+	px->cfg = cfg;
+	px->auth = auth;
+	signal(SIGPIPE, SIG_IGN);
+	px->base = event_base_new();
+	if (!px->base) {
+		log_error("init_failed", "reason=\"cannot create the event loop\"");
+		return -1;
+	}
+	px->dns = evdns_base_new(px->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+					   EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (!px->dns)
+		px->dns = evdns_base_new(px->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	px->reap_ev = event_new(px->base, -1, 0, proxy_on_reap, px);
+	for (size_t i = 0; i < OG_ARRAY_LEN(sigs); i++) {
+		px->sig_events[i] = evsignal_new(px->base, sigs[i], proxy_on_signal, px);
+		event_add(px->sig_events[i], NULL);
+	}
+	proxy_apply_settings(px);
+	return proxy_listen(px);
+}
+
+int proxy_run(struct proxy *px)
+{
+	if (event_base_dispatch(px->base) < 0)
+		return 1;
+	conn_close_all(px, "exit");
+	conn_reap(px);
+	log_info("stopped", "requests=%llu connections=%llu upstream_connects=%llu upstream_reuses=%llu",
+		 (unsigned long long)px->stats.requests, (unsigned long long)px->stats.accepted,
+		 (unsigned long long)px->stats.upstream_connects,
+		 (unsigned long long)px->stats.upstream_reuses);
+	return 0;
+}
+
+void proxy_free(struct proxy *px)
+{
+	if (px->listener)
+		evconnlistener_free(px->listener);
+	auth_backend_free(px->auth);
+	for (size_t i = 0; i < OG_ARRAY_LEN(px->sig_events); i++)
+		if (px->sig_events[i])
+			event_free(px->sig_events[i]);
+	if (px->shutdown_timer)
+		event_free(px->shutdown_timer);
+	if (px->reap_ev)
+		event_free(px->reap_ev);
+	if (px->dns)
+		evdns_base_free(px->dns, 0);
+	if (px->base)
+		event_base_free(px->base);
+	free(px->scratch_headers);
+	if (px->cfg) {
+		config_free(px->cfg);
+		free(px->cfg);
+	}
+	memset(px, 0, sizeof(*px));
+}

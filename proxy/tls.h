@@ -1,0 +1,25 @@
+/* TLS client contexts for upstream registries: system trust plus an optional
+ * per-connector CA file, peer verification, SNI, session resumption. */
+#ifndef OCIGATE_PROXY_TLS_H
+#define OCIGATE_PROXY_TLS_H
+
+#include <openssl/ssl.h>
+
+#include "util/common.h"
+
+struct tls_client {
+	SSL_CTX *ctx;
+	SSL_SESSION *session; /* most recent resumable session */
+};
+
+/* Builds a context trusting the system store and ca_file (may be NULL).
+ * Returns -1 with a reason in err. */
+OG_WARN_UNUSED int tls_client_init(struct tls_client *t, const char *ca_file, char *err, size_t err_cap);
+void tls_client_free(struct tls_client *t);
+/* A new SSL for host, verifying its certificate name or IP address and
+ * offering the cached session. */
+SSL *tls_client_new_ssl(struct tls_client *t, const char *host);
+/* Describes why a handshake or TLS read failed, for a client-facing message. */
+void tls_describe_error(SSL *ssl, unsigned long err, char *buf, size_t cap);
+
+#endif

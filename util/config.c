@@ -1,0 +1,1574 @@
+#include "util/config.h"
+
+#include "util/xalloc.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define KIB 1024ULL
+#define MIB (1024ULL * KIB)
+#define GIB (1024ULL * MIB)
+#define MS_SECOND 1000ULL
+#define MS_MINUTE (60ULL * MS_SECOND)
+#define MS_HOUR (60ULL * MS_MINUTE)
+/* Longer timeouts are typos, and a bound keeps timeval arithmetic safe. */
+#define MAX_DURATION_MS (24ULL * MS_HOUR)
+
+/* offsetof that refuses to compile when the field's C type is not the one
+ * the row's config_type stores into, so the table cannot drift from the
+ * struct silently. */
+#define FIELD(S, m, T) (offsetof(S, m) + 0 * sizeof(_Generic(((S *)0)->m, T : 1)))
+#define G(m, T) FIELD(struct config, m, T)
+#define C(m, T) FIELD(struct config_connector, m, T)
+
+static const char *const log_level_words[] = { "debug", "info", "warn", "error", NULL };
+
+static const struct config_option options[] = {
+	{ .section = "server", .name = "listen", .type = CFG_ADDRESS,
+	  .default_value = "127.0.0.1:5000", .reloadable = false,
+	  .offset = G(server.listen, struct config_address),
+	  .doc = "where runtimes connect (plain HTTP)" },
+	{ .section = "server", .name = "public_address", .type = CFG_STRING,
+	  .default_value = "", .reloadable = false,
+	  .offset = G(server.public_address, char *),
+	  .doc = "host:port that appears in rewritten images and status URLs (empty = same as listen)" },
+	{ .section = "server", .name = "max_connections", .type = CFG_UINT,
+	  .default_value = "10000", .reloadable = false, .min = 1, .max = 1000000,
+	  .offset = G(server.max_connections, unsigned),
+	  .doc = "client connections held at once; beyond it new ones wait in the kernel backlog" },
+	{ .section = "server", .name = "header_timeout", .type = CFG_DURATION,
+	  .default_value = "10s", .reloadable = true, .min = 1, .max = MAX_DURATION_MS,
+	  .offset = G(server.header_timeout_ms, uint64_t),
+	  .doc = "time to receive a whole request head, from its first byte" },
+	{ .section = "server", .name = "idle_timeout", .type = CFG_DURATION,
+	  .default_value = "60s", .reloadable = true, .min = 1, .max = MAX_DURATION_MS,
+	  .offset = G(server.idle_timeout_ms, uint64_t),
+	  .doc = "keep-alive connection with no request in flight" },
+	{ .section = "server", .name = "send_timeout", .type = CFG_DURATION,
+	  .default_value = "60s", .reloadable = true, .min = 1, .max = MAX_DURATION_MS,
+	  .offset = G(server.send_timeout_ms, uint64_t),
+	  .doc = "client that accepts no response bytes for this long is dropped" },
+	{ .section = "server", .name = "shutdown_timeout", .type = CFG_DURATION,
+	  .default_value = "30s", .reloadable = false, .min = 0, .max = MAX_DURATION_MS,
+	  .offset = G(server.shutdown_timeout_ms, uint64_t),
+	  .doc = "on SIGTERM, how long in-flight requests may finish (0 = close at once)" },
+	{ .section = "server", .name = "max_header_bytes", .type = CFG_SIZE,
+	  .default_value = "16k", .reloadable = true, .min = KIB, .max = MIB,
+	  .offset = G(server.max_header_bytes, size_t),
+	  .doc = "request head limit (431 beyond)" },
+	{ .section = "server", .name = "max_headers", .type = CFG_UINT,
+	  .default_value = "100", .reloadable = true, .min = 8, .max = 1000,
+	  .offset = G(server.max_headers, unsigned),
+	  .doc = "header fields per request or response" },
+	{ .section = "server", .name = "body_buffer", .type = CFG_SIZE,
+	  .default_value = "256k", .reloadable = true, .min = 16 * KIB, .max = 64 * MIB,
+	  .offset = G(server.body_buffer, size_t),
+	  .doc = "bytes queued towards one client before ocigate stops reading from the upstream" },
+
+	{ .section = "upstream", .name = "connect_timeout", .type = CFG_DURATION,
+	  .default_value = "10s", .reloadable = true, .min = 1, .max = MAX_DURATION_MS,
+	  .offset = G(upstream.connect_timeout_ms, uint64_t),
+	  .doc = "TCP connect + TLS handshake" },
+	{ .section = "upstream", .name = "read_timeout", .type = CFG_DURATION,
+	  .default_value = "60s", .reloadable = true, .min = 1, .max = MAX_DURATION_MS,
+	  .offset = G(upstream.read_timeout_ms, uint64_t),
+	  .doc = "upstream silent for this long (headers or body) is an error" },
+	{ .section = "upstream", .name = "pool_max_idle", .type = CFG_UINT,
+	  .default_value = "16", .reloadable = true, .min = 0, .max = 1024,
+	  .offset = G(upstream.pool_max_idle, unsigned),
+	  .doc = "idle keep-alive connections kept per connector" },
+	{ .section = "upstream", .name = "pool_idle_timeout", .type = CFG_DURATION,
+	  .default_value = "60s", .reloadable = true, .min = 1, .max = MAX_DURATION_MS,
+	  .offset = G(upstream.pool_idle_timeout_ms, uint64_t),
+	  .doc = "idle pooled connection lifetime" },
+	{ .section = "upstream", .name = "max_response_header_bytes", .type = CFG_SIZE,
+	  .default_value = "64k", .reloadable = true, .min = KIB, .max = MIB,
+	  .offset = G(upstream.max_response_header_bytes, size_t),
+	  .doc = "upstream response head limit" },
+
+	{ .section = "auth", .name = "tokens_file", .type = CFG_PATH,
+	  .default_value = NULL, .reloadable = true,
+	  .offset = G(auth.tokens_file, char *),
+	  .doc = "static client tokens, kube-apiserver token file format: token,user,uid,\"group1,group2\"" },
+	{ .section = "auth", .name = "realm", .type = CFG_STRING,
+	  .default_value = "ocigate", .reloadable = true,
+	  .offset = G(auth.realm, char *),
+	  .doc = "realm in the WWW-Authenticate challenge" },
+
+	{ .section = "log", .name = "level", .type = CFG_ENUM,
+	  .default_value = "info", .reloadable = true, .enum_words = log_level_words,
+	  .offset = G(log.level, int),
+	  .doc = "least severe level that is logged" },
+	{ .section = "log", .name = "access_log", .type = CFG_BOOL,
+	  .default_value = "yes", .reloadable = true,
+	  .offset = G(log.access_log, bool),
+	  .doc = "one line per request" },
+
+	{ .section = "connector", .name = "address", .type = CFG_URL,
+	  .default_value = NULL, .reloadable = true, .in_connector = true,
+	  .offset = C(address, struct config_url),
+	  .doc = "upstream registry base URL" },
+	{ .section = "connector", .name = "username", .type = CFG_STRING,
+	  .default_value = "", .reloadable = true, .in_connector = true,
+	  .offset = C(username, char *),
+	  .doc = "user name for the upstream registry" },
+	{ .section = "connector", .name = "password", .type = CFG_STRING,
+	  .default_value = "", .reloadable = true, .in_connector = true,
+	  .offset = C(password, char *),
+	  .doc = "password for the upstream registry; mutually exclusive with password_file" },
+	{ .section = "connector", .name = "password_file", .type = CFG_PATH,
+	  .default_value = "", .reloadable = true, .in_connector = true,
+	  .offset = C(password_file, char *),
+	  .doc = "file whose content (trailing newline stripped) is the password, read at load" },
+	{ .section = "connector", .name = "ca_file", .type = CFG_PATH,
+	  .default_value = "", .reloadable = true, .in_connector = true,
+	  .offset = C(ca_file, char *),
+	  .doc = "extra PEM CA certificates trusted for this upstream, besides the system store" },
+	{ .section = "connector", .name = "allow", .type = CFG_LIST,
+	  .default_value = "", .reloadable = true, .in_connector = true,
+	  .offset = C(allow, struct config_list),
+	  .doc = "user or group names allowed to pull; empty means nobody" },
+};
+
+#define N_OPTIONS OG_ARRAY_LEN(options)
+
+static const char *const section_names[] = { "server", "upstream", "auth", "log", "connector" };
+#define N_SECTIONS OG_ARRAY_LEN(section_names)
+#define SECTION_CONNECTOR 4
+
+/* What a type parser produces before it replaces the field's old value. */
+union config_value {
+	char *s;
+	struct config_address addr;
+	unsigned u;
+	size_t size;
+	uint64_t ms;
+	bool b;
+	struct config_list list;
+	struct config_url url;
+	int e;
+};
+
+struct parser {
+	const struct config_parse_opts *opts;
+	struct config *cfg;
+	char *err;
+	size_t err_cap;
+	unsigned line;
+	int section; /* index in section_names, -1 before the first header */
+	unsigned section_line[N_SECTIONS];
+	unsigned set_line[N_OPTIONS]; /* 0 = not set in the current section */
+	size_t conn_cap;
+	bool defaults; /* parsing the table's own defaults */
+};
+
+const struct config_option *config_options(size_t *n)
+{
+	*n = N_OPTIONS;
+	return options;
+}
+
+const struct config_option *config_find_option(const char *section, const char *name)
+{
+	for (size_t i = 0; i < N_OPTIONS; i++)
+		if (strcmp(options[i].section, section) == 0 && strcmp(options[i].name, name) == 0)
+			return &options[i];
+	return NULL;
+}
+
+const char *config_type_name(enum config_type type)
+{
+	static const char *const names[] = {
+		[CFG_STRING] = "string", [CFG_PATH] = "path",	  [CFG_ADDRESS] = "address",
+		[CFG_UINT] = "uint",	 [CFG_SIZE] = "size",	  [CFG_DURATION] = "duration",
+		[CFG_BOOL] = "bool",	 [CFG_LIST] = "list",	  [CFG_URL] = "url",
+		[CFG_ENUM] = "enum",
+	};
+	if ((size_t)type >= OG_ARRAY_LEN(names))
+		return "?";
+	return names[type];
+}
+
+/* ---- errors ---- */
+
+static void vfail_at(struct parser *p, unsigned line, const char *fmt, va_list ap)
+{
+	const char *path = p->opts->path_for_messages ? p->opts->path_for_messages : "config";
+	char msg[512];
+
+	if (!p->err || !p->err_cap)
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (line)
+		snprintf(p->err, p->err_cap, "%s:%u: %s", path, line, msg);
+	else
+		snprintf(p->err, p->err_cap, "%s: %s", path, msg);
+}
+
+static int fail_at(struct parser *p, unsigned line, const char *fmt, ...) OG_PRINTF(3, 4);
+static int fail_at(struct parser *p, unsigned line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail_at(p, line, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int fail(struct parser *p, const char *fmt, ...) OG_PRINTF(2, 3);
+static int fail(struct parser *p, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail_at(p, p->line, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* ---- small lexical helpers ---- */
+
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static bool is_lower_alnum(char c)
+{
+	return (c >= 'a' && c <= 'z') || is_digit(c);
+}
+
+static bool is_alnum(char c)
+{
+	return is_lower_alnum(c) || (c >= 'A' && c <= 'Z');
+}
+
+static bool is_hex(char c)
+{
+	return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static char to_lower(char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
+
+/* A comment starts at ';' or '#' at the start of a value or after a blank,
+ * so that values such as "a;b" or "robot#1" need no quotes. */
+static bool starts_comment(const char *s, size_t i, size_t start)
+{
+	return (s[i] == ';' || s[i] == '#') && (i == start || is_blank(s[i - 1]));
+}
+
+enum num_scan { NUM_OK, NUM_NONE, NUM_OVERFLOW };
+
+static enum num_scan scan_u64(const char **s, uint64_t *out)
+{
+	const char *c = *s;
+	uint64_t n = 0;
+
+	if (!is_digit(*c))
+		return NUM_NONE;
+	for (; is_digit(*c); c++) {
+		unsigned d = (unsigned)(*c - '0');
+		if (n > (UINT64_MAX - d) / 10)
+			return NUM_OVERFLOW;
+		n = n * 10 + d;
+	}
+	*s = c;
+	*out = n;
+	return NUM_OK;
+}
+
+static bool mul_u64(uint64_t a, uint64_t b, uint64_t *out)
+{
+	if (b && a > UINT64_MAX / b)
+		return false;
+	*out = a * b;
+	return true;
+}
+
+/* Shortest exact rendering with the largest unit, as a user would write it. */
+static void format_size(uint64_t n, char *buf, size_t cap)
+{
+	if (n && n % GIB == 0)
+		snprintf(buf, cap, "%llug", (unsigned long long)(n / GIB));
+	else if (n && n % MIB == 0)
+		snprintf(buf, cap, "%llum", (unsigned long long)(n / MIB));
+	else if (n && n % KIB == 0)
+		snprintf(buf, cap, "%lluk", (unsigned long long)(n / KIB));
+	else
+		snprintf(buf, cap, "%llu", (unsigned long long)n);
+}
+
+static void format_duration(uint64_t ms, char *buf, size_t cap)
+{
+	if (ms == 0)
+		snprintf(buf, cap, "0");
+	else if (ms % MS_HOUR == 0)
+		snprintf(buf, cap, "%lluh", (unsigned long long)(ms / MS_HOUR));
+	else if (ms % MS_MINUTE == 0)
+		snprintf(buf, cap, "%llum", (unsigned long long)(ms / MS_MINUTE));
+	else if (ms % MS_SECOND == 0)
+		snprintf(buf, cap, "%llus", (unsigned long long)(ms / MS_SECOND));
+	else
+		snprintf(buf, cap, "%llums", (unsigned long long)ms);
+}
+
+static void format_bound(const struct config_option *opt, uint64_t v, char *buf, size_t cap)
+{
+	if (opt->type == CFG_SIZE)
+		format_size(v, buf, cap);
+	else if (opt->type == CFG_DURATION)
+		format_duration(v, buf, cap);
+	else
+		snprintf(buf, cap, "%llu", (unsigned long long)v);
+}
+
+/* ---- names and hosts ---- */
+
+/* Kubernetes' IsDNS1123Label: a namespace. */
+static bool is_dns1123_label(const char *s, size_t n)
+{
+	if (n == 0 || n > 63 || !is_lower_alnum(s[0]) || !is_lower_alnum(s[n - 1]))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!is_lower_alnum(s[i]) && s[i] != '-')
+			return false;
+	return true;
+}
+
+/* Kubernetes' IsDNS1123Subdomain: an object name. Like Kubernetes, only the
+ * whole name is limited to 253, not each dot-separated part. */
+static bool is_dns1123_subdomain(const char *s, size_t n)
+{
+	size_t start = 0;
+
+	if (n == 0 || n > 253)
+		return false;
+	for (size_t i = 0; i <= n; i++) {
+		if (i < n && s[i] != '.') {
+			if (!is_lower_alnum(s[i]) && s[i] != '-')
+				return false;
+			continue;
+		}
+		if (i == start || !is_lower_alnum(s[start]) || !is_lower_alnum(s[i - 1]))
+			return false;
+		start = i + 1;
+	}
+	return true;
+}
+
+static bool is_ip(int af, const char *s, size_t n)
+{
+	char buf[64];
+	unsigned char addr[16];
+
+	if (n >= sizeof(buf))
+		return false;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	return inet_pton(af, buf, addr) == 1;
+}
+
+static bool is_host_label(const char *s, size_t n)
+{
+	if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!is_alnum(s[i]) && s[i] != '-')
+			return false;
+	return true;
+}
+
+/* An IPv4 literal or a DNS name (RFC 1123), not an IPv6 literal. */
+static bool is_host(const char *s, size_t n)
+{
+	bool numeric = true;
+	size_t start = 0;
+
+	if (n == 0 || n > 253)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!is_digit(s[i]) && s[i] != '.')
+			numeric = false;
+	if (numeric)
+		return is_ip(AF_INET, s, n);
+	for (size_t i = 0; i <= n; i++) {
+		if (i < n && s[i] != '.')
+			continue;
+		if (!is_host_label(s + start, i - start))
+			return false;
+		start = i + 1;
+	}
+	return true;
+}
+
+static bool scan_port(const char *s, size_t n, unsigned min, uint16_t *out)
+{
+	unsigned v = 0;
+
+	if (n == 0 || n > 5)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (!is_digit(s[i]))
+			return false;
+		v = v * 10 + (unsigned)(s[i] - '0');
+	}
+	if (v < min || v > 65535)
+		return false;
+	*out = (uint16_t)v;
+	return true;
+}
+
+/* ---- type parsers: each reads a NUL-terminated value into *v ---- */
+
+static int parse_path(struct parser *p, const struct config_option *opt, const char *s,
+		      char **out)
+{
+	const char *dir = p->opts->base_dir;
+	size_t dn;
+
+	if (!*s) {
+		/* An empty default means "not set"; in the file it is a mistake. */
+		if (p->defaults)
+			return 0;
+		return fail(p, "%s: expected a file path", opt->name);
+	}
+	if (s[0] == '/' || !dir || !*dir) {
+		*out = x_strdup(s);
+		return 0;
+	}
+	dn = strlen(dir);
+	if (dir[dn - 1] == '/')
+		dn--;
+	*out = x_malloc(dn + 1 + strlen(s) + 1);
+	memcpy(*out, dir, dn);
+	(*out)[dn] = '/';
+	strcpy(*out + dn + 1, s);
+	return 0;
+}
+
+static int parse_address(struct parser *p, const struct config_option *opt, const char *s,
+			 struct config_address *out)
+{
+	const char *host, *port;
+	size_t hn;
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (!close || close[1] != ':')
+			goto malformed;
+		host = s + 1;
+		hn = (size_t)(close - host);
+		port = close + 2;
+		if (!is_ip(AF_INET6, host, hn))
+			return fail(p, "%s: '%.*s' is not an IPv6 address", opt->name, (int)hn,
+				    host);
+	} else {
+		const char *colon = strrchr(s, ':');
+		if (!colon)
+			goto malformed;
+		host = s;
+		hn = (size_t)(colon - s);
+		port = colon + 1;
+		if (memchr(host, ':', hn))
+			return fail(p, "%s: an IPv6 address needs brackets, like [::1]:5000",
+				    opt->name);
+		if (hn && !is_host(host, hn))
+			return fail(p, "%s: '%.*s' is not an IP address or host name", opt->name,
+				    (int)hn, host);
+	}
+	if (!scan_port(port, strlen(port), 0, &out->port))
+		return fail(p, "%s: port must be a number from 0 to 65535", opt->name);
+	out->host = x_strndup(host, hn);
+	return 0;
+malformed:
+	return fail(p, "%s: expected an address like 127.0.0.1:5000, [::1]:5000 or :5000",
+		    opt->name);
+}
+
+static int fail_range(struct parser *p, const struct config_option *opt)
+{
+	char lo[32], hi[32];
+
+	format_bound(opt, opt->min, lo, sizeof(lo));
+	format_bound(opt, opt->max, hi, sizeof(hi));
+	if (opt->min == 0)
+		return fail(p, "%s: must be at most %s", opt->name, hi);
+	return fail(p, "%s: must be between %s and %s", opt->name, lo, hi);
+}
+
+static int parse_uint(struct parser *p, const struct config_option *opt, const char *s,
+		      unsigned *out)
+{
+	uint64_t n = 0;
+	enum num_scan r = scan_u64(&s, &n);
+
+	if (r == NUM_NONE || (r == NUM_OK && *s))
+		return fail(p, "%s: expected a whole number from %llu to %llu", opt->name,
+			    (unsigned long long)opt->min, (unsigned long long)opt->max);
+	if (r == NUM_OVERFLOW || n < opt->min || n > opt->max)
+		return fail_range(p, opt);
+	*out = (unsigned)n;
+	return 0;
+}
+
+static bool size_unit(const char *suffix, uint64_t *unit)
+{
+	static const struct {
+		const char *suffix;
+		uint64_t unit;
+	} units[] = { { "", 1 },     { "k", KIB }, { "K", KIB }, { "m", MIB },
+		      { "M", MIB },  { "g", GIB }, { "G", GIB } };
+
+	for (size_t i = 0; i < OG_ARRAY_LEN(units); i++) {
+		if (strcmp(suffix, units[i].suffix) == 0) {
+			*unit = units[i].unit;
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool duration_unit(const char *suffix, uint64_t *unit)
+{
+	static const struct {
+		const char *suffix;
+		uint64_t unit;
+	} units[] = { { "", MS_SECOND },  { "ms", 1 },	      { "s", MS_SECOND },
+		      { "m", MS_MINUTE }, { "h", MS_HOUR } };
+
+	for (size_t i = 0; i < OG_ARRAY_LEN(units); i++) {
+		if (strcmp(suffix, units[i].suffix) == 0) {
+			*unit = units[i].unit;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Sizes and durations: a number, a unit suffix, then the row's range. */
+static int parse_scaled(struct parser *p, const struct config_option *opt, const char *s,
+			uint64_t *out)
+{
+	uint64_t n = 0, unit = 1;
+	enum num_scan r = scan_u64(&s, &n);
+	bool unit_ok = opt->type == CFG_SIZE ? size_unit(s, &unit) : duration_unit(s, &unit);
+
+	if (r == NUM_NONE || (r == NUM_OK && !unit_ok)) {
+		if (opt->type == CFG_SIZE)
+			return fail(p, "%s: expected a size like 65536, 64k, 1m (k, m, g = 1024, 1024^2, 1024^3)",
+				    opt->name);
+		return fail(p, "%s: expected a duration like 10s, 500ms, 2m", opt->name);
+	}
+	if (r == NUM_OVERFLOW || !mul_u64(n, unit, &n) || n < opt->min || n > opt->max)
+		return fail_range(p, opt);
+	*out = n;
+	return 0;
+}
+
+static int parse_bool(struct parser *p, const struct config_option *opt, const char *s,
+		      bool *out)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+
+	for (size_t i = 0; i < OG_ARRAY_LEN(yes); i++) {
+		if (strcmp(s, yes[i]) == 0 || strcmp(s, no[i]) == 0) {
+			*out = strcmp(s, yes[i]) == 0;
+			return 0;
+		}
+	}
+	return fail(p, "%s: expected yes/no, true/false, on/off or 1/0", opt->name);
+}
+
+static int parse_enum(struct parser *p, const struct config_option *opt, const char *s, int *out)
+{
+	char words[256] = "";
+	size_t used = 0;
+
+	for (int i = 0; opt->enum_words[i]; i++) {
+		if (strcmp(s, opt->enum_words[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+	}
+	for (int i = 0; opt->enum_words[i] && used < sizeof(words); i++)
+		used += (size_t)snprintf(words + used, sizeof(words) - used, "%s%s",
+					 i ? ", " : "", opt->enum_words[i]);
+	return fail(p, "%s: expected one of %s", opt->name, words);
+}
+
+static void parse_list(const char *s, struct config_list *out)
+{
+	size_t cap = 0;
+
+	for (;;) {
+		size_t n = 0;
+		while (is_blank(*s))
+			s++;
+		if (!*s)
+			return;
+		while (s[n] && !is_blank(s[n]))
+			n++;
+		if (out->n == cap) {
+			cap = cap ? cap * 2 : 4;
+			out->items = x_realloc(out->items, cap * sizeof(*out->items));
+		}
+		out->items[out->n++] = x_strndup(s, n);
+		s += n;
+	}
+}
+
+/* RFC 3986 pchar plus '/', with percent-escapes well-formed. */
+static bool is_url_path(const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '%') {
+			if (!is_hex(s[1]) || !is_hex(s[2]))
+				return false;
+			s += 2;
+		} else if (!is_alnum(*s) && !strchr("-._~!$&'()*+,;=:@/", *s)) {
+			return false;
+		}
+	}
+	return true;
+}
+
+static int url_authority(struct parser *p, const struct config_option *opt, const char *s,
+			 size_t n, struct config_url *out)
+{
+	const char *host = s, *port = NULL;
+	size_t hn = n, pn = 0;
+
+	if (memchr(s, '@', n))
+		return fail(p, "%s: credentials in the URL are not allowed; use username and password",
+			    opt->name);
+	if (n && s[0] == '[') {
+		const char *close = memchr(s, ']', n);
+		if (!close || (close + 1 < s + n && close[1] != ':'))
+			goto bad_host;
+		host = s + 1;
+		hn = (size_t)(close - host);
+		if (!is_ip(AF_INET6, host, hn))
+			goto bad_host;
+		if (close + 1 < s + n) {
+			port = close + 2;
+			pn = (size_t)(s + n - port);
+		}
+	} else {
+		const char *colon = memchr(s, ':', n);
+		if (colon) {
+			hn = (size_t)(colon - s);
+			port = colon + 1;
+			pn = (size_t)(s + n - port);
+		}
+		if (!is_host(host, hn))
+			goto bad_host;
+	}
+	out->port = out->https ? 443 : 80;
+	if (port && !scan_port(port, pn, 1, &out->port))
+		return fail(p, "%s: port must be a number from 1 to 65535", opt->name);
+	out->host = x_strndup(host, hn);
+	for (char *c = out->host; *c; c++)
+		*c = to_lower(*c);
+	return 0;
+bad_host:
+	return fail(p, "%s: '%.*s' is not a valid host in a URL", opt->name, (int)n, s);
+}
+
+static int parse_url(struct parser *p, const struct config_option *opt, const char *s,
+		     struct config_url *out)
+{
+	size_t skip, an, pn;
+	const char *path;
+
+	if (strncasecmp(s, "https://", 8) == 0) {
+		out->https = true;
+		skip = 8;
+	} else if (strncasecmp(s, "http://", 7) == 0) {
+		skip = 7;
+	} else {
+		return fail(p, "%s: expected an http:// or https:// URL like https://registry.example.com",
+			    opt->name);
+	}
+	an = strcspn(s + skip, "/?#");
+	path = s + skip + an;
+	if (strpbrk(path, "?#"))
+		return fail(p, "%s: a registry URL takes no query or fragment", opt->name);
+	if (!is_url_path(path))
+		return fail(p, "%s: invalid character in the URL path", opt->name);
+	if (url_authority(p, opt, s + skip, an, out) != 0)
+		return -1;
+	pn = strlen(path);
+	while (pn && path[pn - 1] == '/')
+		pn--;
+	out->path_prefix = x_strndup(path, pn);
+	out->text = x_strdup(s);
+	return 0;
+}
+
+static int parse_value(struct parser *p, const struct config_option *opt, const char *s,
+		       union config_value *v)
+{
+	memset(v, 0, sizeof(*v));
+	switch (opt->type) {
+	case CFG_STRING:
+		v->s = x_strdup(s);
+		return 0;
+	case CFG_PATH:
+		return parse_path(p, opt, s, &v->s);
+	case CFG_ADDRESS:
+		return parse_address(p, opt, s, &v->addr);
+	case CFG_UINT:
+		return parse_uint(p, opt, s, &v->u);
+	case CFG_SIZE: {
+		uint64_t n;
+		if (parse_scaled(p, opt, s, &n) != 0)
+			return -1;
+		v->size = (size_t)n;
+		return 0;
+	}
+	case CFG_DURATION:
+		return parse_scaled(p, opt, s, &v->ms);
+	case CFG_BOOL:
+		return parse_bool(p, opt, s, &v->b);
+	case CFG_LIST:
+		parse_list(s, &v->list);
+		return 0;
+	case CFG_URL:
+		if (parse_url(p, opt, s, &v->url) != 0) {
+			free(v->url.host);
+			return -1;
+		}
+		return 0;
+	case CFG_ENUM:
+		return parse_enum(p, opt, s, &v->e);
+	}
+	assert(!"option type without a parser");
+	return -1;
+}
+
+/* ---- storing, freeing and comparing fields by type ---- */
+
+/* Through volatile so that the stores survive a free() right after. */
+static void wipe_bytes(void *p, size_t n)
+{
+	volatile unsigned char *c = p;
+
+	while (n--)
+		*c++ = 0;
+}
+
+static void wipe(char *s)
+{
+	if (s)
+		wipe_bytes(s, strlen(s));
+}
+
+static void free_field(enum config_type type, void *field)
+{
+	switch (type) {
+	case CFG_STRING:
+	case CFG_PATH:
+		free(*(char **)field);
+		*(char **)field = NULL;
+		break;
+	case CFG_ADDRESS: {
+		struct config_address *a = field;
+		free(a->host);
+		memset(a, 0, sizeof(*a));
+		break;
+	}
+	case CFG_LIST: {
+		struct config_list *l = field;
+		for (size_t i = 0; i < l->n; i++)
+			free(l->items[i]);
+		free(l->items);
+		memset(l, 0, sizeof(*l));
+		break;
+	}
+	case CFG_URL: {
+		struct config_url *u = field;
+		free(u->host);
+		free(u->path_prefix);
+		free(u->text);
+		memset(u, 0, sizeof(*u));
+		break;
+	}
+	case CFG_UINT:
+	case CFG_SIZE:
+	case CFG_DURATION:
+	case CFG_BOOL:
+	case CFG_ENUM:
+		break;
+	}
+}
+
+static void store_field(enum config_type type, void *field, const union config_value *v)
+{
+	free_field(type, field);
+	switch (type) {
+	case CFG_STRING:
+	case CFG_PATH:
+		*(char **)field = v->s;
+		break;
+	case CFG_ADDRESS:
+		*(struct config_address *)field = v->addr;
+		break;
+	case CFG_UINT:
+		*(unsigned *)field = v->u;
+		break;
+	case CFG_SIZE:
+		*(size_t *)field = v->size;
+		break;
+	case CFG_DURATION:
+		*(uint64_t *)field = v->ms;
+		break;
+	case CFG_BOOL:
+		*(bool *)field = v->b;
+		break;
+	case CFG_LIST:
+		*(struct config_list *)field = v->list;
+		break;
+	case CFG_URL:
+		*(struct config_url *)field = v->url;
+		break;
+	case CFG_ENUM:
+		*(int *)field = v->e;
+		break;
+	}
+}
+
+static bool str_equal(const char *a, const char *b)
+{
+	if (!a || !b)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+static bool field_equal(enum config_type type, const void *a, const void *b)
+{
+	switch (type) {
+	case CFG_STRING:
+	case CFG_PATH:
+		return str_equal(*(char *const *)a, *(char *const *)b);
+	case CFG_ADDRESS: {
+		const struct config_address *x = a, *y = b;
+		return x->port == y->port && str_equal(x->host, y->host);
+	}
+	case CFG_UINT:
+		return *(const unsigned *)a == *(const unsigned *)b;
+	case CFG_SIZE:
+		return *(const size_t *)a == *(const size_t *)b;
+	case CFG_DURATION:
+		return *(const uint64_t *)a == *(const uint64_t *)b;
+	case CFG_BOOL:
+		return *(const bool *)a == *(const bool *)b;
+	case CFG_LIST: {
+		const struct config_list *x = a, *y = b;
+		if (x->n != y->n)
+			return false;
+		for (size_t i = 0; i < x->n; i++)
+			if (strcmp(x->items[i], y->items[i]) != 0)
+				return false;
+		return true;
+	}
+	case CFG_URL: {
+		const struct config_url *x = a, *y = b;
+		return x->https == y->https && x->port == y->port &&
+		       str_equal(x->host, y->host) && str_equal(x->path_prefix, y->path_prefix);
+	}
+	case CFG_ENUM:
+		return *(const int *)a == *(const int *)b;
+	}
+	return false;
+}
+
+static void connector_free(struct config_connector *c)
+{
+	wipe(c->password);
+	for (size_t i = 0; i < N_OPTIONS; i++)
+		if (options[i].in_connector)
+			free_field(options[i].type, (char *)c + options[i].offset);
+	free(c->ns);
+	free(c->name);
+}
+
+void config_free(struct config *cfg)
+{
+	for (size_t i = 0; i < N_OPTIONS; i++)
+		if (!options[i].in_connector)
+			free_field(options[i].type, (char *)cfg + options[i].offset);
+	for (size_t i = 0; i < cfg->n_connectors; i++)
+		connector_free(&cfg->connectors[i]);
+	free(cfg->connectors);
+	free(cfg->path);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+/* ---- files named by the configuration ---- */
+
+static int open_regular(struct parser *p, const struct config_option *opt, const char *path,
+			struct stat *st)
+{
+	/* O_NONBLOCK: a FIFO planted where a file should be must not hang us. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0)
+		return fail(p, "%s: cannot open %s: %s", opt->name, path, strerror(errno));
+	if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
+		close(fd);
+		return fail(p, "%s: %s is not a regular file", opt->name, path);
+	}
+	return fd;
+}
+
+static int check_readable(struct parser *p, const struct config_option *opt, const char *path)
+{
+	struct stat st;
+	int fd = open_regular(p, opt, path, &st);
+
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+/* Reads up to max + 1 bytes into buf (which has room for them), so that a
+ * result above max means "too large"; -1 on a read error. */
+static ssize_t read_at_most(int fd, char *buf, size_t max)
+{
+	size_t got = 0;
+
+	while (got <= max) {
+		ssize_t r = read(fd, buf + got, max + 1 - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+static int read_password_file(struct parser *p, const struct config_option *opt,
+			      struct config_connector *c)
+{
+	struct stat st;
+	char *buf = x_malloc(CONFIG_MAX_PASSWORD_FILE_BYTES + 1);
+	ssize_t n;
+	int rc = -1;
+	int fd = open_regular(p, opt, c->password_file, &st);
+
+	if (fd < 0)
+		goto out;
+	n = read_at_most(fd, buf, CONFIG_MAX_PASSWORD_FILE_BYTES);
+	if (n < 0) {
+		fail(p, "%s: cannot read %s: %s", opt->name, c->password_file, strerror(errno));
+		goto out;
+	}
+	if (n > CONFIG_MAX_PASSWORD_FILE_BYTES) {
+		fail(p, "%s: %s is larger than %d bytes", opt->name, c->password_file,
+		     CONFIG_MAX_PASSWORD_FILE_BYTES);
+		goto out;
+	}
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	if (n == 0 || memchr(buf, '\0', (size_t)n)) {
+		fail(p, "%s: %s is empty or holds a NUL byte", opt->name, c->password_file);
+		goto out;
+	}
+	buf[n] = '\0';
+	wipe(c->password);
+	free(c->password);
+	c->password = x_strdup(buf);
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	wipe_bytes(buf, CONFIG_MAX_PASSWORD_FILE_BYTES + 1);
+	free(buf);
+	return rc;
+}
+
+/* ---- sections ---- */
+
+static struct config_connector *current_connector(struct parser *p)
+{
+	assert(p->section == SECTION_CONNECTOR && p->cfg->n_connectors > 0);
+	return &p->cfg->connectors[p->cfg->n_connectors - 1];
+}
+
+static bool in_section(const struct config_option *opt, int section)
+{
+	if (section == SECTION_CONNECTOR)
+		return opt->in_connector;
+	return !opt->in_connector && strcmp(opt->section, section_names[section]) == 0;
+}
+
+static void section_label(struct parser *p, char *buf, size_t cap)
+{
+	if (p->section == SECTION_CONNECTOR) {
+		const struct config_connector *c = current_connector(p);
+		snprintf(buf, cap, "connector \"%s/%s\"", c->ns, c->name);
+	} else {
+		snprintf(buf, cap, "%s", section_names[p->section]);
+	}
+}
+
+static unsigned section_start(struct parser *p)
+{
+	if (p->section == SECTION_CONNECTOR)
+		return current_connector(p)->line;
+	return p->section_line[p->section];
+}
+
+static void apply_defaults(struct parser *p, bool in_connector, char *base)
+{
+	p->defaults = true;
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct config_option *opt = &options[i];
+		union config_value v;
+		int rc;
+
+		if (opt->in_connector != in_connector || !opt->default_value)
+			continue;
+		rc = parse_value(p, opt, opt->default_value, &v);
+		assert(rc == 0 && "a default in the option table does not parse");
+		(void)rc;
+		store_field(opt->type, base + opt->offset, &v);
+	}
+	p->defaults = false;
+}
+
+static int end_section(struct parser *p)
+{
+	char label[512];
+
+	if (p->section < 0)
+		return 0;
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		if (!in_section(&options[i], p->section) || options[i].default_value ||
+		    p->set_line[i])
+			continue;
+		section_label(p, label, sizeof(label));
+		return fail_at(p, section_start(p), "missing required option '%s' in section [%s]",
+			       options[i].name, label);
+	}
+	return 0;
+}
+
+static int begin_global_section(struct parser *p, int section)
+{
+	if (p->section_line[section])
+		return fail(p, "duplicate section [%s] (first on line %u)", section_names[section],
+			    p->section_line[section]);
+	p->section_line[section] = p->line;
+	p->section = section;
+	return 0;
+}
+
+static int begin_connector(struct parser *p, const char *arg)
+{
+	struct config *cfg = p->cfg;
+	struct config_connector *c;
+	const char *slash = strchr(arg, '/');
+	size_t nsn;
+
+	if (!slash)
+		return fail(p, "connector \"%s\": expected \"NAMESPACE/NAME\"", arg);
+	nsn = (size_t)(slash - arg);
+	if (!is_dns1123_label(arg, nsn))
+		return fail(p, "connector namespace '%.*s' is not a DNS-1123 label (lower-case letters, digits and '-', at most 63, starting and ending with a letter or digit)",
+			    (int)nsn, arg);
+	if (!is_dns1123_subdomain(slash + 1, strlen(slash + 1)))
+		return fail(p, "connector name '%s' is not a DNS-1123 subdomain (lower-case letters, digits, '-' and '.', at most 253, starting and ending with a letter or digit)",
+			    slash + 1);
+	for (size_t i = 0; i < cfg->n_connectors; i++) {
+		c = &cfg->connectors[i];
+		if (strlen(c->ns) == nsn && memcmp(c->ns, arg, nsn) == 0 &&
+		    strcmp(c->name, slash + 1) == 0)
+			return fail(p, "duplicate connector \"%s\" (first defined on line %u)", arg,
+				    c->line);
+	}
+	if (cfg->n_connectors == p->conn_cap) {
+		p->conn_cap = p->conn_cap ? p->conn_cap * 2 : 4;
+		cfg->connectors = x_realloc(cfg->connectors, p->conn_cap * sizeof(*c));
+	}
+	c = &cfg->connectors[cfg->n_connectors++];
+	memset(c, 0, sizeof(*c));
+	c->ns = x_strndup(arg, nsn);
+	c->name = x_strdup(slash + 1);
+	c->line = p->line;
+	p->section = SECTION_CONNECTOR;
+	for (size_t i = 0; i < N_OPTIONS; i++)
+		if (options[i].in_connector)
+			p->set_line[i] = 0;
+	apply_defaults(p, true, (char *)c);
+	return 0;
+}
+
+static int find_section(const char *name)
+{
+	for (size_t i = 0; i < N_SECTIONS; i++)
+		if (strcmp(section_names[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* ---- lines ---- */
+
+/* s[*i] is the opening quote. On success *i is just past the closing one. */
+static int lex_quoted(struct parser *p, const char *s, size_t n, size_t *i, char **out)
+{
+	char *buf = x_malloc(n + 1);
+	size_t o = 0;
+
+	for (size_t k = *i + 1; k < n; k++) {
+		if (s[k] == '"') {
+			buf[o] = '\0';
+			*out = buf;
+			*i = k + 1;
+			return 0;
+		}
+		if (s[k] == '\\') {
+			if (k + 1 >= n || (s[k + 1] != '"' && s[k + 1] != '\\')) {
+				free(buf);
+				return fail(p, "only \\\" and \\\\ may follow a backslash in quotes");
+			}
+			k++;
+		}
+		buf[o++] = s[k];
+	}
+	free(buf);
+	return fail(p, "missing closing '\"'");
+}
+
+/* Nothing but blanks and a comment may follow a header or a quoted value. */
+static bool only_comment_left(const char *s, size_t n, size_t i)
+{
+	while (i < n && is_blank(s[i]))
+		i++;
+	return i == n || s[i] == ';' || s[i] == '#';
+}
+
+static int lex_value(struct parser *p, const char *s, size_t n, char **out)
+{
+	size_t i = 0, start, end;
+
+	while (i < n && is_blank(s[i]))
+		i++;
+	if (i < n && s[i] == '"') {
+		if (lex_quoted(p, s, n, &i, out) != 0)
+			return -1;
+		if (!only_comment_left(s, n, i)) {
+			free(*out);
+			return fail(p, "unexpected text after the closing quote");
+		}
+		return 0;
+	}
+	start = i;
+	for (end = start; end < n && !starts_comment(s, end, start); end++)
+		;
+	while (end > start && is_blank(s[end - 1]))
+		end--;
+	*out = x_strndup(s + start, end - start);
+	return 0;
+}
+
+static int parse_header(struct parser *p, const char *s, size_t n)
+{
+	size_t i = 1, name_end;
+	char *name = NULL, *arg = NULL;
+	int section, rc = -1;
+
+	while (i < n && s[i] != ']' && s[i] != '"' && !is_blank(s[i]))
+		i++;
+	name_end = i;
+	while (i < n && is_blank(s[i]))
+		i++;
+	if (i < n && s[i] == '"' && lex_quoted(p, s, n, &i, &arg) != 0)
+		goto out;
+	while (i < n && is_blank(s[i]))
+		i++;
+	if (name_end == 1 || i == n || s[i] != ']') {
+		fail(p, "malformed section header: expected [section] or [connector \"NAMESPACE/NAME\"]");
+		goto out;
+	}
+	if (!only_comment_left(s, n, i + 1)) {
+		fail(p, "unexpected text after the section header");
+		goto out;
+	}
+	name = x_strndup(s + 1, name_end - 1);
+	section = find_section(name);
+	if (section < 0) {
+		fail(p, "unknown section [%s]", name);
+		goto out;
+	}
+	if (section == SECTION_CONNECTOR && !arg) {
+		fail(p, "section [connector] needs a name: [connector \"NAMESPACE/NAME\"]");
+		goto out;
+	}
+	if (section != SECTION_CONNECTOR && arg) {
+		fail(p, "section [%s] takes no name", name);
+		goto out;
+	}
+	if (end_section(p) != 0)
+		goto out;
+	if (section == SECTION_CONNECTOR)
+		rc = begin_connector(p, arg);
+	else
+		rc = begin_global_section(p, section);
+out:
+	free(name);
+	free(arg);
+	return rc;
+}
+
+static const struct config_option *find_in_section(int section, const char *key, size_t n)
+{
+	for (size_t i = 0; i < N_OPTIONS; i++)
+		if (in_section(&options[i], section) && strlen(options[i].name) == n &&
+		    memcmp(options[i].name, key, n) == 0)
+			return &options[i];
+	return NULL;
+}
+
+static int check_exclusive(struct parser *p, const struct config_option *opt)
+{
+	static const char *const pair[2] = { "password", "password_file" };
+
+	for (int k = 0; k < 2; k++) {
+		const struct config_option *other;
+		if (!opt->in_connector || strcmp(opt->name, pair[k]) != 0)
+			continue;
+		other = config_find_option("connector", pair[1 - k]);
+		if (p->set_line[other - options])
+			return fail(p, "password and password_file are mutually exclusive (%s set on line %u)",
+				    other->name, p->set_line[other - options]);
+	}
+	return 0;
+}
+
+static int check_files(struct parser *p, const struct config_option *opt, char *base)
+{
+	if (!p->opts->check_files || opt->type != CFG_PATH)
+		return 0;
+	if (opt->in_connector && opt->offset == offsetof(struct config_connector, password_file))
+		return read_password_file(p, opt, (struct config_connector *)base);
+	return check_readable(p, opt, *(char **)(base + opt->offset));
+}
+
+static int set_option(struct parser *p, const char *key, size_t kn, const char *value)
+{
+	const struct config_option *opt = find_in_section(p->section, key, kn);
+	char label[512];
+	char *base;
+	union config_value v;
+	size_t row;
+
+	section_label(p, label, sizeof(label));
+	if (!opt)
+		return fail(p, "unknown key '%.*s' in section [%s]", (int)kn, key, label);
+	row = (size_t)(opt - options);
+	if (p->set_line[row])
+		return fail(p, "duplicate key '%s' in section [%s] (first set on line %u)",
+			    opt->name, label, p->set_line[row]);
+	if (check_exclusive(p, opt) != 0 || parse_value(p, opt, value, &v) != 0)
+		return -1;
+	base = opt->in_connector ? (char *)current_connector(p) : (char *)p->cfg;
+	store_field(opt->type, base + opt->offset, &v);
+	p->set_line[row] = p->line;
+	return check_files(p, opt, base);
+}
+
+static int parse_assignment(struct parser *p, const char *s, size_t n)
+{
+	const char *eq = memchr(s, '=', n);
+	size_t kn;
+	char *value;
+	int rc;
+
+	if (!eq)
+		return fail(p, "expected 'key = value' but found no '='");
+	kn = (size_t)(eq - s);
+	while (kn && is_blank(s[kn - 1]))
+		kn--;
+	if (!kn)
+		return fail(p, "missing key before '='");
+	if (p->section < 0)
+		return fail(p, "key '%.*s' outside of any section", (int)kn, s);
+	if (lex_value(p, eq + 1, n - (size_t)(eq + 1 - s), &value) != 0)
+		return -1;
+	rc = set_option(p, s, kn, value);
+	free(value);
+	return rc;
+}
+
+static int check_line_bytes(struct parser *p, const char *s, size_t n)
+{
+	if (n > CONFIG_MAX_LINE_BYTES)
+		return fail(p, "line is longer than %d bytes", CONFIG_MAX_LINE_BYTES);
+	if (memchr(s, '\0', n))
+		return fail(p, "NUL byte in line");
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return fail(p, "control character 0x%02x in line", c);
+	}
+	return 0;
+}
+
+static int parse_line(struct parser *p, const char *s, size_t n)
+{
+	size_t i = 0;
+
+	if (n && s[n - 1] == '\r')
+		n--;
+	if (check_line_bytes(p, s, n) != 0)
+		return -1;
+	while (i < n && is_blank(s[i]))
+		i++;
+	if (i == n || s[i] == ';' || s[i] == '#')
+		return 0;
+	if (s[i] == '[')
+		return parse_header(p, s + i, n - i);
+	return parse_assignment(p, s + i, n - i);
+}
+
+static int parse_lines(struct parser *p, const char *text, size_t len)
+{
+	size_t pos = 0;
+
+	while (pos < len) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t end = nl ? (size_t)(nl - text) : len;
+
+		p->line++;
+		if (parse_line(p, text + pos, end - pos) != 0)
+			return -1;
+		pos = end + 1;
+	}
+	return end_section(p);
+}
+
+/* Required options of sections that never appeared; the file's last line is
+ * the best place to point at. */
+static int check_missing_sections(struct parser *p)
+{
+	unsigned last = p->line ? p->line : 1;
+
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct config_option *opt = &options[i];
+		if (opt->in_connector || opt->default_value || p->set_line[i])
+			continue;
+		return fail_at(p, last, "missing required option '%s' in section [%s]", opt->name,
+			       opt->section);
+	}
+	return 0;
+}
+
+/* listen's text: what public_address means when it is not given. */
+static char *format_address(const struct config_address *a)
+{
+	bool v6 = strchr(a->host, ':') != NULL;
+	size_t n = strlen(a->host) + sizeof("[]:65535");
+	char *s = x_malloc(n);
+
+	snprintf(s, n, "%s%s%s:%u", v6 ? "[" : "", a->host, v6 ? "]" : "", (unsigned)a->port);
+	return s;
+}
+
+int config_parse_ex(const char *text, size_t len, const struct config_parse_opts *opts,
+		    struct config *out, char *err, size_t err_cap)
+{
+	struct parser p = { .opts = opts, .cfg = out, .err = err, .err_cap = err_cap,
+			    .section = -1 };
+	int rc = -1;
+
+	assert(opts);
+	memset(out, 0, sizeof(*out));
+	if (err && err_cap)
+		err[0] = '\0';
+	if (len > CONFIG_MAX_FILE_BYTES) {
+		fail(&p, "file is larger than %d bytes", CONFIG_MAX_FILE_BYTES);
+		goto out;
+	}
+	/* Editors on some systems start UTF-8 files with a byte order mark. */
+	if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) {
+		text += 3;
+		len -= 3;
+	}
+	if (opts->path_for_messages)
+		out->path = x_strdup(opts->path_for_messages);
+	apply_defaults(&p, false, (char *)out);
+	if (parse_lines(&p, text, len) != 0 || check_missing_sections(&p) != 0)
+		goto out;
+	if (!*out->server.public_address) {
+		free(out->server.public_address);
+		out->server.public_address = format_address(&out->server.listen);
+	}
+	rc = 0;
+out:
+	if (rc != 0)
+		config_free(out);
+	return rc;
+}
+
+int config_parse(const char *text, size_t len, const char *path_for_messages,
+		 const char *base_dir, struct config *out, char *err, size_t err_cap)
+{
+	struct config_parse_opts opts = {
+		.path_for_messages = path_for_messages,
+		.base_dir = base_dir,
+		.check_files = true,
+	};
+
+	return config_parse_ex(text, len, &opts, out, err, err_cap);
+}
+
+/* The directory of path, made absolute so that resolved paths survive a
+ * chdir. */
+static char *absolute_dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char cwd[4096];
+	char *dir;
+	size_t n;
+
+	if (slash == path)
+		return x_strdup("/");
+	if (slash && path[0] == '/')
+		return x_strndup(path, (size_t)(slash - path));
+	if (!getcwd(cwd, sizeof(cwd)))
+		return NULL;
+	if (!slash)
+		return x_strdup(cwd);
+	n = strlen(cwd) + 1 + (size_t)(slash - path) + 1;
+	dir = x_malloc(n);
+	snprintf(dir, n, "%s/%.*s", cwd, (int)(slash - path), path);
+	return dir;
+}
+
+static void load_fail(char *err, size_t err_cap, const char *path, const char *what)
+{
+	if (err && err_cap)
+		snprintf(err, err_cap, "%s: %s", path, what);
+}
+
+int config_load(const char *path, struct config *out, char *err, size_t err_cap)
+{
+	struct config_parse_opts opts = { .path_for_messages = path, .check_files = true };
+	char *text = x_malloc(CONFIG_MAX_FILE_BYTES + 1);
+	char *dir = NULL;
+	ssize_t n;
+	int fd, rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		load_fail(err, err_cap, path, strerror(errno));
+		goto out;
+	}
+	n = read_at_most(fd, text, CONFIG_MAX_FILE_BYTES);
+	if (n < 0)
+		load_fail(err, err_cap, path, strerror(errno));
+	close(fd);
+	if (n < 0)
+		goto out;
+	dir = absolute_dir_of(path);
+	if (!dir) {
+		load_fail(err, err_cap, path, "cannot find the current directory");
+		goto out;
+	}
+	opts.base_dir = dir;
+	rc = config_parse_ex(text, (size_t)n, &opts, out, err, err_cap);
+out:
+	free(dir);
+	free(text);
+	return rc;
+}
+
+/* ---- lookups, reload, help ---- */
+
+const struct config_connector *config_find_connector(const struct config *cfg, const char *ns,
+						     const char *name)
+{
+	for (size_t i = 0; i < cfg->n_connectors; i++)
+		if (strcmp(cfg->connectors[i].ns, ns) == 0 &&
+		    strcmp(cfg->connectors[i].name, name) == 0)
+			return &cfg->connectors[i];
+	return NULL;
+}
+
+const struct config_option *config_unreloadable_change(const struct config *old_cfg,
+							const struct config *new_cfg)
+{
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct config_option *opt = &options[i];
+		/* Every connector option is reloadable, so only globals matter. */
+		assert(!opt->in_connector || opt->reloadable);
+		if (opt->reloadable || opt->in_connector)
+			continue;
+		if (!field_equal(opt->type, (const char *)old_cfg + opt->offset,
+				 (const char *)new_cfg + opt->offset))
+			return opt;
+	}
+	return NULL;
+}
+
+static void print_type(FILE *f, const struct config_option *opt)
+{
+	char lo[32], hi[32];
+
+	fputs(config_type_name(opt->type), f);
+	if (opt->type == CFG_UINT || opt->type == CFG_SIZE || opt->type == CFG_DURATION) {
+		format_bound(opt, opt->min, lo, sizeof(lo));
+		format_bound(opt, opt->max, hi, sizeof(hi));
+		fprintf(f, " %s..%s", lo, hi);
+	}
+	for (int i = 0; opt->type == CFG_ENUM && opt->enum_words[i]; i++)
+		fprintf(f, "%c%s", i ? '|' : ' ', opt->enum_words[i]);
+}
+
+void config_print_options(FILE *f)
+{
+	const char *section = "";
+
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct config_option *opt = &options[i];
+		if (strcmp(section, opt->section) != 0) {
+			section = opt->section;
+			if (opt->in_connector)
+				fprintf(f, "[connector \"NAMESPACE/NAME\"] (repeatable)\n");
+			else
+				fprintf(f, "[%s]\n", section);
+		}
+		fprintf(f, "  %s (", opt->name);
+		print_type(f, opt);
+		if (opt->default_value)
+			fprintf(f, ", default \"%s\"", opt->default_value);
+		else
+			fprintf(f, ", required");
+		fprintf(f, ", %s)\n      %s\n", opt->reloadable ? "reloadable" : "restart needed",
+			opt->doc);
+	}
+}

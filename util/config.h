@@ -1,0 +1,152 @@
+/* ocigate's configuration file (standalone mode): one INI-style file whose
+ * every option is a row of one table (config_options()). That table drives
+ * parsing, defaults, `ocigate --check-config`, the printed option help and
+ * the cross-check of packaging/ocigate.conf.example, so an option cannot be
+ * added in one place and forgotten in another. */
+#ifndef OCIGATE_UTIL_CONFIG_H
+#define OCIGATE_UTIL_CONFIG_H
+
+#include "util/common.h"
+
+#include <stdio.h>
+
+/* Inputs beyond these are refused rather than truncated. */
+#define CONFIG_MAX_FILE_BYTES (1024 * 1024)
+#define CONFIG_MAX_LINE_BYTES 8192
+/* A password_file larger than this is certainly not a password. */
+#define CONFIG_MAX_PASSWORD_FILE_BYTES 65536
+
+enum config_type {
+	CFG_STRING,   /* any text, may be empty */
+	CFG_PATH,     /* non-empty; relative to the config file's directory */
+	CFG_ADDRESS,  /* HOST:PORT, [IPv6]:PORT or :PORT; port 0-65535 */
+	CFG_UINT,     /* decimal, min..max from the table */
+	CFG_SIZE,     /* bytes; k, m, g (either case) are powers of 1024 */
+	CFG_DURATION, /* ms, s, m, h; a bare number is seconds; stored in ms */
+	CFG_BOOL,     /* yes/no, true/false, on/off, 1/0 */
+	CFG_LIST,     /* words separated by blanks */
+	CFG_URL,      /* http(s)://host[:port][/path-prefix] */
+	CFG_ENUM,     /* one of the row's enum_words, stored as its index */
+};
+
+/* Values of [log] level, indexes of its enum_words. */
+enum config_log_level {
+	CONFIG_LOG_DEBUG,
+	CONFIG_LOG_INFO,
+	CONFIG_LOG_WARN,
+	CONFIG_LOG_ERROR,
+};
+
+struct config_address {
+	char *host;    /* IP literal (IPv6 without brackets) or name; "" = all interfaces */
+	uint16_t port; /* 0 = any free port */
+};
+
+struct config_url {
+	bool https;
+	char *host;        /* lower-cased; IPv6 without brackets */
+	uint16_t port;     /* as written, else 80 or 443 */
+	char *path_prefix; /* "" or "/a/b": starts with '/', never ends with '/' */
+	char *text;        /* the value as written */
+};
+
+struct config_list {
+	char **items;
+	size_t n;
+};
+
+struct config_connector {
+	char *ns, *name;
+	struct config_url address;
+	char *username;
+	char *password;      /* from password_file when that was given and files were checked */
+	char *password_file; /* absolute path (if base_dir was) or NULL */
+	char *ca_file;       /* absolute path (if base_dir was) or NULL */
+	struct config_list allow;
+	unsigned line;       /* line of its section header */
+};
+
+struct config {
+	char *path; /* the config file, or the name given for messages; may be NULL */
+	struct {
+		struct config_address listen;
+		char *public_address; /* never empty after parsing: listen's text by default */
+		unsigned max_connections;
+		uint64_t header_timeout_ms, idle_timeout_ms, send_timeout_ms, shutdown_timeout_ms;
+		size_t max_header_bytes;
+		unsigned max_headers;
+		size_t body_buffer;
+	} server;
+	struct {
+		uint64_t connect_timeout_ms, read_timeout_ms;
+		unsigned pool_max_idle;
+		uint64_t pool_idle_timeout_ms;
+		size_t max_response_header_bytes;
+	} upstream;
+	struct {
+		char *tokens_file;
+		char *realm;
+	} auth;
+	struct {
+		int level; /* enum config_log_level */
+		bool access_log;
+	} log;
+	struct config_connector *connectors;
+	size_t n_connectors;
+};
+
+/* One row of THE table. min/max apply to uint (the number), size (bytes)
+ * and duration (milliseconds; min 0 is what allows a zero duration). */
+struct config_option {
+	const char *section;       /* "server", ..., or "connector" */
+	const char *name;
+	enum config_type type;
+	const char *default_value; /* NULL = required */
+	bool reloadable;           /* applied on SIGHUP without a restart */
+	uint64_t min, max;
+	const char *const *enum_words; /* NULL-terminated, CFG_ENUM only */
+	size_t offset;             /* in struct config, or struct config_connector if in_connector */
+	bool in_connector;
+	const char *doc;
+};
+
+struct config_parse_opts {
+	const char *path_for_messages; /* prefix of error messages; NULL = "config" */
+	const char *base_dir;          /* relative paths are joined to it; NULL = keep them relative */
+	bool check_files;              /* tokens_file and ca_file must be readable, password_file is read */
+};
+
+const struct config_option *config_options(size_t *n);
+/* The row for section ("connector" for connector options) and name, or NULL. */
+const struct config_option *config_find_option(const char *section, const char *name);
+const char *config_type_name(enum config_type type);
+
+/* Reads and parses the file, checking the files it names; relative paths are
+ * resolved against the file's directory made absolute. *out is overwritten,
+ * not freed: on SIGHUP, load into a fresh struct and swap. On error, err gets
+ * "PATH:LINE: message" ("PATH: message" when no line is to blame) and *out is
+ * left zeroed. */
+OG_WARN_UNUSED int config_load(const char *path, struct config *out, char *err, size_t err_cap);
+/* config_parse_ex with check_files on. */
+OG_WARN_UNUSED int config_parse(const char *text, size_t len, const char *path_for_messages,
+				const char *base_dir, struct config *out, char *err,
+				size_t err_cap);
+/* text needs no NUL terminator. Same error contract as config_load. */
+OG_WARN_UNUSED int config_parse_ex(const char *text, size_t len,
+				   const struct config_parse_opts *opts, struct config *out,
+				   char *err, size_t err_cap);
+/* Accepts a zeroed struct; leaves it zeroed. Passwords are wiped. */
+void config_free(struct config *cfg);
+
+/* The table as help text: section, key, type, range, default, reloadable, doc. */
+void config_print_options(FILE *f);
+
+const struct config_connector *config_find_connector(const struct config *cfg, const char *ns,
+						     const char *name);
+
+/* The first option that differs between two configs but cannot be applied
+ * without a restart, or NULL when a reload can apply new_cfg in full. */
+const struct config_option *config_unreloadable_change(const struct config *old_cfg,
+							const struct config *new_cfg);
+
+#endif
