@@ -25,17 +25,20 @@ static char *connector_basic_header(const char *user, const char *password)
 	return hdr;
 }
 
-static char *connector_host_header(const char *host, bool https, uint16_t port)
+static char **connector_copy_list(char *const *src, size_t n)
 {
-	bool v6 = strchr(host, ':') != NULL;
-	bool default_port = port == (https ? 443 : 80);
-	size_t cap = strlen(host) + 16;
-	char *h = x_malloc(cap);
-	if (default_port)
-		snprintf(h, cap, v6 ? "[%s]" : "%s", host);
-	else
-		snprintf(h, cap, v6 ? "[%s]:%u" : "%s:%u", host, (unsigned)port);
-	return h;
+	char **dst = x_calloc(n ? n : 1, sizeof(char *));
+
+	for (size_t i = 0; i < n; i++)
+		dst[i] = x_strdup(src[i]);
+	return dst;
+}
+
+static void connector_free_list(char **list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
 }
 
 struct connector *connector_new(const struct connector_spec *s)
@@ -53,15 +56,15 @@ struct connector *connector_new(const struct connector_spec *s)
 	c->port = s->port;
 	c->path_prefix = x_strdup(s->path_prefix ? s->path_prefix : "");
 	c->address = x_strdup(s->address ? s->address : s->host);
-	c->host_header = connector_host_header(s->host, s->https, s->port);
 	if (s->username && *s->username)
 		c->authorization = connector_basic_header(s->username,
 							  s->password ? s->password : "");
 	c->ca_file = s->ca_file && *s->ca_file ? x_strdup(s->ca_file) : NULL;
 	c->n_allow = s->n_allow;
-	c->allow = x_calloc(s->n_allow ? s->n_allow : 1, sizeof(char *));
-	for (size_t i = 0; i < s->n_allow; i++)
-		c->allow[i] = x_strdup(s->allow[i]);
+	c->allow = connector_copy_list(s->allow, s->n_allow);
+	c->n_allow_push = s->n_allow_push;
+	c->allow_push = connector_copy_list(s->allow_push, s->n_allow_push);
+	c->allow_insecure = s->allow_insecure;
 	return c;
 }
 
@@ -81,16 +84,14 @@ void connector_unref(struct connector *c)
 		OPENSSL_cleanse(c->authorization, strlen(c->authorization));
 		free(c->authorization);
 	}
-	for (size_t i = 0; i < c->n_allow; i++)
-		free(c->allow[i]);
-	free(c->allow);
+	connector_free_list(c->allow, c->n_allow);
+	connector_free_list(c->allow_push, c->n_allow_push);
 	free(c->ns);
 	free(c->name);
 	free(c->id);
 	free(c->host);
 	free(c->path_prefix);
 	free(c->address);
-	free(c->host_header);
 	free(c->ca_file);
 	free(c);
 }

@@ -16,11 +16,13 @@ struct connector {
 	uint16_t port;
 	char *path_prefix;  /* "" or "/prefix" */
 	char *address;      /* the address as configured, for messages */
-	char *host_header;  /* "host" or "host:port" when the port is not the default */
 	char *authorization; /* "Basic ..." for the upstream, or NULL */
 	char *ca_file;      /* extra trust, or NULL */
 	char **allow;       /* users or groups that may pull */
 	size_t n_allow;
+	char **allow_push;  /* users or groups that may push and delete */
+	size_t n_allow_push;
+	bool allow_insecure; /* plain-http redirect targets and token services */
 	/* Owned by the proxy layer (its upstream pool); freed with the connector
 	 * through the destructor the proxy registered. */
 	void *proxy_data;
@@ -38,6 +40,9 @@ struct connector_spec {
 	const char *ca_file;
 	char *const *allow;
 	size_t n_allow;
+	char *const *allow_push;
+	size_t n_allow_push;
+	bool allow_insecure;
 };
 
 struct connector *connector_new(const struct connector_spec *spec);

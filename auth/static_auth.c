@@ -46,7 +46,9 @@ static struct auth_pending *static_auth_authorize(struct auth_backend *b, struct
 	char msg[512];
 
 	(void)b;
-	if (verb == AUTH_VERB_PULL && auth_identity_in_list(id, c->allow, c->n_allow)) {
+	bool ok = verb == AUTH_VERB_PULL ? auth_identity_in_list(id, c->allow, c->n_allow) :
+					   auth_identity_in_list(id, c->allow_push, c->n_allow_push);
+	if (ok) {
 		d.status = AUTH_OK;
 	} else {
 		snprintf(msg, sizeof(msg), "user %s may not %s through connector %s", id->user,
@@ -117,6 +119,9 @@ static struct connector *static_auth_connector(const struct config_connector *cc
 		.ca_file = cc->ca_file,
 		.allow = cc->allow.items,
 		.n_allow = cc->allow.n,
+		.allow_push = cc->allow_push.items,
+		.n_allow_push = cc->allow_push.n,
+		.allow_insecure = cc->allow_insecure,
 	};
 	return connector_new(&spec);
 }

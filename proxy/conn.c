@@ -16,68 +16,34 @@
 #include <openssl/sha.h>
 
 #include "auth/credentials.h"
+#include "proxy/conn_priv.h"
 #include "proxy/respond.h"
-#include "proxy/route.h"
-#include "proxy/upstream.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
 /* Longest decoded Basic credential we accept (the token limit plus a user). */
 #define CONN_CRED_BUF 8448
-/* Framing lines of a chunked body are examined in windows of this size. */
-#define CONN_CHUNK_WINDOW 8192
-
-struct conn {
-	struct proxy *px;
-	uint64_t id;
-	enum conn_state state;
-	struct bufferevent *bev;
-	struct event *timer;
-	struct timespec accepted_at;
-	char peer[INET6_ADDRSTRLEN + 8];
-	struct conn *next, *prev, *reap_next;
-	bool in_process;
-	bool head_timer_armed;
-	unsigned n_requests;
-
-	/* The current request. */
-	char *head; /* copy of the request head, then its header array */
-	struct http1_request req;
-	struct route route;
-	struct timespec req_start;
-	struct connector *connector;
-	struct auth_identity *identity;
-	struct auth_pending *pending;
-	bool keep_alive;
-	int status;
-	uint64_t body_bytes;
-
-	/* The upstream side of the current request. */
-	struct upstream_conn *up;
-	bool up_reused;
-	bool up_got_bytes;
-	bool retried;
-	bool up_keep_alive;
-	bool up_paused;
-	bool client_chunked;
-	enum http1_body up_body;
-	uint64_t body_left;
-	struct http1_chunked chunk;
-};
 
 static const char *const conn_state_names[CONN_N_STATES] = {
-	"read_head", "auth", "upstream_connect", "upstream_head", "stream_body", "closing", "closed",
+	"read_head", "auth", "upstream_auth", "upstream_connect", "request_body", "upstream_head",
+	"stream_body", "closing", "closed",
 };
 
 #define S(x) (1u << (x))
 static const unsigned conn_transitions[CONN_N_STATES] = {
 	[CONN_READ_HEAD] = S(CONN_AUTH) | S(CONN_READ_HEAD) | S(CONN_CLOSING) | S(CONN_CLOSED),
-	[CONN_AUTH] = S(CONN_UPSTREAM_CONNECT) | S(CONN_UPSTREAM_HEAD) | S(CONN_READ_HEAD) |
-		      S(CONN_CLOSING) | S(CONN_CLOSED),
-	[CONN_UPSTREAM_CONNECT] = S(CONN_UPSTREAM_HEAD) | S(CONN_READ_HEAD) | S(CONN_CLOSING) |
-				  S(CONN_CLOSED),
-	[CONN_UPSTREAM_HEAD] = S(CONN_STREAM_BODY) | S(CONN_UPSTREAM_CONNECT) | S(CONN_READ_HEAD) |
+	[CONN_AUTH] = S(CONN_UPSTREAM_AUTH) | S(CONN_UPSTREAM_CONNECT) | S(CONN_REQUEST_BODY) |
+		      S(CONN_UPSTREAM_HEAD) | S(CONN_READ_HEAD) | S(CONN_CLOSING) | S(CONN_CLOSED),
+	[CONN_UPSTREAM_AUTH] = S(CONN_UPSTREAM_AUTH) | S(CONN_UPSTREAM_CONNECT) |
+			       S(CONN_REQUEST_BODY) | S(CONN_UPSTREAM_HEAD) | S(CONN_READ_HEAD) |
 			       S(CONN_CLOSING) | S(CONN_CLOSED),
+	[CONN_UPSTREAM_CONNECT] = S(CONN_REQUEST_BODY) | S(CONN_UPSTREAM_HEAD) | S(CONN_READ_HEAD) |
+				  S(CONN_CLOSING) | S(CONN_CLOSED),
+	[CONN_REQUEST_BODY] = S(CONN_UPSTREAM_HEAD) | S(CONN_STREAM_BODY) | S(CONN_UPSTREAM_CONNECT) |
+			      S(CONN_READ_HEAD) | S(CONN_CLOSING) | S(CONN_CLOSED),
+	[CONN_UPSTREAM_HEAD] = S(CONN_STREAM_BODY) | S(CONN_UPSTREAM_AUTH) | S(CONN_UPSTREAM_CONNECT) |
+			       S(CONN_UPSTREAM_HEAD) | S(CONN_READ_HEAD) | S(CONN_CLOSING) |
+			       S(CONN_CLOSED),
 	[CONN_STREAM_BODY] = S(CONN_READ_HEAD) | S(CONN_CLOSING) | S(CONN_CLOSED),
 	[CONN_CLOSING] = S(CONN_CLOSED),
 	[CONN_CLOSED] = 0,
@@ -94,14 +60,13 @@ bool conn_transition_allowed(enum conn_state from, enum conn_state to)
 	return from < CONN_N_STATES && to < CONN_N_STATES && (conn_transitions[from] & (1u << to));
 }
 
-static void conn_set_state(struct conn *c, enum conn_state to)
+void conn_set_state(struct conn *c, enum conn_state to)
 {
 	assert(conn_transition_allowed(c->state, to));
 	c->state = to;
 }
 
 static void conn_process(struct conn *c);
-static void conn_relay_body(struct conn *c);
 
 static double conn_ms_since(const struct timespec *t)
 {
@@ -111,7 +76,7 @@ static double conn_ms_since(const struct timespec *t)
 	return (double)(now.tv_sec - t->tv_sec) * 1e3 + (double)(now.tv_nsec - t->tv_nsec) / 1e6;
 }
 
-static struct evbuffer *conn_out(struct conn *c)
+struct evbuffer *conn_out(struct conn *c)
 {
 	return bufferevent_get_output(c->bev);
 }
@@ -124,18 +89,13 @@ static void conn_end_request(struct conn *c)
 		c->px->auth->ops->cancel(c->px->auth, c->pending);
 		c->pending = NULL;
 	}
-	if (c->up) {
-		upstream_free(c->up);
-		c->up = NULL;
-	}
+	exchange_end(c);
 	connector_unref(c->connector);
 	c->connector = NULL;
 	auth_identity_unref(c->identity);
 	c->identity = NULL;
 	free(c->head);
 	c->head = NULL;
-	c->up_paused = false;
-	c->retried = false;
 }
 
 static void conn_unlink(struct conn *c)
@@ -154,7 +114,7 @@ static void conn_unlink(struct conn *c)
 
 /* Every close goes through here: it logs why, detaches everything, and
  * leaves the memory to the reaper so callers up the stack stay safe. */
-static void conn_close(struct conn *c, const char *reason)
+void conn_close(struct conn *c, const char *reason)
 {
 	struct proxy *px = c->px;
 
@@ -219,7 +179,7 @@ static void conn_log_access(struct conn *c)
 /* The response is complete in the client's output buffer: log it, give the
  * upstream connection back if it can carry another request, and wait for
  * the next request or close. */
-static void conn_finish_response(struct conn *c, bool upstream_reusable)
+void conn_finish_response(struct conn *c, bool upstream_reusable)
 {
 	conn_log_access(c);
 	if (c->up && upstream_reusable) {
@@ -235,7 +195,15 @@ static void conn_finish_response(struct conn *c, bool upstream_reusable)
 	conn_process(c);
 }
 
-static void conn_respond_error(struct conn *c, int status, const char *code, const char *message)
+/* Answering without reading a request body leaves it in the stream: the
+ * connection cannot carry another request. */
+static void conn_drop_unread_body(struct conn *c)
+{
+	if (c->head && conn_has_body(&c->req) && !c->req_body_done)
+		c->keep_alive = false;
+}
+
+void conn_respond_error(struct conn *c, int status, const char *code, const char *message)
 {
 	struct respond_opts o = {
 		.head = c->head && c->req.method == HTTP_M_HEAD,
@@ -244,21 +212,12 @@ static void conn_respond_error(struct conn *c, int status, const char *code, con
 		.retry_after = status == 503 ? 5 : 0,
 	};
 
+	conn_drop_unread_body(c);
+	o.close = !c->keep_alive;
 	c->status = status;
 	c->body_bytes = respond_error(conn_out(c), status, code, message,
 				      c->connector ? c->connector->id : NULL, &o);
 	conn_finish_response(c, false);
-}
-
-/* An upstream failure before any response byte reached the client. */
-static void conn_upstream_failed(struct conn *c, int status, const char *code, const char *why)
-{
-	char msg[600];
-
-	log_warn("upstream_error", "conn=%" PRIu64 " connector=%s status=%d reason=\"%s\"", c->id,
-		 c->connector->id, status, why);
-	snprintf(msg, sizeof(msg), "connector %s: %s", c->connector->id, why);
-	conn_respond_error(c, status, code, msg);
 }
 
 static void conn_respond_plain(struct conn *c, int status, const char *ctype, const char *body)
@@ -349,387 +308,6 @@ static bool conn_read_request(struct conn *c)
 	return true;
 }
 
-/* ---- upstream exchange --------------------------------------------------- */
-
-static const char *const conn_forward_request_headers[] = {
-	"Accept", "Range", "If-Range", "If-None-Match", "If-Match",
-	"If-Modified-Since", "If-Unmodified-Since", "User-Agent",
-};
-
-static bool conn_name_in(struct og_str name, const char *const *names, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (og_str_ieq(name, names[i]))
-			return true;
-	return false;
-}
-
-/* Only what registries need reaches them: never the client's Authorization,
- * cookies, or hop-by-hop fields. */
-static void conn_send_upstream_request(struct conn *c)
-{
-	struct evbuffer *out = bufferevent_get_output(c->up->bev);
-	struct connector *k = c->connector;
-	const char *rest = c->req.target.p + c->route.upstream_off;
-	int rest_n = (int)(c->req.target.n - c->route.upstream_off);
-
-	evbuffer_add_printf(out, "%s %s/v2/%.*s HTTP/1.1\r\nHost: %s\r\n",
-			    c->req.method == HTTP_M_HEAD ? "HEAD" : "GET", k->path_prefix, rest_n,
-			    rest, k->host_header);
-	if (k->authorization)
-		evbuffer_add_printf(out, "Authorization: %s\r\n", k->authorization);
-	for (size_t i = 0; i < c->req.n_headers; i++) {
-		const struct http1_header *h = &c->req.headers[i];
-		if (!conn_name_in(h->name, conn_forward_request_headers,
-				  OG_ARRAY_LEN(conn_forward_request_headers)))
-			continue;
-		evbuffer_add(out, h->name.p, h->name.n);
-		evbuffer_add(out, ": ", 2);
-		evbuffer_add(out, h->value.p, h->value.n);
-		evbuffer_add(out, "\r\n", 2);
-	}
-	evbuffer_add(out, "\r\n", 2);
-	c->up_got_bytes = false;
-}
-
-static void conn_up_read(struct bufferevent *bev, void *arg);
-static void conn_up_event(struct bufferevent *bev, short events, void *arg);
-
-static void conn_connect_upstream(struct conn *c, struct upstream_pool *pool)
-{
-	char err[300];
-
-	c->up_reused = false;
-	c->up = upstream_connect(pool, conn_up_read, conn_up_event, c, err, sizeof(err));
-	if (!c->up) {
-		conn_upstream_failed(c, 502, "UNAVAILABLE", err);
-		return;
-	}
-	conn_set_state(c, CONN_UPSTREAM_CONNECT);
-}
-
-static void conn_start_upstream(struct conn *c)
-{
-	char err[300];
-	struct upstream_pool *pool = upstream_pool_get(c->px, c->connector, err, sizeof(err));
-
-	if (!pool) {
-		conn_upstream_failed(c, 502, "UNAVAILABLE", err);
-		return;
-	}
-	c->up = upstream_take_idle(pool);
-	if (!c->up) {
-		conn_connect_upstream(c, pool);
-		return;
-	}
-	c->up_reused = true;
-	upstream_attach(c->up, conn_up_read, conn_up_event, c);
-	conn_set_state(c, CONN_UPSTREAM_HEAD);
-	conn_send_upstream_request(c);
-}
-
-static const struct {
-	const char *name;
-	size_t len;
-	bool prefix;
-} conn_forward_response_headers[] = {
-#define H(n, p) { n, sizeof(n) - 1, p }
-	H("Content-Type", false), H("Content-Range", false), H("Accept-Ranges", false),
-	H("Content-Encoding", false), H("Docker-Content-Digest", false),
-	H("Docker-Distribution-Api-Version", false), H("ETag", false), H("Last-Modified", false),
-	H("Cache-Control", false), H("Expires", false), H("Date", false), H("Retry-After", false),
-	H("Location", false), H("Warning", false), H("Docker-RateLimit-Source", false),
-	H("OCI-", true), H("RateLimit-", true),
-#undef H
-};
-
-static bool conn_forward_response_header(struct og_str name)
-{
-	for (size_t i = 0; i < OG_ARRAY_LEN(conn_forward_response_headers); i++) {
-		size_t len = conn_forward_response_headers[i].len;
-		if (conn_forward_response_headers[i].prefix ? name.n <= len : name.n != len)
-			continue;
-		if (og_str_ieq(og_str_make(name.p, len), conn_forward_response_headers[i].name))
-			return true;
-	}
-	return false;
-}
-
-static void conn_add_header(struct evbuffer *out, struct og_str name, const char *v, size_t n)
-{
-	evbuffer_add(out, name.p, name.n);
-	evbuffer_add(out, ": ", 2);
-	evbuffer_add(out, v, n);
-	evbuffer_add(out, "\r\n", 2);
-}
-
-static void conn_add_link(struct conn *c, const struct http1_header *h)
-{
-	char buf[2048];
-	ssize_t n = route_rewrite_link(h->value, c->route.ns, c->route.connector, buf, sizeof(buf));
-
-	if (n > 0)
-		conn_add_header(conn_out(c), h->name, buf, (size_t)n);
-}
-
-/* Writes the client's response head: the upstream's status and the fields
- * clients rely on, with our own framing and connection handling. */
-static void conn_write_response_head(struct conn *c, const struct http1_response *resp)
-{
-	struct evbuffer *out = conn_out(c);
-	const struct http1_header *cl = NULL;
-
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", resp->status, respond_reason(resp->status));
-	for (size_t i = 0; i < resp->n_headers; i++) {
-		const struct http1_header *h = &resp->headers[i];
-		if (og_str_ieq(h->name, "Content-Length"))
-			cl = h;
-		else if (og_str_ieq(h->name, "Link"))
-			conn_add_link(c, h);
-		else if (conn_forward_response_header(h->name))
-			conn_add_header(out, h->name, h->value.p, h->value.n);
-	}
-	c->client_chunked = false;
-	if (resp->body == HTTP1_BODY_LENGTH) {
-		evbuffer_add_printf(out, "Content-Length: %" PRIu64 "\r\n", resp->content_length);
-	} else if (resp->body == HTTP1_BODY_NONE) {
-		if (cl)
-			conn_add_header(out, cl->name, cl->value.p, cl->value.n);
-	} else if (c->req.version_minor >= 1) {
-		c->client_chunked = true;
-		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
-	} else {
-		c->keep_alive = false; /* HTTP/1.0: the end of the body is the close */
-	}
-	if (!c->keep_alive)
-		evbuffer_add(out, "Connection: close\r\n", 19);
-	evbuffer_add(out, "\r\n", 2);
-}
-
-static void conn_upstream_rejected_credentials(struct conn *c, int status)
-{
-	char why[300];
-
-	if (c->connector->authorization)
-		snprintf(why, sizeof(why),
-			 "the upstream registry rejected the connector's credentials (HTTP %d)", status);
-	else
-		snprintf(why, sizeof(why),
-			 "the upstream registry requires credentials and the connector has none (HTTP %d)",
-			 status);
-	upstream_free(c->up);
-	c->up = NULL;
-	conn_upstream_failed(c, 502, "DENIED", why);
-}
-
-static void conn_begin_body(struct conn *c, const struct http1_response *resp)
-{
-	c->up_body = resp->body;
-	c->up_keep_alive = resp->keep_alive;
-	c->body_left = resp->content_length;
-	http1_chunked_init(&c->chunk);
-	conn_set_state(c, CONN_STREAM_BODY);
-}
-
-/* Returns true when the head was handled and the body (if any) follows. */
-static bool conn_read_response_head(struct conn *c)
-{
-	struct proxy *px = c->px;
-	struct evbuffer *in = bufferevent_get_input(c->up->bev);
-
-	for (;;) {
-		struct http1_response resp = { .headers = px->scratch_headers };
-		enum http1_error err = HTTP1_E_NONE;
-		size_t n = OG_MIN(evbuffer_get_length(in), px->resp_limits.max_head_bytes);
-		const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
-		ssize_t r = http1_parse_response(p, n, &px->resp_limits, c->req.method, &resp, &err);
-		char why[200];
-
-		if (r == 0)
-			return false;
-		if (r < 0 || resp.status == 101) {
-			snprintf(why, sizeof(why), "the upstream registry sent an invalid response (%s)",
-				 r < 0 ? http1_error_str(err) : "unexpected upgrade");
-			upstream_free(c->up);
-			c->up = NULL;
-			conn_upstream_failed(c, 502, "UNAVAILABLE", why);
-			return false;
-		}
-		if (resp.status < 200) { /* 100 Continue, 103 Early Hints: not for the client */
-			evbuffer_drain(in, (size_t)r);
-			continue;
-		}
-		if (resp.status == 401 || resp.status == 407) {
-			conn_upstream_rejected_credentials(c, resp.status);
-			return false;
-		}
-		c->status = resp.status;
-		conn_write_response_head(c, &resp);
-		evbuffer_drain(in, (size_t)r);
-		conn_begin_body(c, &resp);
-		return true;
-	}
-}
-
-static void conn_body_done(struct conn *c)
-{
-	struct evbuffer *in = bufferevent_get_input(c->up->bev);
-	bool reusable = c->up_keep_alive && c->up_body != HTTP1_BODY_UNTIL_CLOSE &&
-			evbuffer_get_length(in) == 0;
-
-	if (c->client_chunked)
-		evbuffer_add(conn_out(c), "0\r\n\r\n", 5);
-	conn_finish_response(c, reusable);
-}
-
-static void conn_move_data(struct conn *c, struct evbuffer *in, size_t n)
-{
-	struct evbuffer *out = conn_out(c);
-
-	if (c->client_chunked)
-		evbuffer_add_printf(out, "%zx\r\n", n);
-	evbuffer_remove_buffer(in, out, n);
-	if (c->client_chunked)
-		evbuffer_add(out, "\r\n", 2);
-	c->body_bytes += n;
-}
-
-/* Consumes chunked framing and moves chunk data. Returns 1 at the end of
- * the body, 0 when more input is needed, -1 on bad framing. */
-static int conn_relay_chunked(struct conn *c, struct evbuffer *in)
-{
-	while (evbuffer_get_length(in) > 0) {
-		size_t avail = evbuffer_get_length(in);
-		if (c->chunk.data_left > 0) {
-			size_t n = (size_t)OG_MIN((uint64_t)avail, c->chunk.data_left);
-			conn_move_data(c, in, n);
-			http1_chunked_took(&c->chunk, n);
-			continue;
-		}
-		size_t win = OG_MIN(avail, (size_t)CONN_CHUNK_WINDOW);
-		const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)win);
-		size_t used = 0;
-		enum http1_chunk_status st = http1_chunked_parse(&c->chunk, p, win, &used);
-		evbuffer_drain(in, used);
-		if (st == HTTP1_CHUNK_ERROR)
-			return -1;
-		if (st == HTTP1_CHUNK_DONE)
-			return 1;
-	}
-	return 0;
-}
-
-static void conn_pause_upstream_if_full(struct conn *c)
-{
-	if (evbuffer_get_length(conn_out(c)) >= c->px->cfg->server.body_buffer) {
-		bufferevent_disable(c->up->bev, EV_READ);
-		c->up_paused = true;
-	}
-}
-
-static void conn_relay_body(struct conn *c)
-{
-	struct evbuffer *in = bufferevent_get_input(c->up->bev);
-	int done = 0;
-
-	switch (c->up_body) {
-	case HTTP1_BODY_NONE:
-		done = 1;
-		break;
-	case HTTP1_BODY_LENGTH: {
-		size_t n = (size_t)OG_MIN((uint64_t)evbuffer_get_length(in), c->body_left);
-		if (n) {
-			evbuffer_remove_buffer(in, conn_out(c), n);
-			c->body_left -= n;
-			c->body_bytes += n;
-		}
-		done = c->body_left == 0;
-		break;
-	}
-	case HTTP1_BODY_CHUNKED:
-		done = conn_relay_chunked(c, in);
-		break;
-	case HTTP1_BODY_UNTIL_CLOSE:
-		if (evbuffer_get_length(in))
-			conn_move_data(c, in, evbuffer_get_length(in));
-		break;
-	}
-	if (done < 0) {
-		log_warn("upstream_error", "conn=%" PRIu64 " connector=%s reason=bad_chunked_body",
-			 c->id, c->connector->id);
-		conn_close(c, "upstream_bad_chunked_body");
-	} else if (done) {
-		conn_body_done(c);
-	} else {
-		conn_pause_upstream_if_full(c);
-	}
-}
-
-static void conn_up_read(struct bufferevent *bev, void *arg)
-{
-	struct conn *c = arg;
-
-	(void)bev;
-	c->up_got_bytes = true;
-	if (c->state == CONN_UPSTREAM_HEAD && !conn_read_response_head(c))
-		return;
-	if (c->state == CONN_STREAM_BODY)
-		conn_relay_body(c);
-}
-
-static void conn_up_failed_before_head(struct conn *c, short events)
-{
-	char why[400];
-	bool timeout = (events & BEV_EVENT_TIMEOUT) != 0;
-
-	/* A pooled connection the registry closed just as we reused it: the
-	 * request never reached it, and GET/HEAD are safe to send again. */
-	if (c->state == CONN_UPSTREAM_HEAD && c->up_reused && !c->up_got_bytes && !c->retried &&
-	    !timeout) {
-		struct upstream_pool *pool = c->up->pool;
-		upstream_free(c->up);
-		c->up = NULL;
-		c->retried = true;
-		conn_connect_upstream(c, pool);
-		return;
-	}
-	upstream_describe_error(c->up, events, why, sizeof(why));
-	upstream_free(c->up);
-	c->up = NULL;
-	conn_upstream_failed(c, timeout ? 504 : 502, "UNAVAILABLE", why);
-}
-
-static void conn_up_event(struct bufferevent *bev, short events, void *arg)
-{
-	struct conn *c = arg;
-	char why[400];
-
-	(void)bev;
-	if (events & BEV_EVENT_CONNECTED) {
-		upstream_attach(c->up, conn_up_read, conn_up_event, c);
-		conn_set_state(c, CONN_UPSTREAM_HEAD);
-		conn_send_upstream_request(c);
-		return;
-	}
-	if (c->state == CONN_UPSTREAM_CONNECT || c->state == CONN_UPSTREAM_HEAD) {
-		conn_up_failed_before_head(c, events);
-		return;
-	}
-	if (c->state != CONN_STREAM_BODY)
-		return;
-	if (c->up_body == HTTP1_BODY_UNTIL_CLOSE && (events & BEV_EVENT_EOF)) {
-		conn_relay_body(c);
-		if (c->state == CONN_STREAM_BODY)
-			conn_body_done(c);
-		return;
-	}
-	/* Headers already went out: a short body is the only honest signal. */
-	upstream_describe_error(c->up, events, why, sizeof(why));
-	log_warn("upstream_error", "conn=%" PRIu64 " connector=%s reason=\"%s\" body_sent=%" PRIu64,
-		 c->id, c->connector->id, why, c->body_bytes);
-	conn_close(c, "upstream_failed_mid_body");
-}
-
 /* ---- authentication and authorization ---------------------------------- */
 
 static void conn_on_authz(void *arg, const struct auth_decision *d)
@@ -739,7 +317,7 @@ static void conn_on_authz(void *arg, const struct auth_decision *d)
 	c->pending = NULL;
 	switch (d->status) {
 	case AUTH_OK:
-		conn_start_upstream(c);
+		exchange_start(c);
 		break;
 	case AUTH_UNAVAILABLE:
 		conn_respond_error(c, 503, "UNAVAILABLE",
@@ -763,7 +341,7 @@ static void conn_authorize(struct conn *c)
 		conn_respond_error(c, 404, "NAME_UNKNOWN", msg);
 		return;
 	}
-	struct auth_pending *p = b->ops->authorize(b, c->identity, c->connector, AUTH_VERB_PULL,
+	struct auth_pending *p = b->ops->authorize(b, c->identity, c->connector, c->verb,
 						   conn_on_authz, c);
 	if (p)
 		c->pending = p;
@@ -827,7 +405,7 @@ static void conn_authenticate(struct conn *c)
 
 /* ---- dispatch ------------------------------------------------------------ */
 
-static bool conn_has_body(const struct http1_request *req)
+bool conn_has_body(const struct http1_request *req)
 {
 	return req->body == HTTP1_BODY_CHUNKED ||
 	       (req->body == HTTP1_BODY_LENGTH && req->content_length > 0);
@@ -849,6 +427,33 @@ static bool conn_handle_health(struct conn *c)
 	return false;
 }
 
+/* Which methods each route takes, and whether they read or write. Returns
+ * false for a method the route does not serve. */
+static bool conn_route_method(const struct conn *c, enum auth_verb *verb)
+{
+	enum http_method m = c->req.method;
+	bool read = m == HTTP_M_GET || m == HTTP_M_HEAD;
+
+	*verb = read ? AUTH_VERB_PULL : AUTH_VERB_PUSH;
+	switch (c->route.kind) {
+	case ROUTE_BASE:
+	case ROUTE_TAGS_LIST:
+	case ROUTE_REFERRERS:
+		return read;
+	case ROUTE_MANIFEST:
+		return read || m == HTTP_M_PUT || m == HTTP_M_DELETE;
+	case ROUTE_BLOB:
+		return read || m == HTTP_M_DELETE;
+	case ROUTE_BLOB_UPLOAD:
+		/* Even reading an upload's status is part of pushing. */
+		*verb = AUTH_VERB_PUSH;
+		if (c->route.ref.n == 0)
+			return m == HTTP_M_POST;
+		return m == HTTP_M_GET || m == HTTP_M_PATCH || m == HTTP_M_PUT || m == HTTP_M_DELETE;
+	}
+	return false;
+}
+
 static void conn_handle_request(struct conn *c)
 {
 	enum route_error re;
@@ -856,8 +461,6 @@ static void conn_handle_request(struct conn *c)
 	c->n_requests++;
 	c->px->stats.requests++;
 	c->keep_alive = c->req.keep_alive && !c->px->shutting_down;
-	if (conn_has_body(&c->req))
-		c->keep_alive = false; /* we never read request bodies on these routes */
 	if ((c->req.method == HTTP_M_GET || c->req.method == HTTP_M_HEAD) && conn_handle_health(c))
 		return;
 	re = route_parse(c->req.target.p, c->req.target.n, &c->route);
@@ -866,12 +469,11 @@ static void conn_handle_request(struct conn *c)
 				   route_error_message(re));
 		return;
 	}
-	if (c->req.method != HTTP_M_GET && c->req.method != HTTP_M_HEAD) {
-		conn_respond_error(c, 405, "UNSUPPORTED",
-				   "only GET and HEAD are supported: ocigate serves pulls");
+	if (!conn_route_method(c, &c->verb)) {
+		conn_respond_error(c, 405, "UNSUPPORTED", "this method is not supported on this path");
 		return;
 	}
-	if (conn_has_body(&c->req)) {
+	if (conn_has_body(&c->req) && (c->req.method == HTTP_M_GET || c->req.method == HTTP_M_HEAD)) {
 		conn_respond_error(c, 400, "UNSUPPORTED", "GET and HEAD requests must not have a body");
 		return;
 	}
@@ -895,10 +497,12 @@ static void conn_client_read(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 
 	(void)bev;
-	/* Bytes that arrive while a request is in flight wait in the input
-	 * buffer (bounded by its read watermark) until the response is done. */
+	/* Bytes that arrive while a response is in flight wait in the input
+	 * buffer (bounded by its read watermark) until it is done. */
 	if (c->state == CONN_READ_HEAD)
 		conn_process(c);
+	else if (c->state == CONN_REQUEST_BODY)
+		exchange_client_readable(c);
 }
 
 static void conn_client_write(struct bufferevent *bev, void *arg)
@@ -906,14 +510,10 @@ static void conn_client_write(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 
 	(void)bev;
-	if (c->state == CONN_STREAM_BODY && c->up_paused) {
-		c->up_paused = false;
-		bufferevent_enable(c->up->bev, EV_READ);
-		if (evbuffer_get_length(bufferevent_get_input(c->up->bev)) > 0)
-			conn_relay_body(c);
-	} else if (c->state == CONN_CLOSING && evbuffer_get_length(conn_out(c)) == 0) {
+	if (c->state == CONN_STREAM_BODY)
+		exchange_client_drained(c);
+	else if (c->state == CONN_CLOSING && evbuffer_get_length(conn_out(c)) == 0)
 		conn_close(c, "done");
-	}
 }
 
 static void conn_client_event(struct bufferevent *bev, short events, void *arg)
@@ -938,6 +538,10 @@ static void conn_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (c->state == CONN_REQUEST_BODY) {
+		conn_close(c, "request_body_timeout");
+		return;
+	}
 	if (c->state != CONN_READ_HEAD)
 		return;
 	if (!c->head_timer_armed) {
@@ -946,7 +550,6 @@ static void conn_timer(evutil_socket_t fd, short what, void *arg)
 	}
 	log_info("bad_request", "conn=%" PRIu64 " peer=%s reason=header_timeout", c->id, c->peer);
 	c->keep_alive = false;
-	c->status = 408;
 	conn_respond_error(c, 408, "UNSUPPORTED", "request head not received in time");
 }
 

@@ -11,7 +11,9 @@
 enum conn_state {
 	CONN_READ_HEAD,        /* waiting for (the rest of) a request head */
 	CONN_AUTH,             /* a token review or access check is in flight */
+	CONN_UPSTREAM_AUTH,    /* waiting for an upstream token or the registry probe */
 	CONN_UPSTREAM_CONNECT, /* a new upstream connection is being made */
+	CONN_REQUEST_BODY,     /* relaying the client's request body upstream */
 	CONN_UPSTREAM_HEAD,    /* request sent, waiting for the response head */
 	CONN_STREAM_BODY,      /* relaying the response body */
 	CONN_CLOSING,          /* flushing the last response, then close */

@@ -6,7 +6,7 @@
 #include <sys/time.h>
 
 #include "auth/auth.h"
-#include "proxy/http1.h"
+#include "util/http1.h"
 #include "util/common.h"
 #include "util/config.h"
 

@@ -1,6 +1,5 @@
 #include "proxy/upstream.h"
 
-#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -13,46 +12,117 @@
 #include <event2/util.h>
 #include <openssl/err.h>
 
+#include "proxy/token.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
-struct upstream_pool {
-	struct proxy *px;
-	struct connector *connector; /* borrowed: the connector owns the pool */
-	struct tls_client tls;
-	bool https;
-	struct upstream_conn *idle;
-	unsigned n_idle;
-};
+/* Storage hosts a registry redirects to are few (one bucket, one CDN);
+ * the bound keeps a hostile registry from making us keep many pools. */
+#define UPSTREAM_MAX_POOLS 16
+#define UPSTREAM_DOCKER_HUB_REGISTRY "registry-1.docker.io"
 
-static void upstream_pool_free(void *data)
+static void upstream_pool_free(struct upstream_pool *pool)
 {
-	struct upstream_pool *pool = data;
-
 	while (pool->idle)
 		upstream_free(pool->idle);
 	if (pool->https)
 		tls_client_free(&pool->tls);
+	free(pool->host);
+	free(pool->host_header);
+	free(pool->origin);
 	free(pool);
 }
 
-struct upstream_pool *upstream_pool_get(struct proxy *px, struct connector *c, char *err, size_t cap)
+static void upstream_site_free(void *data)
 {
-	struct upstream_pool *pool = c->proxy_data;
+	struct upstream_site *s = data;
 
-	if (pool)
-		return pool;
-	pool = x_new(struct upstream_pool);
-	pool->px = px;
-	pool->connector = c;
-	pool->https = c->https;
-	if (c->https && tls_client_init(&pool->tls, c->ca_file, err, cap) != 0) {
-		free(pool);
+	token_cache_free(s->tokens);
+	while (s->pools) {
+		struct upstream_pool *p = s->pools;
+		s->pools = p->next;
+		upstream_pool_free(p);
+	}
+	free(s->realm);
+	free(s->service);
+	free(s);
+}
+
+static struct upstream_pool *upstream_pool_new(struct upstream_site *s, bool https, const char *host,
+					       uint16_t port, char *err, size_t cap)
+{
+	struct upstream_pool *pool = x_new(struct upstream_pool);
+	bool v6 = strchr(host, ':') != NULL;
+	bool default_port = port == (https ? 443 : 80);
+	size_t n = strlen(host) + 32;
+
+	pool->site = s;
+	pool->https = https;
+	pool->host = x_strdup(host);
+	pool->port = port;
+	pool->host_header = x_malloc(n);
+	pool->origin = x_malloc(n);
+	if (default_port)
+		snprintf(pool->host_header, n, v6 ? "[%s]" : "%s", host);
+	else
+		snprintf(pool->host_header, n, v6 ? "[%s]:%u" : "%s:%u", host, (unsigned)port);
+	snprintf(pool->origin, n, "%s://%s", https ? "https" : "http", pool->host_header);
+	if (https && tls_client_init(&pool->tls, s->connector->ca_file, err, cap) != 0) {
+		pool->https = false;
+		upstream_pool_free(pool);
 		return NULL;
 	}
-	c->proxy_data = pool;
-	c->proxy_data_free = upstream_pool_free;
 	return pool;
+}
+
+static bool upstream_is_docker_hub(const char *host)
+{
+	return strcmp(host, "docker.io") == 0 || strcmp(host, "index.docker.io") == 0;
+}
+
+struct upstream_site *upstream_site_get(struct proxy *px, struct connector *c, char *err, size_t cap)
+{
+	struct upstream_site *s = c->proxy_data;
+
+	if (s)
+		return s;
+	s = x_new(struct upstream_site);
+	s->px = px;
+	s->connector = c;
+	s->docker_hub = c->https && upstream_is_docker_hub(c->host);
+	s->pools = upstream_pool_new(s, c->https, s->docker_hub ? UPSTREAM_DOCKER_HUB_REGISTRY : c->host,
+				     c->port, err, cap);
+	if (!s->pools) {
+		free(s);
+		return NULL;
+	}
+	s->n_pools = 1;
+	s->tokens = token_cache_new(s);
+	c->proxy_data = s;
+	c->proxy_data_free = upstream_site_free;
+	return s;
+}
+
+struct upstream_pool *upstream_site_pool(struct upstream_site *s, bool https, const char *host,
+					 uint16_t port, char *err, size_t cap)
+{
+	struct upstream_pool *last = NULL;
+
+	for (struct upstream_pool *p = s->pools; p; p = p->next) {
+		if (p->https == https && p->port == port && strcmp(p->host, host) == 0)
+			return p;
+		last = p;
+	}
+	if (s->n_pools >= UPSTREAM_MAX_POOLS) {
+		snprintf(err, cap, "too many upstream hosts for one connector");
+		return NULL;
+	}
+	struct upstream_pool *p = upstream_pool_new(s, https, host, port, err, cap);
+	if (!p)
+		return NULL;
+	last->next = p;
+	s->n_pools++;
+	return p;
 }
 
 static void upstream_idle_unlink(struct upstream_conn *u)
@@ -92,7 +162,7 @@ struct upstream_conn *upstream_take_idle(struct upstream_pool *pool)
 	if (!u)
 		return NULL;
 	upstream_idle_unlink(u);
-	pool->px->stats.upstream_reuses++;
+	pool->site->px->stats.upstream_reuses++;
 	return u;
 }
 
@@ -105,41 +175,50 @@ static void upstream_set_nodelay(struct bufferevent *bev)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-struct upstream_conn *upstream_connect(struct upstream_pool *pool, bufferevent_data_cb read_cb,
-				       bufferevent_event_cb event_cb, void *arg, char *err, size_t cap)
+static struct bufferevent *upstream_new_bev(struct upstream_pool *pool, char *err, size_t cap)
 {
-	struct proxy *px = pool->px;
-	struct connector *c = pool->connector;
-	struct upstream_conn *u = x_new(struct upstream_conn);
-	int opts = BEV_OPT_CLOSE_ON_FREE;
+	struct proxy *px = pool->site->px;
+	struct bufferevent *bev;
 
-	u->pool = pool;
-	if (pool->https) {
-		SSL *ssl = tls_client_new_ssl(&pool->tls, c->host);
+	if (!pool->https) {
+		bev = bufferevent_socket_new(px->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	} else {
+		SSL *ssl = tls_client_new_ssl(&pool->tls, pool->host);
 		if (!ssl) {
 			snprintf(err, cap, "cannot create a TLS session");
-			free(u);
 			return NULL;
 		}
-		u->bev = bufferevent_openssl_socket_new(px->base, -1, ssl,
-							BUFFEREVENT_SSL_CONNECTING, opts);
-		if (u->bev)
-			bufferevent_openssl_set_allow_dirty_shutdown(u->bev, 1);
-	} else {
-		u->bev = bufferevent_socket_new(px->base, -1, opts);
+		bev = bufferevent_openssl_socket_new(px->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+						     BEV_OPT_CLOSE_ON_FREE);
+		if (bev)
+			bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	}
-	if (!u->bev) {
+	if (!bev)
 		snprintf(err, cap, "cannot create a connection");
+	return bev;
+}
+
+struct upstream_conn *upstream_connect(struct upstream_pool *pool, bufferevent_data_cb read_cb,
+				       bufferevent_data_cb write_cb, bufferevent_event_cb event_cb,
+				       void *arg, char *err, size_t cap)
+{
+	struct proxy *px = pool->site->px;
+	struct upstream_conn *u = x_new(struct upstream_conn);
+
+	u->pool = pool;
+	u->bev = upstream_new_bev(pool, err, cap);
+	if (!u->bev) {
 		free(u);
 		return NULL;
 	}
 	bufferevent_set_max_single_read(u->bev, px->cfg->server.body_buffer);
+	bufferevent_set_max_single_write(u->bev, px->cfg->server.body_buffer);
 	bufferevent_set_timeouts(u->bev, &px->connect_timeout, &px->connect_timeout);
-	bufferevent_setcb(u->bev, read_cb, NULL, event_cb, arg);
+	bufferevent_setcb(u->bev, read_cb, write_cb, event_cb, arg);
 	bufferevent_enable(u->bev, EV_READ | EV_WRITE);
 	px->stats.upstream_connects++;
-	if (bufferevent_socket_connect_hostname(u->bev, px->dns, AF_UNSPEC, c->host, c->port) != 0) {
-		snprintf(err, cap, "cannot connect to %s: %s", c->address,
+	if (bufferevent_socket_connect_hostname(u->bev, px->dns, AF_UNSPEC, pool->host, pool->port) != 0) {
+		snprintf(err, cap, "cannot connect to %s: %s", pool->origin,
 			 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 		upstream_free(u);
 		return NULL;
@@ -148,16 +227,16 @@ struct upstream_conn *upstream_connect(struct upstream_pool *pool, bufferevent_d
 }
 
 void upstream_attach(struct upstream_conn *u, bufferevent_data_cb read_cb,
-		     bufferevent_event_cb event_cb, void *arg)
+		     bufferevent_data_cb write_cb, bufferevent_event_cb event_cb, void *arg)
 {
-	struct proxy *px = u->pool->px;
+	struct proxy *px = u->pool->site->px;
 
 	if (!u->connected) {
 		u->connected = true;
 		upstream_set_nodelay(u->bev);
 	}
 	bufferevent_set_timeouts(u->bev, &px->read_timeout, &px->read_timeout);
-	bufferevent_setcb(u->bev, read_cb, NULL, event_cb, arg);
+	bufferevent_setcb(u->bev, read_cb, write_cb, event_cb, arg);
 	bufferevent_enable(u->bev, EV_READ | EV_WRITE);
 }
 
@@ -179,7 +258,7 @@ static void upstream_idle_event(struct bufferevent *bev, short events, void *arg
 void upstream_release(struct upstream_conn *u)
 {
 	struct upstream_pool *pool = u->pool;
-	struct proxy *px = pool->px;
+	struct proxy *px = pool->site->px;
 
 	u->requests++;
 	if (pool->n_idle >= px->cfg->upstream.pool_max_idle || px->shutting_down ||
@@ -200,26 +279,37 @@ void upstream_release(struct upstream_conn *u)
 
 void upstream_describe_error(struct upstream_conn *u, short events, char *buf, size_t cap)
 {
-	struct connector *c = u->pool->connector;
+	struct upstream_pool *pool = u->pool;
 	int dns_err = bufferevent_socket_get_dns_error(u->bev);
-	unsigned long ssl_err = u->pool->https ? bufferevent_get_openssl_error(u->bev) : 0;
-	SSL *ssl = u->pool->https ? bufferevent_openssl_get_ssl(u->bev) : NULL;
+	unsigned long ssl_err = pool->https ? bufferevent_get_openssl_error(u->bev) : 0;
+	SSL *ssl = pool->https ? bufferevent_openssl_get_ssl(u->bev) : NULL;
 	int sock_err = EVUTIL_SOCKET_ERROR();
 
+	/* A refused or reset TCP connection under TLS arrives as SSL_ERROR_SYSCALL
+	 * (libevent's code) or a system error in OpenSSL's queue: report it as
+	 * what it is, not as a TLS failure. */
+	if (ssl_err == SSL_ERROR_SYSCALL || (ssl_err && ERR_SYSTEM_ERROR(ssl_err))) {
+		if (ssl_err != SSL_ERROR_SYSCALL)
+			sock_err = ERR_GET_REASON(ssl_err);
+		ssl_err = 0;
+	}
 	if (events & BEV_EVENT_TIMEOUT) {
-		snprintf(buf, cap, "%s %s timed out", c->address,
+		snprintf(buf, cap, "%s %s timed out", pool->origin,
 			 u->connected ? "response" : "connect");
 	} else if (dns_err) {
-		snprintf(buf, cap, "cannot resolve %s: %s", c->host, evutil_gai_strerror(dns_err));
+		snprintf(buf, cap, "cannot resolve %s: %s", pool->host, evutil_gai_strerror(dns_err));
 	} else if (ssl_err || (ssl && SSL_get_verify_result(ssl) != X509_V_OK)) {
 		char tls[200];
 		tls_describe_error(ssl, ssl_err, tls, sizeof(tls));
-		snprintf(buf, cap, "%s: %s", c->address, tls);
+		snprintf(buf, cap, "%s: %s", pool->origin, tls);
 		ERR_clear_error();
+	} else if (!u->connected && sock_err) {
+		snprintf(buf, cap, "%s unreachable: %s", pool->origin,
+			 evutil_socket_error_to_string(sock_err));
 	} else if (events & BEV_EVENT_EOF) {
-		snprintf(buf, cap, "%s closed the connection", c->address);
+		snprintf(buf, cap, "%s closed the connection", pool->origin);
 	} else {
-		snprintf(buf, cap, "%s %s: %s", c->address,
+		snprintf(buf, cap, "%s %s: %s", pool->origin,
 			 u->connected ? "connection failed" : "unreachable",
 			 sock_err ? evutil_socket_error_to_string(sock_err) : "connection error");
 	}

@@ -1,8 +1,11 @@
-/* Connections to upstream registries, pooled per connector.
+/* Connections to upstream origins, pooled per connector.
  *
- * A request borrows a connection: either an idle one from the pool or a new
- * one that is still connecting. While borrowed, the borrower owns the
- * bufferevent callbacks; upstream_release() gives it back for keep-alive. */
+ * Each connector has a site: one pool per origin it talks to (its registry,
+ * the registry's token service, storage hosts that blobs redirect to), what
+ * it learned about the registry's authentication, and its token cache.
+ * A request borrows a connection: an idle one from the pool or a new one that
+ * is still connecting. While borrowed, the borrower owns the bufferevent
+ * callbacks; upstream_release() gives it back for keep-alive. */
 #ifndef OCIGATE_PROXY_UPSTREAM_H
 #define OCIGATE_PROXY_UPSTREAM_H
 
@@ -10,9 +13,41 @@
 
 #include "auth/connector.h"
 #include "proxy/proxy.h"
-#include "proxy/tls.h"
+#include "util/tls.h"
 
-struct upstream_pool;
+struct upstream_site;
+struct token_cache;
+
+struct upstream_pool {
+	struct upstream_site *site;
+	struct upstream_pool *next;
+	bool https;
+	char *host;
+	uint16_t port;
+	char *host_header;  /* "host" or "host:port" */
+	char *origin;       /* "https://host:port", for messages and same-origin checks */
+	struct tls_client tls;
+	struct upstream_conn *idle;
+	unsigned n_idle;
+};
+
+enum upstream_auth_mode {
+	UPSTREAM_AUTH_UNKNOWN, /* nothing refused yet: send Basic (if any) */
+	UPSTREAM_AUTH_BASIC,
+	UPSTREAM_AUTH_BEARER,  /* tokens from realm/service */
+};
+
+struct upstream_site {
+	struct proxy *px;
+	struct connector *connector; /* borrowed: the connector owns the site */
+	struct upstream_pool *pools; /* the first one is the registry */
+	unsigned n_pools;
+	bool docker_hub;             /* one-segment names get library/ */
+	enum upstream_auth_mode auth_mode;
+	char *realm;                 /* token service URL (Bearer) */
+	char *service;
+	struct token_cache *tokens;
+};
 
 struct upstream_conn {
 	struct bufferevent *bev;
@@ -22,23 +57,30 @@ struct upstream_conn {
 	bool connected;
 };
 
-/* The pool of connector c (created on first use). Returns NULL with a reason
+/* The site of connector c (created on first use). Returns NULL with a reason
  * in err when the connector's TLS settings cannot be used. */
-struct upstream_pool *upstream_pool_get(struct proxy *px, struct connector *c, char *err, size_t cap);
+struct upstream_site *upstream_site_get(struct proxy *px, struct connector *c, char *err, size_t cap);
+static inline struct upstream_pool *upstream_site_registry(struct upstream_site *s)
+{
+	return s->pools;
+}
+/* The pool for another origin of this site (token service, blob storage). */
+struct upstream_pool *upstream_site_pool(struct upstream_site *s, bool https, const char *host,
+					 uint16_t port, char *err, size_t cap);
 
 /* An idle keep-alive connection, or NULL. */
 struct upstream_conn *upstream_take_idle(struct upstream_pool *pool);
 
-/* Starts a new connection (DNS through evdns, TLS when the connector is
- * https). BEV_EVENT_CONNECTED reaches event_cb when ready (after the TLS
- * handshake). Returns NULL with a reason in err on immediate failure. */
+/* Starts a new connection (DNS through evdns, TLS for https). The borrower's
+ * event_cb receives BEV_EVENT_CONNECTED when ready (after the handshake).
+ * Returns NULL with a reason in err on immediate failure. */
 struct upstream_conn *upstream_connect(struct upstream_pool *pool, bufferevent_data_cb read_cb,
-				       bufferevent_event_cb event_cb, void *arg, char *err, size_t cap);
+				       bufferevent_data_cb write_cb, bufferevent_event_cb event_cb,
+				       void *arg, char *err, size_t cap);
 
-/* Switches a connected connection from connect to read timeouts and sets
- * the borrower's callbacks. */
+/* Switches a connected connection to read timeouts and the borrower's callbacks. */
 void upstream_attach(struct upstream_conn *u, bufferevent_data_cb read_cb,
-		     bufferevent_event_cb event_cb, void *arg);
+		     bufferevent_data_cb write_cb, bufferevent_event_cb event_cb, void *arg);
 
 /* Returns a connection whose last response was read completely to the pool;
  * closes it when the pool is full. */

@@ -50,7 +50,7 @@ if [ $build_failed = 0 ]; then
 	if [ "${OCIGATE_SKIP_ASAN:-0}" != 1 ]; then
 		build_and_test build-asan "--setup=asan" -Db_sanitize=address,undefined -Db_lundef=false \
 			|| build_failed=1
-		logs+=("$root/build-asan/meson-logs/testlog.json")
+		logs+=("$root/build-asan/meson-logs/testlog-asan.json")
 	fi
 fi
 

@@ -136,6 +136,14 @@ static const struct config_option options[] = {
 	  .default_value = "", .reloadable = true, .in_connector = true,
 	  .offset = C(allow, struct config_list),
 	  .doc = "user or group names allowed to pull; empty means nobody" },
+	{ .section = "connector", .name = "allow_push", .type = CFG_LIST,
+	  .default_value = "", .reloadable = true, .in_connector = true,
+	  .offset = C(allow_push, struct config_list),
+	  .doc = "user or group names allowed to push and delete; empty means nobody" },
+	{ .section = "connector", .name = "allow_insecure", .type = CFG_BOOL,
+	  .default_value = "no", .reloadable = true, .in_connector = true,
+	  .offset = C(allow_insecure, bool),
+	  .doc = "follow redirects to, and fetch tokens from, plain http:// hosts" },
 };
 
 #define N_OPTIONS OG_ARRAY_LEN(options)

@@ -63,6 +63,8 @@ struct config_connector {
 	char *password_file; /* absolute path (if base_dir was) or NULL */
 	char *ca_file;       /* absolute path (if base_dir was) or NULL */
 	struct config_list allow;
+	struct config_list allow_push;
+	bool allow_insecure;
 	unsigned line;       /* line of its section header */
 };
 

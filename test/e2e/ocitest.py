@@ -11,6 +11,8 @@ The pieces:
                  tail of every process log
   make_pki       CA + server certificate (openssl CLI)
   Registry       Debian's docker-registry (distribution 2.8) over TLS
+  StubRegistry   a tiny in-process TLS registry for what 2.8 lacks (tag
+                 pagination with Link), recording what it receives
   make_oci_layout / seed_registry
                  a hand-written OCI image layout pushed with skopeo
   Ocigate        config + tokens file, start, port discovery, SIGTERM, log checks
@@ -546,12 +548,16 @@ REGISTRY_BIN = "/usr/bin/docker-registry"
 
 class Registry:
     def __init__(self, env, pki, users=None, name="registry", port=None,
-                 realm="ocigate-e2e-upstream"):
+                 realm="ocigate-e2e-upstream", token_auth=None):
         """users: dict user -> password for htpasswd auth, or None for no
-        auth.  The port stays the same across restarts."""
+        auth.  token_auth: a tokenservice.TokenService; the registry then
+        uses `auth: token` instead of htpasswd, users are only the
+        credentials seed_registry gives skopeo, and request() sends tokens
+        minted by the service.  The port stays the same across restarts."""
         self.env = env
         self.pki = pki
         self.users = users
+        self.token_auth = token_auth
         self.name = name
         self.realm = realm
         self.port = port or free_port()
@@ -571,7 +577,9 @@ class Registry:
 
     def _write_config(self):
         auth = ""
-        if self.users:
+        if self.token_auth is not None:
+            auth = self.token_auth.registry_auth_yaml()
+        elif self.users:
             htpasswd = os.path.join(self.dir, "htpasswd")
             lines = []
             for user, pw in self.users.items():
@@ -627,7 +635,13 @@ class Registry:
             self.proc.terminate()
         self.start(timeout)
 
-    def auth_header(self):
+    def auth_header(self, path=None):
+        if self.token_auth is not None:
+            m = re.match(r"/v2/(.+?)/(manifests|blobs|tags|referrers)/", path or "")
+            if not m:
+                return {}
+            return {"Authorization": "Bearer "
+                    + self.token_auth.admin_token(m.group(1))}
         if not self.users:
             return {}
         user, pw = next(iter(self.users.items()))
@@ -636,7 +650,7 @@ class Registry:
 
     def request(self, method, path, headers=None, auth=True, timeout=30):
         """One HTTPS request straight to the registry (trusting our CA)."""
-        h = dict(auth and self.auth_header() or {})
+        h = dict(auth and self.auth_header(path) or {})
         h.update(headers or {})
         conn = http.client.HTTPSConnection("127.0.0.1", self.port,
                                            timeout=timeout,
@@ -1042,8 +1056,10 @@ class Token:
 
 class Connector:
     def __init__(self, name, address, username=None, password=None,
-                 password_file=None, ca_file=None, allow=()):
+                 password_file=None, ca_file=None, allow=(), options=None):
+        """options: more "key = value" lines, e.g. {"allow_push": "alice"}."""
         self.name = name
+        self.options = dict(options or {})
         self.address = address
         self.username = username
         self.password = password
@@ -1064,6 +1080,7 @@ class Connector:
             lines.append("ca_file = %s" % self.ca_file)
         if self.allow:
             lines.append("allow = %s" % " ".join(self.allow))
+        lines += ["%s = %s" % kv for kv in self.options.items()]
         return "\n".join(lines) + "\n"
 
 
@@ -1081,13 +1098,15 @@ LISTEN_RE = re.compile(r'event=listening\b.*?\baddr="?127\.0\.0\.1:(\d+)')
 
 class Ocigate:
     def __init__(self, env, binary, tokens, connectors, server=None,
-                 name="ocigate"):
-        """server: extra [server] options, e.g. {"header_timeout": "2s"}."""
+                 name="ocigate", upstream=None):
+        """server: extra [server] options, e.g. {"header_timeout": "2s"};
+        upstream: [upstream] options, e.g. {"read_timeout": "3s"}."""
         self.env = env
         self.binary = binary
         self.tokens = list(tokens)
         self.connectors = list(connectors)
         self.server = dict(server or {})
+        self.upstream = dict(upstream or {})
         self.name = name
         self.dir = env.mkdir(name)
         self.config = os.path.join(self.dir, "ocigate.conf")
@@ -1110,6 +1129,9 @@ class Ocigate:
     def config_text(self):
         out = ["[server]", "listen = 127.0.0.1:0"]
         out += ["%s = %s" % kv for kv in self.server.items()]
+        if self.upstream:
+            out += ["", "[upstream]"]
+            out += ["%s = %s" % kv for kv in self.upstream.items()]
         out += ["", "[auth]", "tokens_file = %s" % self.tokens_file, ""]
         for c in self.connectors:
             out.append(c.render())
@@ -1635,7 +1657,7 @@ def spawn_curl(env, name, args):
     return env.spawn(name, ["curl", "-sS"] + list(args))
 
 
-def verify_blob_dir(dir, names_are_digests=True):
+def verify_blob_dir(dir):
     """Every file in dir named like a sha256 hex digest hashes to its name;
     returns the set of digests found."""
     found = set()

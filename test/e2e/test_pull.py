@@ -189,7 +189,16 @@ class PullTest:
 
     def t_head_blob(self):
         big = self.lay.big
+        reg = self.w.registry
+        gets = len(reg.access_lines('"GET /v2/demo/app/blobs/' + big.digest))
+        heads = len(reg.access_lines('"HEAD /v2/demo/app/blobs/' + big.digest))
         head = self._head_then_get(self.path("demo/app", "blobs", big.digest), {})
+        # a HEAD must stay a HEAD upstream (rate limits, 100 MB for nothing)
+        T.wait_for(lambda: len(reg.access_lines(
+            '"HEAD /v2/demo/app/blobs/' + big.digest)) > heads, 5, 0.05,
+            "the registry to log the forwarded HEAD")
+        T.expect_eq(len(reg.access_lines('"GET /v2/demo/app/blobs/' + big.digest)),
+                    gets, "GETs of the blob the registry saw for one HEAD")
         up = self.w.registry.request("HEAD", "/v2/demo/app/blobs/" + big.digest)
         T.expect_status(head, 200, "HEAD blob")
         T.expect_eq(head.header("Content-Length"), str(big.size),
@@ -280,6 +289,22 @@ class PullTest:
                         name + ": Docker-Content-Digest")
             T.expect_eq(T.sha256_bytes(r.body), idx, name + ": sha256(body)")
 
+    def t_upstream_errors_pass_through(self):
+        zero = "sha256:" + "0" * 64
+        cases = [("demo/app", "manifests", "nosuchtag"),
+                 ("demo/app", "blobs", zero),
+                 ("demo/nosuchrepo", "manifests", "v1"),
+                 ("demo/app", "referrers", self.lay.single.digest)]
+        for repo, kind, ref in cases:
+            up = self.w.registry.request("GET", "/v2/%s/%s/%s" % (repo, kind, ref),
+                                         {"Accept": T.ACCEPT_ALL})
+            r = self.get(self.path(repo, kind, ref), {"Accept": T.ACCEPT_ALL})
+            what = "GET %s/%s/%s" % (repo, kind, ref)
+            T.expect_eq(r.status, up.status, what + ": status vs registry's")
+            if up.status >= 400 and up.error_code():
+                T.expect_eq(r.error_code(), up.error_code(),
+                            what + ": error code vs registry's")
+
     def t_bearer(self):
         r = self.get("/v2/", {"Authorization": self.alice.bearer()})
         T.expect_status(r, 200, "GET /v2/ with Bearer")
@@ -321,6 +346,8 @@ def main():
             ("tags/list", t.t_tags_list),
             ("tags/list?n=1 pagination with rewritten Link", t.t_tags_pagination),
             ("index manifest with several Accept forms", t.t_accept_index),
+            ("upstream 404s (tag, blob, repo, referrers) pass through",
+             t.t_upstream_errors_pass_through),
             ("Bearer token works", t.t_bearer),
             ("SIGTERM -> exit 0", t.t_sigterm),
             ("ocigate log has no token or upstream password", t.t_log_clean),

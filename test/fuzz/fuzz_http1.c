@@ -3,7 +3,7 @@
  * decoder, and the results are checked against invariants that hold for any
  * input. Invariant failures abort, so both libFuzzer and fuzz_main.c report
  * them. */
-#include "proxy/http1.h"
+#include "util/http1.h"
 
 #include <stdio.h>
 #include <stdlib.h>

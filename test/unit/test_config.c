@@ -127,7 +127,7 @@ static void test_table(void)
 	const struct config_option *opts = config_options(&n);
 	static const char *const sections[] = { "server", "upstream", "auth", "log", "connector" };
 
-	CHECK_INT(n, 25);
+	CHECK_INT(n, 27);
 	for (size_t i = 0; i < n; i++) {
 		const struct config_option *o = &opts[i];
 		bool known = false;
@@ -825,6 +825,8 @@ static void test_connectors(void)
 		"password = \" s3cret \"\n"
 		"ca_file = certs/ca.pem\n"
 		"allow = system:serviceaccount:team-a:default\n"
+		"allow_push = ci-bot system:serviceaccounts:ci\n"
+		"allow_insecure = yes\n"
 		"\n"
 		"[connector \"team-b/harbor\"]\n"
 		"address = http://10.1.2.3:5000/mirror\n"
@@ -846,24 +848,30 @@ static void test_connectors(void)
 		CHECK_STR(c->password_file, NULL);
 		CHECK_STR(c->ca_file, "/etc/ocigate/certs/ca.pem");
 		CHECK_INT(c->allow.n, 1);
+		CHECK_INT(c->allow_push.n, 2);
+		if (c->allow_push.n == 2)
+			CHECK_STR(c->allow_push.items[1], "system:serviceaccounts:ci");
+		CHECK(c->allow_insecure);
 	}
 	c = config_find_connector(&cfg, "team-b", "harbor");
 	CHECK(c == &cfg.connectors[1]);
 	if (c) {
-		CHECK_INT(c->line, 8);
+		CHECK_INT(c->line, 10);
 		CHECK_STR(c->username, "");
 		/* Files are not read when checks are off. */
 		CHECK_STR(c->password, "");
 		CHECK_STR(c->password_file, "/run/secrets/pw");
 		CHECK_STR(c->ca_file, NULL);
 		CHECK_INT(c->allow.n, 0);
+		CHECK_INT(c->allow_push.n, 0);
+		CHECK(!c->allow_insecure);
 		CHECK_INT(c->address.port, 5000);
 		CHECK_STR(c->address.path_prefix, "/mirror");
 	}
 	c = config_find_connector(&cfg, "team-a", "quay");
 	CHECK(c == &cfg.connectors[2]);
 	if (c)
-		CHECK_INT(c->line, 13);
+		CHECK_INT(c->line, 15);
 	CHECK(config_find_connector(&cfg, "team-a", "nope") == NULL);
 	CHECK(config_find_connector(&cfg, "harbor", "team-a") == NULL);
 	CHECK(config_find_connector(&cfg, "team-c", "harbor") == NULL);

@@ -1,5 +1,5 @@
 /* Unit tests for proxy/http1: head parsers, helpers, chunked decoder. */
-#include "proxy/http1.h"
+#include "util/http1.h"
 
 #include "test/unit/check.h"
 

@@ -4,7 +4,7 @@
  * bad line endings (so the second can split lines on CR without re-checking),
  * the second checks syntax and then framing semantics. Everything is linear in
  * the bytes looked at and never reads past len. */
-#include "proxy/http1.h"
+#include "util/http1.h"
 
 #include <assert.h>
 #include <limits.h>

@@ -1,4 +1,4 @@
-#include "proxy/tls.h"
+#include "util/tls.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* TLS client contexts for upstream registries: system trust plus an optional
  * per-connector CA file, peer verification, SNI, session resumption. */
-#ifndef OCIGATE_PROXY_TLS_H
-#define OCIGATE_PROXY_TLS_H
+#ifndef OCIGATE_UTIL_TLS_H
+#define OCIGATE_UTIL_TLS_H
 
 #include <openssl/ssl.h>
 

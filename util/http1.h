@@ -4,8 +4,8 @@
  * results point into the caller's buffer, which must outlive them. Strictness
  * is deliberate: this code sits between clients and registries, so anything
  * two implementations could frame differently is rejected. */
-#ifndef OCIGATE_PROXY_HTTP1_H
-#define OCIGATE_PROXY_HTTP1_H
+#ifndef OCIGATE_UTIL_HTTP1_H
+#define OCIGATE_UTIL_HTTP1_H
 
 #include "util/common.h"
 

@@ -1,0 +1,90 @@
+/* What conn.c (client side, lifecycle, auth) and exchange.c (the upstream
+ * side of a request) share about a connection. Not for other modules. */
+#ifndef OCIGATE_PROXY_CONN_PRIV_H
+#define OCIGATE_PROXY_CONN_PRIV_H
+
+#include <time.h>
+
+#include <event2/bufferevent.h>
+
+#include "auth/auth.h"
+#include "proxy/conn.h"
+#include "proxy/route.h"
+#include "proxy/upstream.h"
+#include "util/http1.h"
+
+struct token_wait;
+struct fetch;
+
+struct conn {
+	struct proxy *px;
+	uint64_t id;
+	enum conn_state state;
+	struct bufferevent *bev;
+	struct event *timer;
+	struct timespec accepted_at;
+	char peer[48];
+	struct conn *next, *prev, *reap_next;
+	bool in_process;
+	bool head_timer_armed;
+	unsigned n_requests;
+
+	/* The current request. */
+	char *head; /* copy of the request head, then its header array */
+	struct http1_request req;
+	struct route route;
+	enum auth_verb verb;
+	struct timespec req_start;
+	struct connector *connector;
+	struct auth_identity *identity;
+	struct auth_pending *pending;
+	bool keep_alive;
+	int status;
+	uint64_t body_bytes;
+
+	/* The upstream side of the current request (exchange.c). */
+	struct upstream_site *site;
+	struct upstream_pool *up_pool;   /* origin of the current hop */
+	char *up_target;                 /* request-target of the current hop */
+	bool up_send_auth;               /* the registry's own origin: send credentials */
+	char *bearer;                    /* "Bearer ..." for this request */
+	char *scope;                     /* token scope of this request */
+	struct token_wait *token_wait;
+	struct fetch *probe;
+	struct upstream_conn *up;
+	unsigned hops;
+	bool up_reused;
+	bool up_got_bytes;
+	bool retried;
+	bool auth_retried;
+	bool up_keep_alive;
+	bool up_paused;
+	bool client_chunked;
+	enum http1_body up_body;
+	uint64_t body_left;
+	struct http1_chunked chunk;
+	char redirect_digest[160];
+	/* The client's request body (push). */
+	bool req_body_started;
+	bool req_body_done;
+	bool client_paused;
+	uint64_t req_left;
+	struct http1_chunked req_chunk;
+};
+
+void conn_set_state(struct conn *c, enum conn_state to);
+void conn_close(struct conn *c, const char *reason);
+struct evbuffer *conn_out(struct conn *c);
+/* The response is complete in the client's output buffer. */
+void conn_finish_response(struct conn *c, bool upstream_reusable);
+void conn_respond_error(struct conn *c, int status, const char *code, const char *message);
+bool conn_has_body(const struct http1_request *req);
+
+/* exchange.c */
+void exchange_start(struct conn *c);
+void exchange_client_readable(struct conn *c);
+void exchange_client_drained(struct conn *c);
+/* Releases everything the exchange holds (on close or request end). */
+void exchange_end(struct conn *c);
+
+#endif

@@ -1,0 +1,847 @@
+/* The upstream side of a request: choosing the credential (Basic, or a
+ * Bearer token from the registry's token service), sending the request and
+ * the client's body, following blob redirects to storage hosts, and relaying
+ * the response back with backpressure both ways. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <openssl/crypto.h>
+
+#include "proxy/challenge.h"
+#include "proxy/conn_priv.h"
+#include "proxy/fetch.h"
+#include "proxy/respond.h"
+#include "proxy/token.h"
+#include "util/log.h"
+#include "util/url.h"
+#include "util/xalloc.h"
+
+#define EXCHANGE_MAX_HOPS 5
+/* Framing lines of a chunked body are examined in windows of this size. */
+#define EXCHANGE_CHUNK_WINDOW 8192
+
+static void exchange_open(struct conn *c);
+static void exchange_relay_body(struct conn *c);
+static void exchange_authorize_upstream(struct conn *c);
+
+static void exchange_free_secret(char **s)
+{
+	if (*s) {
+		OPENSSL_cleanse(*s, strlen(*s));
+		free(*s);
+		*s = NULL;
+	}
+}
+
+void exchange_end(struct conn *c)
+{
+	token_wait_cancel(c->token_wait);
+	c->token_wait = NULL;
+	fetch_cancel(c->probe);
+	c->probe = NULL;
+	upstream_free(c->up);
+	c->up = NULL;
+	exchange_free_secret(&c->bearer);
+	free(c->up_target);
+	c->up_target = NULL;
+	free(c->scope);
+	c->scope = NULL;
+	if (c->client_paused || c->req_body_started) {
+		bufferevent_setwatermark(c->bev, EV_READ, 0, c->px->req_limits.max_head_bytes);
+		bufferevent_enable(c->bev, EV_READ);
+	}
+	c->site = NULL;
+	c->up_pool = NULL;
+	c->hops = 0;
+	c->up_paused = c->retried = c->auth_retried = false;
+	c->req_body_started = c->req_body_done = c->client_paused = false;
+	c->redirect_digest[0] = '\0';
+}
+
+/* An upstream failure before any response byte reached the client. */
+static void exchange_fail(struct conn *c, int status, const char *code, const char *why)
+{
+	char msg[800];
+
+	log_warn("upstream_error", "conn=%" PRIu64 " connector=%s status=%d reason=\"%s\"", c->id,
+		 c->connector->id, status, why);
+	snprintf(msg, sizeof(msg), "connector %s: %s", c->connector->id, why);
+	upstream_free(c->up);
+	c->up = NULL;
+	conn_respond_error(c, status, code, msg);
+}
+
+/* ---- what goes upstream ------------------------------------------------- */
+
+static bool exchange_adds_library(const struct conn *c)
+{
+	return c->site->docker_hub && !memchr(c->route.repo.p, '/', c->route.repo.n);
+}
+
+/* Finds a query parameter and decodes it into out. */
+static bool exchange_query_param(struct og_str q, const char *name, char *out, size_t cap)
+{
+	size_t nl = strlen(name);
+	const char *p = q.p, *end = q.p + q.n;
+
+	while (p < end) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		const char *e = amp ? amp : end;
+		if ((size_t)(e - p) > nl && memcmp(p, name, nl) == 0 && p[nl] == '=')
+			return url_decode_component(p + nl + 1, (size_t)(e - p - (ptrdiff_t)nl - 1), out, cap) >= 0;
+		p = e + 1;
+	}
+	return false;
+}
+
+/* Scope of the token this request needs (distribution token spec):
+ * repository:NAME:pull, or pull,push for writes, plus pull on the source of
+ * a cross-repository mount. */
+static int exchange_build_scope(struct conn *c)
+{
+	const char *lib = exchange_adds_library(c) ? "library/" : "";
+	char from[512];
+	size_t cap = c->route.repo.n + sizeof(from) + 96;
+
+	c->scope = x_malloc(cap);
+	int n = snprintf(c->scope, cap, "repository:%s%.*s:%s", lib, (int)c->route.repo.n,
+			 c->route.repo.p, c->verb == AUTH_VERB_PUSH ? "pull,push" : "pull");
+	if (c->route.kind == ROUTE_BLOB_UPLOAD &&
+	    exchange_query_param(c->route.query, "from", from, sizeof(from))) {
+		if (!route_valid_repository(og_str_make(from, strlen(from))))
+			return -1;
+		snprintf(c->scope + n, cap - (size_t)n, " repository:%s:pull", from);
+	}
+	return 0;
+}
+
+static void exchange_build_target(struct conn *c)
+{
+	const char *rest = c->req.target.p + c->route.upstream_off;
+	size_t rest_n = c->req.target.n - c->route.upstream_off;
+	size_t cap = strlen(c->connector->path_prefix) + rest_n + 16;
+
+	c->up_target = x_malloc(cap);
+	snprintf(c->up_target, cap, "%s/v2/%s%.*s", c->connector->path_prefix,
+		 exchange_adds_library(c) ? "library/" : "", (int)rest_n, rest);
+}
+
+static const char *const exchange_forward_request_headers[] = {
+	"Accept", "Range", "If-Range", "If-None-Match", "If-Match", "If-Modified-Since",
+	"If-Unmodified-Since", "User-Agent", "Content-Type", "Content-Range",
+};
+
+static bool exchange_name_in(struct og_str name, const char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (og_str_ieq(name, names[i]))
+			return true;
+	return false;
+}
+
+static bool exchange_sends_body(const struct conn *c)
+{
+	return c->hops == 0 && conn_has_body(&c->req);
+}
+
+static void exchange_add_framing(struct conn *c, struct evbuffer *out)
+{
+	enum http_method m = c->req.method;
+
+	if (exchange_sends_body(c) && c->req.body == HTTP1_BODY_CHUNKED)
+		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+	else if (exchange_sends_body(c))
+		evbuffer_add_printf(out, "Content-Length: %" PRIu64 "\r\n", c->req.content_length);
+	else if (m == HTTP_M_POST || m == HTTP_M_PUT || m == HTTP_M_PATCH)
+		evbuffer_add(out, "Content-Length: 0\r\n", 19);
+}
+
+/* Only what registries need reaches them: never the client's Authorization,
+ * cookies or hop-by-hop fields; credentials only to the registry's origin. */
+static void exchange_write_request(struct conn *c, struct evbuffer *out)
+{
+	const char *auth = c->bearer ? c->bearer : c->connector->authorization;
+
+	evbuffer_add_printf(out, "%.*s %s HTTP/1.1\r\nHost: %s\r\n", (int)c->req.method_str.n,
+			    c->req.method_str.p, c->up_target, c->up_pool->host_header);
+	if (c->up_send_auth && auth)
+		evbuffer_add_printf(out, "Authorization: %s\r\n", auth);
+	for (size_t i = 0; i < c->req.n_headers; i++) {
+		const struct http1_header *h = &c->req.headers[i];
+		if (!exchange_name_in(h->name, exchange_forward_request_headers,
+				      OG_ARRAY_LEN(exchange_forward_request_headers)))
+			continue;
+		evbuffer_add(out, h->name.p, h->name.n);
+		evbuffer_add(out, ": ", 2);
+		evbuffer_add(out, h->value.p, h->value.n);
+		evbuffer_add(out, "\r\n", 2);
+	}
+	exchange_add_framing(c, out);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+/* ---- the client's request body -------------------------------------------- */
+
+static void exchange_move_chunk(struct evbuffer *in, struct evbuffer *out, size_t n, bool chunked)
+{
+	if (chunked)
+		evbuffer_add_printf(out, "%zx\r\n", n);
+	evbuffer_remove_buffer(in, out, n);
+	if (chunked)
+		evbuffer_add(out, "\r\n", 2);
+}
+
+/* Consumes chunked framing from in and moves the data to out, re-chunked
+ * when out_chunked. Returns 1 at the end of the body, 0 for more, -1 on bad
+ * framing; *moved counts data bytes. */
+static int exchange_dechunk(struct http1_chunked *dec, struct evbuffer *in, struct evbuffer *out,
+			    bool out_chunked, uint64_t *moved)
+{
+	while (evbuffer_get_length(in) > 0) {
+		size_t avail = evbuffer_get_length(in);
+		if (dec->data_left > 0) {
+			size_t n = (size_t)OG_MIN((uint64_t)avail, dec->data_left);
+			exchange_move_chunk(in, out, n, out_chunked);
+			http1_chunked_took(dec, n);
+			*moved += n;
+			continue;
+		}
+		size_t win = OG_MIN(avail, (size_t)EXCHANGE_CHUNK_WINDOW);
+		const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)win);
+		size_t used = 0;
+		enum http1_chunk_status st = http1_chunked_parse(dec, p, win, &used);
+		evbuffer_drain(in, used);
+		if (st == HTTP1_CHUNK_ERROR)
+			return -1;
+		if (st == HTTP1_CHUNK_DONE)
+			return 1;
+	}
+	return 0;
+}
+
+static void exchange_relay_request_body(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *out = bufferevent_get_output(c->up->bev);
+	size_t body_buffer = c->px->cfg->server.body_buffer;
+	uint64_t moved = 0;
+	int done;
+
+	if (c->req.body == HTTP1_BODY_CHUNKED) {
+		done = exchange_dechunk(&c->req_chunk, in, out, true, &moved);
+		if (done == 1)
+			evbuffer_add(out, "0\r\n\r\n", 5);
+	} else {
+		size_t n = (size_t)OG_MIN((uint64_t)evbuffer_get_length(in), c->req_left);
+		evbuffer_remove_buffer(in, out, n);
+		c->req_left -= n;
+		done = c->req_left == 0;
+	}
+	if (done < 0) {
+		log_info("bad_request", "conn=%" PRIu64 " peer=%s reason=bad_chunked_request_body",
+			 c->id, c->peer);
+		conn_close(c, "bad_chunked_request_body");
+	} else if (done) {
+		c->req_body_done = true;
+		evtimer_del(c->timer);
+		bufferevent_setwatermark(c->bev, EV_READ, 0, c->px->req_limits.max_head_bytes);
+		if (c->state == CONN_REQUEST_BODY)
+			conn_set_state(c, CONN_UPSTREAM_HEAD);
+	} else {
+		if (evbuffer_get_length(out) >= body_buffer) {
+			bufferevent_disable(c->bev, EV_READ);
+			c->client_paused = true;
+		}
+		/* A client that stops sending its body is dropped after idle_timeout. */
+		evtimer_add(c->timer, &c->px->idle_timeout);
+	}
+}
+
+static void exchange_start_request_body(struct conn *c)
+{
+	size_t body_buffer = c->px->cfg->server.body_buffer;
+
+	c->req_body_started = true;
+	c->req_left = c->req.content_length;
+	http1_chunked_init(&c->req_chunk);
+	conn_set_state(c, CONN_REQUEST_BODY);
+	if (c->req.expect_continue)
+		evbuffer_add(conn_out(c), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, body_buffer);
+	bufferevent_setwatermark(c->up->bev, EV_WRITE, body_buffer / 2, 0);
+	exchange_relay_request_body(c);
+}
+
+void exchange_client_readable(struct conn *c)
+{
+	if (c->state == CONN_REQUEST_BODY && !c->req_body_done)
+		exchange_relay_request_body(c);
+}
+
+static void exchange_up_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	if (!c->client_paused)
+		return;
+	c->client_paused = false;
+	bufferevent_enable(c->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		exchange_relay_request_body(c);
+}
+
+static void exchange_send(struct conn *c)
+{
+	exchange_write_request(c, bufferevent_get_output(c->up->bev));
+	c->up_got_bytes = false;
+	if (exchange_sends_body(c))
+		exchange_start_request_body(c);
+	else
+		conn_set_state(c, CONN_UPSTREAM_HEAD);
+}
+
+/* ---- the response head ------------------------------------------------------ */
+
+static const struct {
+	const char *name;
+	size_t len;
+	bool prefix;
+} exchange_forward_response_headers[] = {
+#define H(n, p) { n, sizeof(n) - 1, p }
+	H("Content-Type", false), H("Content-Range", false), H("Accept-Ranges", false),
+	H("Content-Encoding", false), H("Docker-Content-Digest", false),
+	H("Docker-Distribution-Api-Version", false), H("Docker-Upload-UUID", false),
+	H("ETag", false), H("Last-Modified", false), H("Cache-Control", false), H("Expires", false),
+	H("Date", false), H("Retry-After", false), H("Range", false), H("Warning", false),
+	H("Docker-RateLimit-Source", false), H("OCI-", true), H("RateLimit-", true),
+#undef H
+};
+
+static bool exchange_forward_response_header(struct og_str name)
+{
+	for (size_t i = 0; i < OG_ARRAY_LEN(exchange_forward_response_headers); i++) {
+		size_t len = exchange_forward_response_headers[i].len;
+		if (exchange_forward_response_headers[i].prefix ? name.n <= len : name.n != len)
+			continue;
+		if (og_str_ieq(og_str_make(name.p, len), exchange_forward_response_headers[i].name))
+			return true;
+	}
+	return false;
+}
+
+static void exchange_add_header(struct evbuffer *out, struct og_str name, const char *v, size_t n)
+{
+	evbuffer_add(out, name.p, name.n);
+	evbuffer_add(out, ": ", 2);
+	evbuffer_add(out, v, n);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+static void exchange_add_link(struct conn *c, const struct http1_header *h)
+{
+	char buf[2048];
+	ssize_t n = route_rewrite_link(h->value, c->route.ns, c->route.connector, buf, sizeof(buf));
+
+	if (n > 0)
+		exchange_add_header(conn_out(c), h->name, buf, (size_t)n);
+}
+
+/* The URL of the current hop, borrowing the pool's and the conn's strings
+ * (never url_free it). */
+static void exchange_hop_url(const struct conn *c, struct url *u)
+{
+	u->https = c->up_pool->https;
+	u->host = c->up_pool->host;
+	u->port = c->up_pool->port;
+	u->target = c->up_target;
+}
+
+/* Upload and manifest Locations point into the registry: rewrite them to
+ * this connector's proxy path so the client's next request comes back here.
+ * Locations elsewhere (another host) go out as they are. */
+static void exchange_add_location(struct conn *c, const struct http1_header *h)
+{
+	struct upstream_pool *reg = upstream_site_registry(c->site);
+	struct url base, loc;
+	char prefix[600];
+
+	exchange_hop_url(c, &base);
+	if (url_resolve(&base, h->value, &loc) != 0)
+		return;
+	snprintf(prefix, sizeof(prefix), "%s/v2/%s", c->connector->path_prefix,
+		 exchange_adds_library(c) ? "library/" : "");
+	size_t pl = strlen(prefix);
+	if (loc.https != reg->https || loc.port != reg->port || strcmp(loc.host, reg->host) != 0) {
+		exchange_add_header(conn_out(c), h->name, h->value.p, h->value.n);
+	} else if (strncmp(loc.target, prefix, pl) == 0) {
+		evbuffer_add_printf(conn_out(c), "%.*s: /v2/namespaces/%s/connectors/%s/%s\r\n",
+				    (int)h->name.n, h->name.p, c->connector->ns, c->connector->name,
+				    loc.target + pl);
+	}
+	url_free(&loc);
+}
+
+static void exchange_write_response_head(struct conn *c, const struct http1_response *resp)
+{
+	struct evbuffer *out = conn_out(c);
+	const struct http1_header *cl = NULL;
+	bool have_digest = false;
+
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", resp->status, respond_reason(resp->status));
+	for (size_t i = 0; i < resp->n_headers; i++) {
+		const struct http1_header *h = &resp->headers[i];
+		if (og_str_ieq(h->name, "Content-Length")) {
+			cl = h;
+		} else if (og_str_ieq(h->name, "Link")) {
+			exchange_add_link(c, h);
+		} else if (og_str_ieq(h->name, "Location")) {
+			exchange_add_location(c, h);
+		} else if (exchange_forward_response_header(h->name)) {
+			have_digest |= og_str_ieq(h->name, "Docker-Content-Digest");
+			exchange_add_header(out, h->name, h->value.p, h->value.n);
+		}
+	}
+	if (!have_digest && c->redirect_digest[0])
+		evbuffer_add_printf(out, "Docker-Content-Digest: %s\r\n", c->redirect_digest);
+	c->client_chunked = false;
+	if (resp->body == HTTP1_BODY_LENGTH) {
+		evbuffer_add_printf(out, "Content-Length: %" PRIu64 "\r\n", resp->content_length);
+	} else if (resp->body == HTTP1_BODY_NONE) {
+		if (cl)
+			exchange_add_header(out, cl->name, cl->value.p, cl->value.n);
+	} else if (c->req.version_minor >= 1) {
+		c->client_chunked = true;
+		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+	} else {
+		c->keep_alive = false; /* HTTP/1.0: the end of the body is the close */
+	}
+	if (!c->keep_alive)
+		evbuffer_add(out, "Connection: close\r\n", 19);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+/* Records what a 401 says about the registry's authentication. Returns true
+ * when it asks for a Bearer token from a realm. */
+static bool exchange_learn_challenge(struct upstream_site *s, const struct http1_header *h, size_t n)
+{
+	struct challenge ch;
+
+	memset(&ch, 0, sizeof(ch));
+	/* A challenge with a syntax error still tells what it parsed before it. */
+	for (size_t i = 0; i < n; i++)
+		if (og_str_ieq(h[i].name, "WWW-Authenticate") && challenge_parse(h[i].value, &ch) != 0)
+			log_debug("bad_challenge", "connector=%s", s->connector->id);
+	if (ch.bearer && ch.realm[0]) {
+		s->auth_mode = UPSTREAM_AUTH_BEARER;
+		free(s->realm);
+		free(s->service);
+		s->realm = x_strdup(ch.realm);
+		s->service = ch.service[0] ? x_strdup(ch.service) : NULL;
+		return true;
+	}
+	if (ch.basic)
+		s->auth_mode = UPSTREAM_AUTH_BASIC;
+	return false;
+}
+
+static void exchange_on_401(struct conn *c, const struct http1_response *resp)
+{
+	bool bearer = resp->status == 401 &&
+		      exchange_learn_challenge(c->site, resp->headers, resp->n_headers);
+	char why[300];
+
+	upstream_free(c->up);
+	c->up = NULL;
+	if (!c->up_send_auth) {
+		snprintf(why, sizeof(why), "the storage host %s answered HTTP %d to a redirected blob request",
+			 c->up_pool->origin, resp->status);
+		exchange_fail(c, 502, "UNAVAILABLE", why);
+		return;
+	}
+	if (bearer && !c->auth_retried && !c->req_body_started) {
+		/* A cached token the registry no longer takes is dropped; either
+		 * way the request goes again, once, with a fresh token. */
+		if (c->bearer)
+			token_invalidate(c->site->tokens, c->scope);
+		exchange_free_secret(&c->bearer);
+		c->auth_retried = true;
+		exchange_authorize_upstream(c);
+		return;
+	}
+	if (bearer && c->bearer)
+		snprintf(why, sizeof(why), "the upstream registry refused the token its token service "
+			 "issued for the connector's credentials (HTTP 401)");
+	else if (c->connector->authorization)
+		snprintf(why, sizeof(why), "the upstream registry rejected the connector's credentials "
+			 "(HTTP %d)", resp->status);
+	else
+		snprintf(why, sizeof(why), "the upstream registry requires credentials and the connector "
+			 "has none (HTTP %d)", resp->status);
+	exchange_fail(c, 502, "DENIED", why);
+}
+
+static bool exchange_is_redirect(int status)
+{
+	return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+static void exchange_keep_digest(struct conn *c, const struct http1_response *resp)
+{
+	const struct http1_header *d =
+		http1_find_header(resp->headers, resp->n_headers, "Docker-Content-Digest");
+
+	if (d && d->value.n < sizeof(c->redirect_digest) &&
+	    route_valid_digest(d->value))
+		snprintf(c->redirect_digest, sizeof(c->redirect_digest), "%.*s", (int)d->value.n,
+			 d->value.p);
+}
+
+/* Blob storage behind a CDN or S3: follow the redirect here, so the client
+ * never needs to reach the storage host, and never send it our credentials. */
+static void exchange_follow_redirect(struct conn *c, const struct http1_response *resp,
+				     struct og_str location)
+{
+	struct url base, next;
+	char err[300];
+
+	exchange_keep_digest(c, resp);
+	exchange_hop_url(c, &base);
+	if (++c->hops > EXCHANGE_MAX_HOPS) {
+		exchange_fail(c, 502, "UNAVAILABLE", "too many redirects from the upstream registry");
+		return;
+	}
+	if (url_resolve(&base, location, &next) != 0) {
+		exchange_fail(c, 502, "UNAVAILABLE", "the upstream registry redirected to an invalid URL");
+		return;
+	}
+	if (!next.https && !c->connector->allow_insecure) {
+		snprintf(err, sizeof(err), "refusing to follow a redirect to plain http://%s (the "
+			 "connector does not allow_insecure)", next.host);
+		url_free(&next);
+		exchange_fail(c, 502, "UNAVAILABLE", err);
+		return;
+	}
+	struct upstream_pool *pool = upstream_site_pool(c->site, next.https, next.host, next.port,
+							err, sizeof(err));
+	if (!pool) {
+		url_free(&next);
+		exchange_fail(c, 502, "UNAVAILABLE", err);
+		return;
+	}
+	upstream_free(c->up);
+	c->up = NULL;
+	log_debug("redirect", "conn=%" PRIu64 " connector=%s hop=%u to=%s", c->id, c->connector->id,
+		  c->hops, pool->origin);
+	c->up_pool = pool;
+	c->up_send_auth = pool == upstream_site_registry(c->site);
+	free(c->up_target);
+	c->up_target = next.target;
+	next.target = NULL;
+	url_free(&next);
+	exchange_open(c);
+}
+
+static void exchange_begin_body(struct conn *c, const struct http1_response *resp)
+{
+	c->up_body = resp->body;
+	c->up_keep_alive = resp->keep_alive && (!c->req_body_started || c->req_body_done);
+	c->body_left = resp->content_length;
+	http1_chunked_init(&c->chunk);
+	conn_set_state(c, CONN_STREAM_BODY);
+}
+
+/* Returns true when the head was forwarded and the body (if any) follows. */
+static bool exchange_read_head(struct conn *c)
+{
+	struct proxy *px = c->px;
+	struct evbuffer *in = bufferevent_get_input(c->up->bev);
+
+	for (;;) {
+		struct http1_response resp = { .headers = px->scratch_headers };
+		enum http1_error err = HTTP1_E_NONE;
+		size_t n = OG_MIN(evbuffer_get_length(in), px->resp_limits.max_head_bytes);
+		const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+		ssize_t r = http1_parse_response(p, n, &px->resp_limits, c->req.method, &resp, &err);
+		char why[200];
+
+		if (r == 0)
+			return false;
+		if (r < 0 || resp.status == 101) {
+			snprintf(why, sizeof(why), "%s sent an invalid response (%s)", c->up_pool->origin,
+				 r < 0 ? http1_error_str(err) : "unexpected upgrade");
+			exchange_fail(c, 502, "UNAVAILABLE", why);
+			return false;
+		}
+		if (resp.status < 200) { /* 100 Continue, 103 Early Hints: not for the client */
+			evbuffer_drain(in, (size_t)r);
+			continue;
+		}
+		if (c->state == CONN_REQUEST_BODY)
+			c->keep_alive = false; /* answered before the client's body was read */
+		if (resp.status == 401 || resp.status == 407) {
+			exchange_on_401(c, &resp);
+			return false;
+		}
+		const struct http1_header *loc = http1_find_header(resp.headers, resp.n_headers, "Location");
+		if (exchange_is_redirect(resp.status) && loc && c->route.kind == ROUTE_BLOB &&
+		    (c->req.method == HTTP_M_GET || c->req.method == HTTP_M_HEAD)) {
+			exchange_follow_redirect(c, &resp, loc->value);
+			return false;
+		}
+		c->status = resp.status;
+		exchange_write_response_head(c, &resp);
+		evbuffer_drain(in, (size_t)r);
+		exchange_begin_body(c, &resp);
+		return true;
+	}
+}
+
+/* ---- the response body -------------------------------------------------------- */
+
+static void exchange_body_done(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->up->bev);
+	bool reusable = c->up_keep_alive && c->up_body != HTTP1_BODY_UNTIL_CLOSE &&
+			evbuffer_get_length(in) == 0;
+
+	if (c->client_chunked)
+		evbuffer_add(conn_out(c), "0\r\n\r\n", 5);
+	conn_finish_response(c, reusable);
+}
+
+static void exchange_pause_if_full(struct conn *c)
+{
+	if (evbuffer_get_length(conn_out(c)) >= c->px->cfg->server.body_buffer) {
+		bufferevent_disable(c->up->bev, EV_READ);
+		c->up_paused = true;
+	}
+}
+
+static void exchange_relay_body(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->up->bev);
+	int done = 0;
+
+	switch (c->up_body) {
+	case HTTP1_BODY_NONE:
+		done = 1;
+		break;
+	case HTTP1_BODY_LENGTH: {
+		size_t n = (size_t)OG_MIN((uint64_t)evbuffer_get_length(in), c->body_left);
+		if (n) {
+			evbuffer_remove_buffer(in, conn_out(c), n);
+			c->body_left -= n;
+			c->body_bytes += n;
+		}
+		done = c->body_left == 0;
+		break;
+	}
+	case HTTP1_BODY_CHUNKED:
+		done = exchange_dechunk(&c->chunk, in, conn_out(c), c->client_chunked, &c->body_bytes);
+		break;
+	case HTTP1_BODY_UNTIL_CLOSE: {
+		size_t n = evbuffer_get_length(in);
+		if (n)
+			exchange_move_chunk(in, conn_out(c), n, c->client_chunked);
+		c->body_bytes += n;
+		break;
+	}
+	}
+	if (done < 0) {
+		log_warn("upstream_error", "conn=%" PRIu64 " connector=%s reason=bad_chunked_body",
+			 c->id, c->connector->id);
+		conn_close(c, "upstream_bad_chunked_body");
+	} else if (done) {
+		exchange_body_done(c);
+	} else {
+		exchange_pause_if_full(c);
+	}
+}
+
+void exchange_client_drained(struct conn *c)
+{
+	if (c->state != CONN_STREAM_BODY || !c->up_paused)
+		return;
+	c->up_paused = false;
+	bufferevent_enable(c->up->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_input(c->up->bev)) > 0)
+		exchange_relay_body(c);
+}
+
+/* ---- upstream callbacks ----------------------------------------------------------- */
+
+static void exchange_up_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	c->up_got_bytes = true;
+	if ((c->state == CONN_UPSTREAM_HEAD || c->state == CONN_REQUEST_BODY) && !exchange_read_head(c))
+		return;
+	if (c->state == CONN_STREAM_BODY)
+		exchange_relay_body(c);
+}
+
+static void exchange_up_event(struct bufferevent *bev, short events, void *arg);
+
+static void exchange_connect(struct conn *c)
+{
+	char err[300];
+
+	c->up_reused = false;
+	c->up = upstream_connect(c->up_pool, exchange_up_read, exchange_up_write, exchange_up_event, c,
+				 err, sizeof(err));
+	if (!c->up) {
+		exchange_fail(c, 502, "UNAVAILABLE", err);
+		return;
+	}
+	conn_set_state(c, CONN_UPSTREAM_CONNECT);
+}
+
+static void exchange_open(struct conn *c)
+{
+	c->up = upstream_take_idle(c->up_pool);
+	if (!c->up) {
+		exchange_connect(c);
+		return;
+	}
+	c->up_reused = true;
+	upstream_attach(c->up, exchange_up_read, exchange_up_write, exchange_up_event, c);
+	exchange_send(c);
+}
+
+static void exchange_failed_before_head(struct conn *c, short events)
+{
+	char why[400];
+	bool timeout = (events & BEV_EVENT_TIMEOUT) != 0;
+
+	/* A pooled connection the registry closed just as we reused it: the
+	 * request never reached it, and GET/HEAD are safe to send again. */
+	if (c->state == CONN_UPSTREAM_HEAD && c->up_reused && !c->up_got_bytes && !c->retried &&
+	    !timeout && !c->req_body_started &&
+	    (c->req.method == HTTP_M_GET || c->req.method == HTTP_M_HEAD)) {
+		upstream_free(c->up);
+		c->up = NULL;
+		c->retried = true;
+		exchange_connect(c);
+		return;
+	}
+	upstream_describe_error(c->up, events, why, sizeof(why));
+	exchange_fail(c, timeout ? 504 : 502, "UNAVAILABLE", why);
+}
+
+static void exchange_up_event(struct bufferevent *bev, short events, void *arg)
+{
+	struct conn *c = arg;
+	char why[400];
+
+	(void)bev;
+	if (events & BEV_EVENT_CONNECTED) {
+		upstream_attach(c->up, exchange_up_read, exchange_up_write, exchange_up_event, c);
+		exchange_send(c);
+		return;
+	}
+	if (c->state == CONN_UPSTREAM_CONNECT || c->state == CONN_UPSTREAM_HEAD ||
+	    c->state == CONN_REQUEST_BODY) {
+		exchange_failed_before_head(c, events);
+		return;
+	}
+	if (c->state != CONN_STREAM_BODY)
+		return;
+	if (c->up_body == HTTP1_BODY_UNTIL_CLOSE && (events & BEV_EVENT_EOF)) {
+		exchange_relay_body(c);
+		if (c->state == CONN_STREAM_BODY)
+			exchange_body_done(c);
+		return;
+	}
+	/* Headers already went out: a short body is the only honest signal. */
+	upstream_describe_error(c->up, events, why, sizeof(why));
+	log_warn("upstream_error", "conn=%" PRIu64 " connector=%s reason=\"%s\" body_sent=%" PRIu64,
+		 c->id, c->connector->id, why, c->body_bytes);
+	conn_close(c, "upstream_failed_mid_body");
+}
+
+/* ---- choosing the upstream credential ------------------------------------------------ */
+
+static void exchange_on_token(void *arg, const char *authorization, const char *error, bool timeout)
+{
+	struct conn *c = arg;
+
+	c->token_wait = NULL;
+	if (!authorization) {
+		exchange_fail(c, timeout ? 504 : 502, "UNAVAILABLE", error);
+		return;
+	}
+	exchange_free_secret(&c->bearer);
+	c->bearer = x_strdup(authorization);
+	exchange_open(c);
+}
+
+static void exchange_authorize_upstream(struct conn *c)
+{
+	if (c->site->auth_mode != UPSTREAM_AUTH_BEARER) {
+		exchange_open(c);
+		return;
+	}
+	conn_set_state(c, CONN_UPSTREAM_AUTH);
+	struct token_wait *w = token_get(c->site->tokens, c->scope, exchange_on_token, c);
+	if (w)
+		c->token_wait = w;
+}
+
+static void exchange_on_probe(void *arg, const struct fetch_result *r)
+{
+	struct conn *c = arg;
+	char why[400];
+
+	c->probe = NULL;
+	if (r->error) {
+		snprintf(why, sizeof(why), "%s", r->error);
+		exchange_fail(c, r->timeout ? 504 : 502, "UNAVAILABLE", why);
+		return;
+	}
+	if (r->status == 401)
+		exchange_learn_challenge(c->site, r->headers, r->n_headers);
+	else
+		c->site->auth_mode = UPSTREAM_AUTH_BASIC;
+	exchange_authorize_upstream(c);
+}
+
+/* A request body cannot be sent twice, so before the first one goes to a
+ * registry whose authentication is unknown, ask /v2/ how it wants to be
+ * talked to (what docker and containerd do too). */
+static void exchange_probe(struct conn *c)
+{
+	char target[600];
+
+	snprintf(target, sizeof(target), "%s/v2/", c->connector->path_prefix);
+	conn_set_state(c, CONN_UPSTREAM_AUTH);
+	c->probe = fetch_get(upstream_site_registry(c->site), target, c->connector->authorization,
+			     64 * 1024, exchange_on_probe, c);
+}
+
+void exchange_start(struct conn *c)
+{
+	char err[300];
+
+	c->site = upstream_site_get(c->px, c->connector, err, sizeof(err));
+	if (!c->site) {
+		exchange_fail(c, 502, "UNAVAILABLE", err);
+		return;
+	}
+	if (exchange_build_scope(c) != 0) {
+		conn_respond_error(c, 400, "NAME_INVALID", "the mount source repository name is not valid");
+		return;
+	}
+	exchange_build_target(c);
+	c->up_pool = upstream_site_registry(c->site);
+	c->up_send_auth = true;
+	if (conn_has_body(&c->req) && c->site->auth_mode == UPSTREAM_AUTH_UNKNOWN)
+		exchange_probe(c);
+	else
+		exchange_authorize_upstream(c);
+}
