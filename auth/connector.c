@@ -65,6 +65,7 @@ struct connector *connector_new(const struct connector_spec *s)
 	c->n_allow_push = s->n_allow_push;
 	c->allow_push = connector_copy_list(s->allow_push, s->n_allow_push);
 	c->allow_insecure = s->allow_insecure;
+	c->unavailable = s->unavailable ? x_strdup(s->unavailable) : NULL;
 	return c;
 }
 
@@ -93,5 +94,6 @@ void connector_unref(struct connector *c)
 	free(c->path_prefix);
 	free(c->address);
 	free(c->ca_file);
+	free(c->unavailable);
 	free(c);
 }

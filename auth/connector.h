@@ -23,6 +23,9 @@ struct connector {
 	char **allow_push;  /* users or groups that may push and delete */
 	size_t n_allow_push;
 	bool allow_insecure; /* plain-http redirect targets and token services */
+	/* Set when the connector exists but cannot be used now (its Secret is
+	 * missing, say): requests get 503 with this message. */
+	char *unavailable;
 	/* Owned by the proxy layer (its upstream pool); freed with the connector
 	 * through the destructor the proxy registered. */
 	void *proxy_data;
@@ -43,6 +46,7 @@ struct connector_spec {
 	char *const *allow_push;
 	size_t n_allow_push;
 	bool allow_insecure;
+	const char *unavailable;
 };
 
 struct connector *connector_new(const struct connector_spec *spec);

@@ -828,6 +828,12 @@ void exchange_start(struct conn *c)
 {
 	char err[300];
 
+	if (c->connector->unavailable) {
+		snprintf(err, sizeof(err), "connector %s is not usable: %s", c->connector->id,
+			 c->connector->unavailable);
+		conn_respond_error(c, 503, "UNAVAILABLE", err);
+		return;
+	}
 	c->site = upstream_site_get(c->px, c->connector, err, sizeof(err));
 	if (!c->site) {
 		exchange_fail(c, 502, "UNAVAILABLE", err);

@@ -237,11 +237,24 @@ static char *url_join_target(const char *base_target, struct og_str ref)
 	return t;
 }
 
+/* "scheme:" before any '/', '?' or '#' makes ref an absolute URI. */
+static bool url_has_scheme(struct og_str r)
+{
+	for (size_t i = 0; i < r.n; i++) {
+		char c = r.p[i];
+		if (c == ':')
+			return i > 0;
+		if (!(url_is_alnum(c) || c == '+' || c == '-' || c == '.'))
+			return false;
+	}
+	return false;
+}
+
 int url_resolve(const struct url *base, struct og_str ref, struct url *out)
 {
 	memset(out, 0, sizeof(*out));
-	if (url_has_prefix(ref, "http://") || url_has_prefix(ref, "https://"))
-		return url_parse(ref, out);
+	if (url_has_scheme(ref))
+		return url_parse(ref, out); /* only http(s) parse */
 	if (!url_ref_ok(ref) || url_has_dot_segment(ref))
 		return -1;
 	if (ref.n >= 2 && ref.p[0] == '/' && ref.p[1] == '/') {

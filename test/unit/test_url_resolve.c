@@ -1,0 +1,55 @@
+/* Resolving Location values against the request URL, and query
+ * component decoding. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "test/unit/check.h"
+#include "util/url.h"
+
+static void resolve(const char *ref, int want_rc, bool https, const char *host, unsigned port,
+		    const char *target)
+{
+	struct url base = { .https = true, .host = (char *)"reg.example.com", .port = 443,
+			    .target = (char *)"/v2/a/b/blobs/sha256:abc?x=1" };
+	struct url out;
+	int rc = url_resolve(&base, og_str_make(ref, strlen(ref)), &out);
+
+	CHECK_INT(rc, want_rc);
+	if (rc != 0 || want_rc != 0)
+		return;
+	CHECK_INT(out.https, https);
+	CHECK(strcmp(out.host, host) == 0);
+	CHECK_INT(out.port, port);
+	if (strcmp(out.target, target) != 0) {
+		fprintf(stderr, "resolve(%s): target %s, expected %s\n", ref, out.target, target);
+		check_failures++;
+	}
+	url_free(&out);
+}
+
+int main(void)
+{
+	resolve("https://s3.amazonaws.com/bucket/blob?X-Amz-Signature=1", 0, true, "s3.amazonaws.com", 443,
+		"/bucket/blob?X-Amz-Signature=1");
+	resolve("http://cdn:8080/x", 0, false, "cdn", 8080, "/x");
+	resolve("//cdn.example.com/y", 0, true, "cdn.example.com", 443, "/y");
+	resolve("/v2/a/b/blobs/uploads/u?_state=s", 0, true, "reg.example.com", 443,
+		"/v2/a/b/blobs/uploads/u?_state=s");
+	resolve("other", 0, true, "reg.example.com", 443, "/v2/a/b/blobs/other");
+	resolve("?y=2", 0, true, "reg.example.com", 443, "/v2/a/b/blobs/sha256:abc?y=2");
+	resolve("/p#frag", 0, true, "reg.example.com", 443, "/p");
+	resolve("../x", -1, false, NULL, 0, NULL);
+	resolve("/a/./b", -1, false, NULL, 0, NULL);
+	resolve("/a b", -1, false, NULL, 0, NULL);
+	resolve("ftp://x/y", -1, false, NULL, 0, NULL);
+	resolve("https://user:pw@host/", -1, false, NULL, 0, NULL);
+
+	char out[64];
+	CHECK_INT(url_decode_component("a%2Fb%3a", 8, out, sizeof(out)), 4);
+	CHECK(strcmp(out, "a/b:") == 0);
+	CHECK_INT(url_decode_component("a%2", 3, out, sizeof(out)), -1);
+	CHECK_INT(url_decode_component("%zz", 3, out, sizeof(out)), -1);
+	CHECK_INT(url_decode_component("%00", 3, out, sizeof(out)), -1);
+	CHECK_INT(url_decode_component("abcd", 4, out, 4), -1);
+	CHECK_DONE();
+}
