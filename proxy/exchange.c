@@ -15,13 +15,12 @@
 #include "proxy/fetch.h"
 #include "proxy/respond.h"
 #include "proxy/token.h"
+#include "util/http1_buf.h"
 #include "util/log.h"
 #include "util/url.h"
 #include "util/xalloc.h"
 
 #define EXCHANGE_MAX_HOPS 5
-/* Framing lines of a chunked body are examined in windows of this size. */
-#define EXCHANGE_CHUNK_WINDOW 8192
 
 static void exchange_open(struct conn *c);
 static void exchange_relay_body(struct conn *c);
@@ -185,43 +184,6 @@ static void exchange_write_request(struct conn *c, struct evbuffer *out)
 
 /* ---- the client's request body -------------------------------------------- */
 
-static void exchange_move_chunk(struct evbuffer *in, struct evbuffer *out, size_t n, bool chunked)
-{
-	if (chunked)
-		evbuffer_add_printf(out, "%zx\r\n", n);
-	evbuffer_remove_buffer(in, out, n);
-	if (chunked)
-		evbuffer_add(out, "\r\n", 2);
-}
-
-/* Consumes chunked framing from in and moves the data to out, re-chunked
- * when out_chunked. Returns 1 at the end of the body, 0 for more, -1 on bad
- * framing; *moved counts data bytes. */
-static int exchange_dechunk(struct http1_chunked *dec, struct evbuffer *in, struct evbuffer *out,
-			    bool out_chunked, uint64_t *moved)
-{
-	while (evbuffer_get_length(in) > 0) {
-		size_t avail = evbuffer_get_length(in);
-		if (dec->data_left > 0) {
-			size_t n = (size_t)OG_MIN((uint64_t)avail, dec->data_left);
-			exchange_move_chunk(in, out, n, out_chunked);
-			http1_chunked_took(dec, n);
-			*moved += n;
-			continue;
-		}
-		size_t win = OG_MIN(avail, (size_t)EXCHANGE_CHUNK_WINDOW);
-		const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)win);
-		size_t used = 0;
-		enum http1_chunk_status st = http1_chunked_parse(dec, p, win, &used);
-		evbuffer_drain(in, used);
-		if (st == HTTP1_CHUNK_ERROR)
-			return -1;
-		if (st == HTTP1_CHUNK_DONE)
-			return 1;
-	}
-	return 0;
-}
-
 static void exchange_relay_request_body(struct conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
@@ -231,7 +193,7 @@ static void exchange_relay_request_body(struct conn *c)
 	int done;
 
 	if (c->req.body == HTTP1_BODY_CHUNKED) {
-		done = exchange_dechunk(&c->req_chunk, in, out, true, &moved);
+		done = http1_buf_dechunk(&c->req_chunk, in, out, true, &moved);
 		if (done == 1)
 			evbuffer_add(out, "0\r\n\r\n", 5);
 	} else {
@@ -641,12 +603,12 @@ static void exchange_relay_body(struct conn *c)
 		break;
 	}
 	case HTTP1_BODY_CHUNKED:
-		done = exchange_dechunk(&c->chunk, in, conn_out(c), c->client_chunked, &c->body_bytes);
+		done = http1_buf_dechunk(&c->chunk, in, conn_out(c), c->client_chunked, &c->body_bytes);
 		break;
 	case HTTP1_BODY_UNTIL_CLOSE: {
 		size_t n = evbuffer_get_length(in);
 		if (n)
-			exchange_move_chunk(in, conn_out(c), n, c->client_chunked);
+			http1_buf_move(in, conn_out(c), n, c->client_chunked);
 		c->body_bytes += n;
 		break;
 	}

@@ -7,6 +7,7 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 
+#include "util/http1_buf.h"
 #include "util/xalloc.h"
 
 struct fetch {
@@ -119,24 +120,8 @@ static int fetch_read_body(struct fetch *f, struct evbuffer *in)
 		evbuffer_add_buffer(f->body, in);
 		return 0;
 	}
-	while (evbuffer_get_length(in) > 0) {
-		if (f->chunk.data_left > 0) {
-			size_t n = (size_t)OG_MIN((uint64_t)evbuffer_get_length(in), f->chunk.data_left);
-			evbuffer_remove_buffer(in, f->body, n);
-			http1_chunked_took(&f->chunk, n);
-			continue;
-		}
-		size_t win = OG_MIN(evbuffer_get_length(in), (size_t)8192);
-		size_t used = 0;
-		const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)win);
-		enum http1_chunk_status st = http1_chunked_parse(&f->chunk, p, win, &used);
-		evbuffer_drain(in, used);
-		if (st == HTTP1_CHUNK_ERROR)
-			return -1;
-		if (st == HTTP1_CHUNK_DONE)
-			return 1;
-	}
-	return 0;
+	uint64_t moved = 0;
+	return http1_buf_dechunk(&f->chunk, in, f->body, false, &moved);
 }
 
 static void fetch_on_read(struct bufferevent *bev, void *arg)
