@@ -60,6 +60,11 @@ struct connector *connector_new(const struct connector_spec *s)
 		c->authorization = connector_basic_header(s->username,
 							  s->password ? s->password : "");
 	c->ca_file = s->ca_file && *s->ca_file ? x_strdup(s->ca_file) : NULL;
+	if (s->ca_pem && s->ca_pem_len) {
+		c->ca_pem = x_malloc(s->ca_pem_len);
+		memcpy(c->ca_pem, s->ca_pem, s->ca_pem_len);
+		c->ca_pem_len = s->ca_pem_len;
+	}
 	c->n_allow = s->n_allow;
 	c->allow = connector_copy_list(s->allow, s->n_allow);
 	c->n_allow_push = s->n_allow_push;
@@ -94,6 +99,7 @@ void connector_unref(struct connector *c)
 	free(c->path_prefix);
 	free(c->address);
 	free(c->ca_file);
+	free(c->ca_pem);
 	free(c->unavailable);
 	free(c);
 }

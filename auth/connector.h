@@ -18,6 +18,8 @@ struct connector {
 	char *address;      /* the address as configured, for messages */
 	char *authorization; /* "Basic ..." for the upstream, or NULL */
 	char *ca_file;      /* extra trust, or NULL */
+	unsigned char *ca_pem; /* extra trust as PEM (from a Secret), or NULL */
+	size_t ca_pem_len;
 	char **allow;       /* users or groups that may pull */
 	size_t n_allow;
 	char **allow_push;  /* users or groups that may push and delete */
@@ -41,6 +43,8 @@ struct connector_spec {
 	const char *address;
 	const char *username, *password;
 	const char *ca_file;
+	const unsigned char *ca_pem; /* takes precedence over ca_file */
+	size_t ca_pem_len;
 	char *const *allow;
 	size_t n_allow;
 	char *const *allow_push;

@@ -67,7 +67,10 @@ static struct upstream_pool *upstream_pool_new(struct upstream_site *s, bool htt
 	else
 		snprintf(pool->host_header, n, v6 ? "[%s]:%u" : "%s:%u", host, (unsigned)port);
 	snprintf(pool->origin, n, "%s://%s", https ? "https" : "http", pool->host_header);
-	if (https && tls_client_init(&pool->tls, s->connector->ca_file, err, cap) != 0) {
+	if (https && (s->connector->ca_pem ?
+		      tls_client_init_pem(&pool->tls, s->connector->ca_pem, s->connector->ca_pem_len,
+					  false, err, cap) :
+		      tls_client_init(&pool->tls, s->connector->ca_file, err, cap)) != 0) {
 		pool->https = false;
 		upstream_pool_free(pool);
 		return NULL;

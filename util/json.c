@@ -91,9 +91,7 @@ static int json_scan_fail(struct json_scan *sc, const char *why)
 	return -1;
 }
 
-/* Length of the well-formed UTF-8 sequence at p (at most n bytes), 0 if it
- * is not one (overlong forms, surrogates, beyond U+10FFFF, truncated). */
-static size_t json_utf8_len(const unsigned char *p, size_t n)
+size_t json_utf8_len(const unsigned char *p, size_t n)
 {
 	unsigned char c = p[0];
 	size_t len;

@@ -56,6 +56,9 @@ struct json_doc {
 OG_WARN_UNUSED int json_parse(struct json_doc *d, const char *text, size_t len,
 			      size_t max_tokens, char *err, size_t err_cap);
 void json_doc_free(struct json_doc *d);
+/* Length of the well-formed UTF-8 sequence at p (at most n bytes, n > 0),
+ * 0 if it is not one (overlong forms, surrogates, beyond U+10FFFF, truncated). */
+size_t json_utf8_len(const unsigned char *p, size_t n);
 
 enum json_type json_type(const struct json_doc *d, int tok);
 bool json_is_object(const struct json_doc *d, int tok);

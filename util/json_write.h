@@ -6,8 +6,9 @@
 
 struct evbuffer;
 
-/* Appends s as a quoted JSON string (control characters and invalid UTF-8
- * bytes escaped as \u00XX so the output is always valid JSON). */
+/* Appends s as a quoted JSON string: well-formed UTF-8 as it is, control
+ * characters escaped, bytes that are not UTF-8 as U+FFFD, so the output is
+ * always valid JSON. */
 void jsonw_string(struct evbuffer *out, const char *s, size_t n);
 
 #endif

@@ -1,10 +1,12 @@
 #include "util/tls.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 static int tls_session_ex_index = -1;
@@ -23,7 +25,7 @@ static int tls_on_new_session(SSL *ssl, SSL_SESSION *sess)
 	return 1;
 }
 
-int tls_client_init(struct tls_client *t, const char *ca_file, char *err, size_t err_cap)
+static int tls_client_setup(struct tls_client *t, bool system_trust, char *err, size_t err_cap)
 {
 	memset(t, 0, sizeof(*t));
 	if (tls_session_ex_index < 0)
@@ -37,8 +39,31 @@ int tls_client_init(struct tls_client *t, const char *ca_file, char *err, size_t
 	SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, NULL);
 	SSL_CTX_set_mode(t->ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_alpn_protos(t->ctx, (const unsigned char *)"\x08http/1.1", 9);
-	if (SSL_CTX_set_default_verify_paths(t->ctx) != 1)
+	if (system_trust && SSL_CTX_set_default_verify_paths(t->ctx) != 1)
 		ERR_clear_error();
+	return 0;
+}
+
+static void tls_client_setup_sessions(struct tls_client *t)
+{
+	SSL_CTX_set_ex_data(t->ctx, tls_session_ex_index, t);
+	SSL_CTX_set_session_cache_mode(t->ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(t->ctx, tls_on_new_session);
+}
+
+static void tls_openssl_reason(char *buf, size_t cap)
+{
+	unsigned long e = ERR_get_error();
+
+	snprintf(buf, cap, "%s", e && ERR_reason_error_string(e) ? ERR_reason_error_string(e) :
+		 "unknown error");
+	ERR_clear_error();
+}
+
+int tls_client_init(struct tls_client *t, const char *ca_file, char *err, size_t err_cap)
+{
+	if (tls_client_setup(t, true, err, err_cap) != 0)
+		return -1;
 	if (ca_file && SSL_CTX_load_verify_locations(t->ctx, ca_file, NULL) != 1) {
 		unsigned long e = ERR_get_error();
 		snprintf(err, err_cap, "cannot load ca_file %s: %s", ca_file,
@@ -48,10 +73,130 @@ int tls_client_init(struct tls_client *t, const char *ca_file, char *err, size_t
 		t->ctx = NULL;
 		return -1;
 	}
-	SSL_CTX_set_ex_data(t->ctx, tls_session_ex_index, t);
-	SSL_CTX_set_session_cache_mode(t->ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
-	SSL_CTX_sess_set_new_cb(t->ctx, tls_on_new_session);
+	tls_client_setup_sessions(t);
 	return 0;
+}
+
+/* Adds every certificate of a PEM blob to the store; returns how many, or
+ * -1 when a block is not a certificate. */
+static int tls_add_pem_certs(X509_STORE *store, const void *pem, size_t len)
+{
+	BIO *bio;
+	int n = 0;
+
+	if (len > INT_MAX)
+		return -1;
+	bio = BIO_new_mem_buf(pem, (int)len);
+	if (!bio)
+		return -1;
+	for (;;) {
+		X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+		if (!x)
+			break;
+		if (X509_STORE_add_cert(store, x) != 1) {
+			X509_free(x);
+			n = -1;
+			break;
+		}
+		X509_free(x);
+		n++;
+	}
+	BIO_free(bio);
+	if (n >= 0) {
+		unsigned long e = ERR_peek_last_error();
+		/* Running out of blocks is how the loop ends; anything else
+		 * is a damaged certificate. */
+		if (e && !(ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE))
+			return -1;
+		ERR_clear_error();
+	}
+	return n;
+}
+
+int tls_client_init_pem(struct tls_client *t, const void *ca_pem, size_t len, bool only_pem,
+			char *err, size_t err_cap)
+{
+	char why[160];
+	int n;
+
+	if (tls_client_setup(t, !only_pem, err, err_cap) != 0)
+		return -1;
+	n = tls_add_pem_certs(SSL_CTX_get_cert_store(t->ctx), ca_pem, len);
+	if (n <= 0) {
+		if (n < 0)
+			tls_openssl_reason(why, sizeof(why));
+		else
+			snprintf(why, sizeof(why), "no PEM certificate found");
+		snprintf(err, err_cap, "cannot load CA certificates: %s", why);
+		SSL_CTX_free(t->ctx);
+		t->ctx = NULL;
+		return -1;
+	}
+	tls_client_setup_sessions(t);
+	return 0;
+}
+
+int tls_client_use_cert_pem(struct tls_client *t, const void *cert_pem, size_t cert_len,
+			    const void *key_pem, size_t key_len, char *err, size_t err_cap)
+{
+	char why[160];
+	BIO *bio = NULL;
+	X509 *leaf = NULL;
+	EVP_PKEY *key = NULL;
+	int rc = -1;
+
+	if (cert_len > INT_MAX || key_len > INT_MAX) {
+		snprintf(err, err_cap, "client certificate or key too large");
+		return -1;
+	}
+	bio = BIO_new_mem_buf(cert_pem, (int)cert_len);
+	leaf = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+	if (!leaf) {
+		tls_openssl_reason(why, sizeof(why));
+		snprintf(err, err_cap, "cannot read the client certificate: %s", why);
+		goto out;
+	}
+	if (SSL_CTX_use_certificate(t->ctx, leaf) != 1) {
+		tls_openssl_reason(why, sizeof(why));
+		snprintf(err, err_cap, "cannot use the client certificate: %s", why);
+		goto out;
+	}
+	for (;;) {
+		X509 *ca = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+		if (!ca)
+			break;
+		if (SSL_CTX_add0_chain_cert(t->ctx, ca) != 1) {
+			X509_free(ca);
+			tls_openssl_reason(why, sizeof(why));
+			snprintf(err, err_cap, "cannot use the client certificate chain: %s", why);
+			goto out;
+		}
+	}
+	ERR_clear_error();
+	BIO_free(bio);
+	bio = BIO_new_mem_buf(key_pem, (int)key_len);
+	key = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+	if (!key) {
+		tls_openssl_reason(why, sizeof(why));
+		snprintf(err, err_cap, "cannot read the client key: %s", why);
+		goto out;
+	}
+	if (SSL_CTX_use_PrivateKey(t->ctx, key) != 1 || SSL_CTX_check_private_key(t->ctx) != 1) {
+		tls_openssl_reason(why, sizeof(why));
+		snprintf(err, err_cap, "the client key does not match the certificate: %s", why);
+		goto out;
+	}
+	rc = 0;
+out:
+	X509_free(leaf);
+	EVP_PKEY_free(key);
+	BIO_free(bio);
+	return rc;
+}
+
+void tls_client_set_insecure(struct tls_client *t)
+{
+	SSL_CTX_set_verify(t->ctx, SSL_VERIFY_NONE, NULL);
 }
 
 void tls_client_free(struct tls_client *t)

@@ -20,10 +20,10 @@ static char *drain_all(struct evbuffer *b)
 static void test_json_escape(void)
 {
 	struct evbuffer *b = evbuffer_new();
-	const char in[] = "a\"b\\c\n\x01\xff/";
+	const char in[] = "a\"b\\c\n\x01\xff/\xc3\xa9\xe2\x82";
 	jsonw_string(b, in, sizeof(in) - 1);
 	char *s = drain_all(b);
-	CHECK_MEM_STR(s, strlen(s), "\"a\\\"b\\\\c\\u000a\\u0001\\u00ff/\"");
+	CHECK_MEM_STR(s, strlen(s), "\"a\\\"b\\\\c\\u000a\\u0001\\ufffd/\xc3\xa9\\ufffd\\ufffd\"");
 	free(s);
 	jsonw_string(b, "", 0);
 	s = drain_all(b);

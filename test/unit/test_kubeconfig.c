@@ -1,0 +1,617 @@
+/* k8s/kubeconfig: the YAML subset, context selection, field checks, the
+ * in-cluster configuration and token files. Fixtures are in
+ * test/unit/data/k8s (argv[1]; by default found next to this file). */
+#include "k8s/kubeconfig.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "test/unit/check.h"
+#include "util/xalloc.h"
+
+static const char *data_dir;
+
+#define CHECK_STR(a, b)                                                                     \
+	do {                                                                                \
+		const char *cs_a_ = (a), *cs_b_ = (b);                                      \
+		if (!cs_a_ || !cs_b_ || strcmp(cs_a_, cs_b_) != 0) {                         \
+			fprintf(stderr, "%s:%d: %s is \"%s\", expected \"%s\"\n", __FILE__,  \
+				__LINE__, #a, cs_a_ ? cs_a_ : "(null)", cs_b_ ? cs_b_ : "(null)"); \
+			check_failures++;                                                   \
+		}                                                                           \
+	} while (0)
+
+static const char CA[] = "-----BEGIN CERTIFICATE-----\nMIIC/kind/fake/ca\n-----END CERTIFICATE-----\n";
+static const char CRT[] =
+	"-----BEGIN CERTIFICATE-----\nMIIC/kind/fake/client\n-----END CERTIFICATE-----\n";
+static const char KEY[] =
+	"-----BEGIN RSA PRIVATE KEY-----\nMIIE/kind/fake/key\n-----END RSA PRIVATE KEY-----\n";
+
+static char *fixture_path(const char *name)
+{
+	size_t n = strlen(data_dir) + strlen(name) + 2;
+	char *p = x_malloc(n);
+	snprintf(p, n, "%s/%s", data_dir, name);
+	return p;
+}
+
+static char *load(const char *name, size_t *len)
+{
+	char *path = fixture_path(name);
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	if (!f) {
+		fprintf(stderr, "cannot open fixture %s\n", path);
+		exit(2);
+	}
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = x_malloc((size_t)n + 1);
+	if (fread(buf, 1, (size_t)n, f) != (size_t)n)
+		exit(2);
+	fclose(f);
+	free(path);
+	*len = (size_t)n;
+	return buf;
+}
+
+/* Parses a fixture with its real path (relative names resolve next to it). */
+static int parse_fixture(const char *name, const char *context, struct k8s_kubeconfig *kc,
+			 char *err, size_t cap)
+{
+	size_t len;
+	char *text = load(name, &len), *path = fixture_path(name);
+	int r = k8s_kubeconfig_parse(text, len, path, context, kc, err, cap);
+	free(text);
+	free(path);
+	return r;
+}
+
+static void test_kind(void)
+{
+	struct k8s_kubeconfig kc;
+	char err[512] = "";
+	char *path = fixture_path("kubeconfig_kind.yaml");
+
+	CHECK_INT(k8s_kubeconfig_load(path, NULL, &kc, err, sizeof(err)), 0);
+	CHECK(!kc.in_cluster);
+	CHECK_STR(kc.context, "kind-kind");
+	CHECK_STR(kc.cluster_name, "kind-kind");
+	CHECK_STR(kc.user_name, "kind-kind");
+	CHECK(kc.server.https);
+	CHECK_STR(kc.server.host, "127.0.0.1");
+	CHECK_INT(kc.server.port, 37017);
+	CHECK_STR(kc.server.path_prefix, "");
+	CHECK_MEM_STR(kc.ca_pem, kc.ca_pem_len, CA);
+	CHECK(kc.ca_file == NULL);
+	CHECK_MEM_STR(kc.client_cert_pem, kc.client_cert_pem_len, CRT);
+	CHECK_MEM_STR(kc.client_key_pem, kc.client_key_pem_len, KEY);
+	CHECK(kc.client_cert_file == NULL && kc.client_key_file == NULL);
+	CHECK(kc.token == NULL && kc.token_file == NULL && kc.ns == NULL);
+	CHECK(!kc.insecure_skip_tls_verify && kc.tls_server_name == NULL);
+	CHECK(kc.path && kc.path[0] == '/');
+	k8s_kubeconfig_free(&kc);
+	CHECK(kc.path == NULL && kc.server.host == NULL);
+	k8s_kubeconfig_free(&kc); /* harmless twice */
+	free(path);
+}
+
+static void test_minikube(void)
+{
+	struct k8s_kubeconfig kc;
+	char err[512] = "", want[1024];
+	char *path = fixture_path("kubeconfig_minikube.yaml");
+
+	CHECK_INT(parse_fixture("kubeconfig_minikube.yaml", NULL, &kc, err, sizeof(err)), 0);
+	CHECK_STR(kc.server.host, "192.168.49.2");
+	CHECK_INT(kc.server.port, 8443);
+	snprintf(want, sizeof(want), "%s/ca.crt", data_dir);
+	CHECK_STR(kc.ca_file, want);
+	snprintf(want, sizeof(want), "%s/profiles/minikube/client.crt", data_dir);
+	CHECK_STR(kc.client_cert_file, want);
+	CHECK_STR(kc.client_key_file, "/nonexistent/minikube/client.key");
+	CHECK_STR(kc.ns, "default");
+	CHECK(kc.ca_pem == NULL && kc.client_key_pem == NULL);
+	k8s_kubeconfig_free(&kc);
+
+	/* loading checks the files it names */
+	CHECK_INT(k8s_kubeconfig_load(path, NULL, &kc, err, sizeof(err)), -1);
+	CHECK(strstr(err, "kubeconfig_minikube.yaml: client-key /nonexistent/minikube/client.key: "
+			  "No such file or directory") != NULL);
+	CHECK(kc.server.host == NULL);
+	free(path);
+
+	CHECK_INT(k8s_kubeconfig_load("/nonexistent/kubeconfig", NULL, &kc, err, sizeof(err)), -1);
+	CHECK_STR(err, "kubeconfig /nonexistent/kubeconfig: No such file or directory");
+}
+
+static void test_handwritten(void)
+{
+	struct k8s_kubeconfig kc;
+	char err[512] = "", want[1024];
+	char *tok;
+
+	CHECK_INT(parse_fixture("kubeconfig_token.yaml", NULL, &kc, err, sizeof(err)), 0);
+	CHECK_STR(kc.context, "ocigate@prod");
+	CHECK(kc.server.https);
+	CHECK_STR(kc.server.host, "api.prod.example.com");
+	CHECK_INT(kc.server.port, 6443);
+	CHECK_STR(kc.server.path_prefix, "/k8s/clusters/c-m-abc12");
+	CHECK_STR(kc.ca_file, "/etc/ocigate/prod-ca.pem");
+	CHECK_STR(kc.tls_server_name, "kubernetes.default.svc");
+	CHECK_STR(kc.token, "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJvY2lnYXRlIn0.c2lnbmF0dXJl");
+	CHECK(kc.token_file == NULL);
+	CHECK_STR(kc.ns, "ocigate-system");
+	k8s_kubeconfig_free(&kc);
+
+	CHECK_INT(parse_fixture("kubeconfig_token.yaml", "lab", &kc, err, sizeof(err)), 0);
+	CHECK(!kc.server.https);
+	CHECK_INT(kc.server.port, 8001);
+	CHECK(kc.insecure_skip_tls_verify);
+	CHECK(kc.user_name == NULL && kc.token == NULL); /* anonymous */
+	k8s_kubeconfig_free(&kc);
+
+	CHECK_INT(parse_fixture("kubeconfig_token.yaml", "it's \"lab\"", &kc, err, sizeof(err)), 0);
+	CHECK_STR(kc.user_name, "robot");
+	CHECK_STR(kc.token, "fallback-token");
+	snprintf(want, sizeof(want), "%s/token", data_dir);
+	CHECK_STR(kc.token_file, want);
+	CHECK_INT(k8s_kubeconfig_read_token(kc.token_file, &tok, err, sizeof(err)), 0);
+	CHECK_STR(tok, "file-token-abc.def");
+	free(tok);
+	k8s_kubeconfig_free(&kc);
+
+	CHECK_INT(parse_fixture("kubeconfig_token.yaml", "nope", &kc, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "kubeconfig %s/kubeconfig_token.yaml: context 'nope' not found",
+		 data_dir);
+	CHECK_STR(err, want);
+}
+
+static void test_json(void)
+{
+	struct k8s_kubeconfig kc;
+	char err[512] = "";
+
+	CHECK_INT(parse_fixture("kubeconfig.json", NULL, &kc, err, sizeof(err)), 0);
+	CHECK_STR(kc.context, "json");
+	CHECK_STR(kc.server.host, "2001:db8::1");
+	CHECK_INT(kc.server.port, 6443);
+	CHECK_MEM_STR(kc.ca_pem, kc.ca_pem_len, CA);
+	CHECK(!kc.insecure_skip_tls_verify);
+	CHECK_STR(kc.token, "json-token-123");
+	CHECK_STR(kc.ns, "team-a");
+	k8s_kubeconfig_free(&kc);
+}
+
+static void check_fixture_bad(int line, const char *name, const char *context, const char *want)
+{
+	struct k8s_kubeconfig kc;
+	char err[512] = "", full[1024];
+	int r = parse_fixture(name, context, &kc, err, sizeof(err));
+
+	snprintf(full, sizeof(full), "kubeconfig %s/%s%s", data_dir, name, want);
+	if (r != -1 || strcmp(err, full) != 0) {
+		fprintf(stderr, "%s:%d: %s: ret %d err \"%s\", expected \"%s\"\n", __FILE__, line,
+			name, r, err, full);
+		check_failures++;
+	}
+	CHECK(kc.server.host == NULL && kc.context == NULL && kc.token == NULL);
+}
+
+static void test_bad_fixtures(void)
+{
+	struct k8s_kubeconfig kc;
+	char err[512];
+
+	check_fixture_bad(__LINE__, "bad_kubeconfig_exec.yaml", NULL,
+			  ": user 'arn:aws:eks:eu-west-1:123456789012:cluster/prod': exec "
+			  "(credential plugins) is not supported; use token, tokenFile or a client "
+			  "certificate");
+	check_fixture_bad(__LINE__, "bad_kubeconfig_auth_provider.yaml", NULL,
+			  ": user 'gke': auth-provider is not supported; use token, tokenFile or a "
+			  "client certificate");
+	check_fixture_bad(__LINE__, "bad_kubeconfig_base64.yaml", NULL,
+			  ": user 'admin': client-key-data is not valid base64");
+	check_fixture_bad(__LINE__, "bad_kubeconfig_tabs.yaml", NULL,
+			  ":5: tabs are not allowed in indentation");
+	check_fixture_bad(__LINE__, "bad_kubeconfig_no_current.yaml", NULL,
+			  ": current-context is not set and no context was given");
+	check_fixture_bad(__LINE__, "bad_kubeconfig_no_current.yaml", "other",
+			  ": context 'other' not found");
+	check_fixture_bad(__LINE__, "bad_kubeconfig_anchor.yaml", NULL,
+			  ":6: anchors, aliases and tags are not supported");
+
+	/* the same file is fine once a context is named; it has no user */
+	CHECK_INT(parse_fixture("bad_kubeconfig_no_current.yaml", "c", &kc, err, sizeof(err)), 0);
+	CHECK(kc.user_name == NULL);
+	CHECK_STR(kc.server.host, "127.0.0.1");
+	k8s_kubeconfig_free(&kc);
+}
+
+/* ---- inline documents ---- */
+
+#define HEAD "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+#define CTX "contexts:\n- name: c\n  context:\n    cluster: k\n    user: u\n"
+#define CLUSTER "clusters:\n- name: k\n  cluster:\n    server: https://k.example.com\n"
+#define USER "users:\n- name: u\n  user:\n    token: t0k\n"
+
+static void check_text(int line, const char *text, const char *want_err)
+{
+	struct k8s_kubeconfig kc;
+	char err[512] = "";
+	int r = k8s_kubeconfig_parse(text, strlen(text), "t.yaml", NULL, &kc, err, sizeof(err));
+
+	if (want_err && (r != -1 || strcmp(err, want_err) != 0)) {
+		fprintf(stderr, "%s:%d: ret %d err \"%s\", expected \"%s\"\n", __FILE__, line, r,
+			err, want_err);
+		check_failures++;
+	} else if (!want_err && r != 0) {
+		fprintf(stderr, "%s:%d: refused: %s\n", __FILE__, line, err);
+		check_failures++;
+	}
+	if (r == 0)
+		k8s_kubeconfig_free(&kc);
+}
+
+#define BAD(text, want) check_text(__LINE__, text, "kubeconfig t.yaml" want)
+#define GOOD(text) check_text(__LINE__, text, NULL)
+
+static void test_yaml_syntax(void)
+{
+	GOOD(HEAD CTX CLUSTER USER);
+	GOOD("\xef\xbb\xbf" HEAD CTX CLUSTER USER);
+	GOOD("---\n" HEAD CTX CLUSTER USER);
+	GOOD("apiVersion: v1\r\nkind: Config\r\ncurrent-context: c\r\n" CTX CLUSTER USER);
+	GOOD(HEAD "contexts:\n  -   name: c\n      context:\n        cluster: k\n"
+		  "        user: u   # trailing\n" CLUSTER USER);
+	GOOD(HEAD "contexts:\n-\n  name: c\n  context:\n    cluster: k\n    user: u\n" CLUSTER USER);
+	GOOD(HEAD CTX CLUSTER USER "extensions:\n- - nested\n  - seq\n- plain\n- \"q\"\n- []\n-\n");
+
+	BAD("", ": the file is empty");
+	BAD("# only a comment\n\n   \n", ": the file is empty");
+	BAD("- a\n- b\n", ": expected a mapping at the top");
+	BAD("hello\n", ":1: expected 'key: value' or '- item'");
+	BAD("a: 1\n  b: 2\n", ":2: unexpected indentation (multi-line values are not supported)");
+	BAD("a:\n  b: 1\n c: 2\n", ":3: unexpected indentation");
+	BAD("a:\n  b: 1\n   c: 2\n", ":3: unexpected indentation (multi-line values are not supported)");
+	BAD("  a: 1\nb: 2\n", ":2: unexpected text at a lower indentation");
+	BAD("a: 1\na: 2\n", ":2: duplicate key 'a'");
+	BAD("a:\n- x\n  - y\n", ":3: unexpected indentation (multi-line values are not supported)");
+	BAD("a: 1\n- x\n", ":2: a sequence item where a key was expected");
+	BAD("a: [1, 2]\n", ":1: flow collections other than {} and [] are not supported");
+	BAD("a: {b: c}\n", ":1: flow collections other than {} and [] are not supported");
+	BAD("a: {}x\n", ":1: flow collections other than {} and [] are not supported");
+	BAD("a: |\n  x\n", ":1: block scalars (| and >) are not supported");
+	BAD("a: >-\n  x\n", ":1: block scalars (| and >) are not supported");
+	BAD("a: \"unterminated\n  more\"\n",
+	    ":1: unterminated quoted value (multi-line values are not supported)");
+	BAD("a: 'x'y\n", ":1: unexpected text after a quoted value");
+	BAD("a: \"x\"#c\n", ":1: unexpected text after a quoted value");
+	BAD("a: b: c\n", ":1: a value containing ': ' must be quoted");
+	BAD("a: b:\n", ":1: a value containing ': ' must be quoted");
+	BAD("a: *ref\n", ":1: anchors, aliases and tags are not supported");
+	BAD("a: !!str x\n", ":1: anchors, aliases and tags are not supported");
+	BAD("&x a: 1\n", ":1: anchors, aliases and tags are not supported");
+	BAD("? a\n: b\n", ":1: complex or empty mapping keys are not supported");
+	BAD(": b\n", ":1: complex or empty mapping keys are not supported");
+	BAD("a: @x\n", ":1: a value cannot start with '@' unless it is quoted");
+	BAD("a: \"\\q\"\n", ":1: invalid escape in a double-quoted value");
+	BAD("a: \"\\x00\"\n", ":1: invalid escape in a double-quoted value");
+	BAD("a: \"\\ud800\"\n", ":1: invalid escape in a double-quoted value");
+	BAD("a: 1\n---\nb: 2\n", ":2: only one document without markers after its start is supported");
+	BAD("a: 1\n...\n", ":2: only one document without markers after its start is supported");
+	BAD("--- a: 1\n", ":1: only one document without markers after its start is supported");
+	BAD("%YAML 1.2\n---\na: 1\n", ":1: directives are not supported");
+	BAD("a: x\rb\n", ":1: carriage return inside a line");
+	BAD("a: 1\nb: \x01\n", ":2: control character 0x01");
+	BAD("a:\n  -\tb\n", ":2: tabs are not allowed in indentation");
+	BAD("a:\n\t- b\n", ":2: tabs are not allowed in indentation");
+
+	static const char nul[] = "a: 1\nb: x\0y\n";
+	struct k8s_kubeconfig kc;
+	char err[256];
+	CHECK_INT(k8s_kubeconfig_parse(nul, sizeof(nul) - 1, "t.yaml", NULL, &kc, err, sizeof(err)), -1);
+	CHECK_STR(err, "kubeconfig t.yaml:2: NUL byte");
+
+	/* nesting is bounded: 100 levels of "- " */
+	char deep[400];
+	size_t n = 0;
+	n += (size_t)snprintf(deep, sizeof(deep), "a:\n");
+	for (int i = 0; i < 100; i++)
+		deep[n++] = '-', deep[n++] = ' ';
+	deep[n++] = 'x';
+	deep[n++] = '\n';
+	deep[n] = '\0';
+	BAD(deep, ":2: nested too deeply");
+}
+
+static void test_yaml_values(void)
+{
+	struct k8s_kubeconfig kc;
+	char err[512] = "";
+	const char *text = HEAD CLUSTER USER
+		"contexts:\n- name: c\n  context:\n    cluster: k\n    user: u\n"
+		"    namespace: \"t\\u00e9am\\t\\x41\\\\\\\"\\/\"\n"
+		"- name: 'o''k'\n  context:\n    cluster: k\n    namespace: ~\n"
+		"- name: \"n\"\n  context:\n    cluster: k\n    namespace: plain # comment\n";
+
+	CHECK_INT(k8s_kubeconfig_parse(text, strlen(text), "t.yaml", NULL, &kc, err, sizeof(err)), 0);
+	CHECK_STR(kc.ns, "t\xc3\xa9" "am\tA\\\"/");
+	k8s_kubeconfig_free(&kc);
+	CHECK_INT(k8s_kubeconfig_parse(text, strlen(text), "t.yaml", "o'k", &kc, err, sizeof(err)), 0);
+	CHECK(kc.ns == NULL);
+	k8s_kubeconfig_free(&kc);
+	CHECK_INT(k8s_kubeconfig_parse(text, strlen(text), "t.yaml", "n", &kc, err, sizeof(err)), 0);
+	CHECK_STR(kc.ns, "plain");
+	k8s_kubeconfig_free(&kc);
+}
+
+static void test_fields(void)
+{
+	BAD(HEAD CTX USER "clusters:\n- name: k\n  cluster:\n    server: https://k\n"
+			  "    insecure-skip-tls-verify: \"true\"\n",
+	    ": cluster 'k': insecure-skip-tls-verify must be true or false (line 17)");
+	BAD(HEAD CTX USER "clusters:\n- name: k\n  cluster:\n    server: https://k\n"
+			  "    insecure-skip-tls-verify: yes\n",
+	    ": cluster 'k': insecure-skip-tls-verify must be true or false (line 17)");
+	BAD(HEAD CTX USER "clusters:\n- name: k\n  cluster:\n    server: https://k\n"
+			  "    insecure-skip-tls-verify: true\n    certificate-authority: ca.pem\n",
+	    ": cluster 'k': insecure-skip-tls-verify cannot be combined with a certificate authority");
+	BAD(HEAD CTX USER "clusters:\n- name: k\n  cluster:\n    server: https://k\n"
+			  "    certificate-authority: ca.pem\n    certificate-authority-data: QUJD\n",
+	    ": cluster 'k': certificate-authority and certificate-authority-data are both set");
+	BAD(HEAD CTX USER "clusters:\n- name: k\n  cluster:\n    server: https://k\n"
+			  "    proxy-url: http://proxy:3128\n",
+	    ": cluster 'k': proxy-url is not supported");
+	BAD(HEAD CTX USER "clusters:\n- name: k\n  cluster:\n    server: ftp://k\n",
+	    ": cluster 'k': server: expected an http:// or https:// URL");
+	BAD(HEAD CTX USER "clusters:\n- name: k\n  cluster:\n    insecure-skip-tls-verify: false\n",
+	    ": cluster 'k': server is missing");
+	BAD(HEAD CTX USER "clusters:\n- name: k\n  cluster:\n    server:\n      url: https://k\n",
+	    ": cluster 'k': server must be a string (line 16)");
+	BAD(HEAD CTX USER "clusters:\n- name: k\n  cluster: []\n",
+	    ": clusters: cluster 'k' must be a mapping (line 15)");
+	BAD(HEAD CTX USER "clusters:\n- name: k\n  cluster:\n    server: https://k\n"
+			  "- name: k\n  cluster:\n    server: https://k2\n",
+	    ": clusters: duplicate name 'k' (line 17)");
+	BAD(HEAD CTX USER "clusters:\n- cluster:\n    server: https://k\n",
+	    ": clusters: every entry needs a name (line 14)");
+	BAD(HEAD CTX USER "clusters: https://k\n", ": clusters must be a list (line 13)");
+	BAD(HEAD CTX USER "clusters:\n- name: other\n  cluster:\n    server: https://k\n",
+	    ": context 'c': cluster 'k' not found");
+	BAD(HEAD CTX CLUSTER, ": context 'c': user 'u' not found");
+	BAD(HEAD CLUSTER USER "contexts:\n- name: c\n  context:\n    user: u\n",
+	    ": context 'c': cluster is missing");
+
+	BAD(HEAD CTX CLUSTER "users:\n- name: u\n  user:\n    token: has space\n",
+	    ": user 'u': token contains characters that cannot be sent in an Authorization header");
+	BAD(HEAD CTX CLUSTER "users:\n- name: u\n  user:\n    username: admin\n    password: x\n",
+	    ": user 'u': username/password (basic authentication) is not supported");
+	BAD(HEAD CTX CLUSTER "users:\n- name: u\n  user:\n    token: t\n    as: admin\n",
+	    ": user 'u': as (impersonation) is not supported");
+	BAD(HEAD CTX CLUSTER "users:\n- name: u\n  user:\n    client-certificate-data: QUJD\n",
+	    ": user 'u': a client certificate is set but client-key or client-key-data is not");
+	BAD(HEAD CTX CLUSTER "users:\n- name: u\n  user:\n    client-key: k.pem\n",
+	    ": user 'u': a client key is set but client-certificate or client-certificate-data is not");
+	BAD(HEAD CTX CLUSTER "users:\n- name: u\n  user:\n    client-certificate: c.pem\n"
+			     "    client-certificate-data: QUJD\n    client-key: k.pem\n",
+	    ": user 'u': client-certificate and client-certificate-data are both set");
+	BAD(HEAD CTX CLUSTER "users:\n- name: u\n  user:\n    client-certificate-data: QUJD\n"
+			     "    client-key-data: QUJD\n    client-key: k.pem\n",
+	    ": user 'u': client-key and client-key-data are both set");
+	BAD("apiVersion: v1\nkind: Pod\n", ": kind must be Config (line 2)");
+	BAD("apiVersion: v2\n", ": apiVersion must be v1 (line 1)");
+
+	/* a token together with a client certificate is allowed, as in client-go */
+	GOOD(HEAD CTX CLUSTER "users:\n- name: u\n  user:\n    token: t\n"
+			      "    client-certificate-data: QUJD\n    client-key-data: QUJD\n");
+	/* unknown fields and extensions are ignored */
+	GOOD(HEAD CTX CLUSTER USER "preferences:\n  colors: true\nextensions: []\n");
+
+	/* JSON */
+	struct k8s_kubeconfig kc;
+	char err[512];
+	const char *js = "{\"current-context\":\"c\",\"contexts\":[{\"name\":\"c\",\"context\":"
+			 "{\"cluster\":\"k\"}}],\"clusters\":[{\"name\":\"k\",\"cluster\":"
+			 "{\"server\":\"https://k\",\"insecure-skip-tls-verify\":\"true\"}}]}";
+	CHECK_INT(k8s_kubeconfig_parse(js, strlen(js), "t.json", NULL, &kc, err, sizeof(err)), -1);
+	CHECK_STR(err, "kubeconfig t.json: cluster 'k': insecure-skip-tls-verify must be true or "
+		       "false (line 1)");
+	const char *jbad = "\n {\"current-context\": \"c\",}";
+	CHECK_INT(k8s_kubeconfig_parse(jbad, strlen(jbad), "t.json", NULL, &kc, err, sizeof(err)), -1);
+	CHECK_STR(err, "kubeconfig t.json: invalid JSON at offset 26: expected a string key");
+	const char *jnul = "{\"current-context\":\"c\\u0000\"}";
+	CHECK_INT(k8s_kubeconfig_parse(jnul, strlen(jnul), "t.json", NULL, &kc, err, sizeof(err)), -1);
+	CHECK_STR(err, "kubeconfig t.json: a string contains \\u0000");
+	const char *jarr = "[]";
+	CHECK_INT(k8s_kubeconfig_parse(jarr, 2, "t.json", NULL, &kc, err, sizeof(err)), -1);
+	CHECK_STR(err, "kubeconfig t.json:1: expected 'key: value' or '- item'");
+}
+
+static void test_relative_paths(void)
+{
+	struct k8s_kubeconfig kc;
+	char err[512] = "";
+	const char *text = HEAD CTX
+		"clusters:\n- name: k\n  cluster:\n    server: https://k\n"
+		"    certificate-authority: ../ca.pem\n"
+		"users:\n- name: u\n  user:\n    tokenFile: tok\n    client-certificate: /abs/c.pem\n"
+		"    client-key: keys/k.pem\n";
+
+	CHECK_INT(k8s_kubeconfig_parse(text, strlen(text), "dir/sub/config", NULL, &kc, err,
+				       sizeof(err)), 0);
+	CHECK_STR(kc.ca_file, "dir/sub/../ca.pem");
+	CHECK_STR(kc.token_file, "dir/sub/tok");
+	CHECK_STR(kc.client_cert_file, "/abs/c.pem");
+	CHECK_STR(kc.client_key_file, "dir/sub/keys/k.pem");
+	k8s_kubeconfig_free(&kc);
+	CHECK_INT(k8s_kubeconfig_parse(text, strlen(text), "config", NULL, &kc, err, sizeof(err)), 0);
+	CHECK_STR(kc.ca_file, "../ca.pem");
+	k8s_kubeconfig_free(&kc);
+	CHECK_INT(k8s_kubeconfig_parse(text, strlen(text), "/config", NULL, &kc, err, sizeof(err)), 0);
+	CHECK_STR(kc.ca_file, "/../ca.pem");
+	k8s_kubeconfig_free(&kc);
+}
+
+/* ---- in-cluster and token files ---- */
+
+static void write_file(const char *dir, const char *name, const char *content, size_t n)
+{
+	char path[1024];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "wb");
+	if (!f || fwrite(content, 1, n, f) != n) {
+		fprintf(stderr, "cannot write %s\n", path);
+		exit(2);
+	}
+	fclose(f);
+}
+
+static void remove_file(const char *dir, const char *name)
+{
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	unlink(path);
+}
+
+static void test_in_cluster(const char *dir)
+{
+	struct k8s_kubeconfig kc;
+	char err[512] = "", want[1024];
+
+	write_file(dir, "token", "eyJ.sa.token\n", 13);
+	write_file(dir, "ca.crt", CA, strlen(CA));
+	write_file(dir, "namespace", "team-a\n", 7);
+
+	unsetenv("KUBERNETES_SERVICE_HOST");
+	unsetenv("KUBERNETES_SERVICE_PORT");
+	CHECK_INT(k8s_kubeconfig_in_cluster(dir, &kc, err, sizeof(err)), -1);
+	CHECK_STR(err, "in-cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set "
+		       "(not running in a Pod?)");
+
+	setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
+	setenv("KUBERNETES_SERVICE_PORT", "443", 1);
+	CHECK_INT(k8s_kubeconfig_in_cluster(dir, &kc, err, sizeof(err)), 0);
+	CHECK(kc.in_cluster);
+	CHECK(kc.server.https);
+	CHECK_STR(kc.server.host, "10.96.0.1");
+	CHECK_INT(kc.server.port, 443);
+	CHECK_STR(kc.server.text, "https://10.96.0.1:443");
+	snprintf(want, sizeof(want), "%s/token", dir);
+	CHECK_STR(kc.token_file, want);
+	snprintf(want, sizeof(want), "%s/ca.crt", dir);
+	CHECK_STR(kc.ca_file, want);
+	CHECK_STR(kc.ns, "team-a");
+	CHECK(kc.token == NULL && kc.path == NULL && kc.context == NULL);
+	k8s_kubeconfig_free(&kc);
+
+	setenv("KUBERNETES_SERVICE_HOST", "fd00:10:96::1", 1);
+	setenv("KUBERNETES_SERVICE_PORT", "6443", 1);
+	remove_file(dir, "namespace");
+	CHECK_INT(k8s_kubeconfig_in_cluster(dir, &kc, err, sizeof(err)), 0);
+	CHECK_STR(kc.server.host, "fd00:10:96::1");
+	CHECK_INT(kc.server.port, 6443);
+	CHECK(kc.ns == NULL);
+	k8s_kubeconfig_free(&kc);
+
+	setenv("KUBERNETES_SERVICE_PORT", "https", 1);
+	CHECK_INT(k8s_kubeconfig_in_cluster(dir, &kc, err, sizeof(err)), -1);
+	CHECK_STR(err, "in-cluster: KUBERNETES_SERVICE_HOST/PORT give https://[fd00:10:96::1]:https: "
+		       "'[fd00:10:96::1]:https' is not a valid host and port");
+	setenv("KUBERNETES_SERVICE_PORT", "443", 1);
+
+	remove_file(dir, "token");
+	CHECK_INT(k8s_kubeconfig_in_cluster(dir, &kc, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "in-cluster: %s/token: No such file or directory", dir);
+	CHECK_STR(err, want);
+	CHECK(kc.server.host == NULL && kc.token_file == NULL);
+	remove_file(dir, "ca.crt");
+	unsetenv("KUBERNETES_SERVICE_HOST");
+	unsetenv("KUBERNETES_SERVICE_PORT");
+}
+
+static void test_token_file(const char *dir)
+{
+	char path[1024], err[512] = "", want[1200], *tok = (char *)"unset";
+	char *big = x_malloc(K8S_TOKEN_MAX_BYTES + 1);
+
+	snprintf(path, sizeof(path), "%s/tok", dir);
+	write_file(dir, "tok", " \tabc.DEF-_~+/=\r\n\n", 18);
+	CHECK_INT(k8s_kubeconfig_read_token(path, &tok, err, sizeof(err)), 0);
+	CHECK_STR(tok, "abc.DEF-_~+/=");
+	free(tok);
+
+	static const struct {
+		const char *content;
+		size_t n;
+		const char *why;
+	} bad[] = {
+		{ "", 0, "empty" },
+		{ " \n\n", 3, "empty" },
+		{ "a b", 3, "contains characters that cannot be sent in an Authorization header" },
+		{ "a\r\nb", 4, "contains characters that cannot be sent in an Authorization header" },
+		{ "a\0b", 3, "contains characters that cannot be sent in an Authorization header" },
+		{ "t\xc3\xa9", 3, "contains characters that cannot be sent in an Authorization header" },
+	};
+	for (size_t i = 0; i < OG_ARRAY_LEN(bad); i++) {
+		write_file(dir, "tok", bad[i].content, bad[i].n);
+		CHECK_INT(k8s_kubeconfig_read_token(path, &tok, err, sizeof(err)), -1);
+		snprintf(want, sizeof(want), "token file %s: %s", path, bad[i].why);
+		CHECK_STR(err, want);
+		CHECK(tok == NULL);
+	}
+	memset(big, 'a', K8S_TOKEN_MAX_BYTES + 1);
+	write_file(dir, "tok", big, K8S_TOKEN_MAX_BYTES);
+	CHECK_INT(k8s_kubeconfig_read_token(path, &tok, err, sizeof(err)), 0);
+	CHECK_INT(strlen(tok), K8S_TOKEN_MAX_BYTES);
+	free(tok);
+	write_file(dir, "tok", big, K8S_TOKEN_MAX_BYTES + 1);
+	CHECK_INT(k8s_kubeconfig_read_token(path, &tok, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "token file %s: file too large", path);
+	CHECK_STR(err, want);
+	remove_file(dir, "tok");
+	CHECK_INT(k8s_kubeconfig_read_token(path, &tok, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "token file %s: No such file or directory", path);
+	CHECK_STR(err, want);
+	free(big);
+}
+
+int main(int argc, char **argv)
+{
+	static char dir[1024];
+	char tmp[] = "/tmp/test_kubeconfig.XXXXXX";
+
+	if (argc > 1) {
+		data_dir = argv[1];
+	} else {
+		const char *slash = strrchr(__FILE__, '/');
+		snprintf(dir, sizeof(dir), "%.*sdata/k8s", slash ? (int)(slash - __FILE__ + 1) : 0,
+			 __FILE__);
+		data_dir = dir;
+	}
+	if (!mkdtemp(tmp)) {
+		perror("mkdtemp");
+		return 2;
+	}
+	test_kind();
+	test_minikube();
+	test_handwritten();
+	test_json();
+	test_bad_fixtures();
+	test_yaml_syntax();
+	test_yaml_values();
+	test_fields();
+	test_relative_paths();
+	test_in_cluster(tmp);
+	test_token_file(tmp);
+	rmdir(tmp);
+	CHECK_DONE();
+}
