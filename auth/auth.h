@@ -60,6 +60,9 @@ struct auth_backend_ops {
 	/* Returns a new reference, or NULL when no such connector exists. */
 	struct connector *(*find_connector)(struct auth_backend *b, struct og_str ns,
 					    struct og_str name);
+	/* False while the backend cannot serve yet (Kubernetes mode before the
+	 * first list of connectors); NULL means always ready. */
+	bool (*ready)(struct auth_backend *b);
 	void (*free)(struct auth_backend *b);
 };
 
@@ -71,6 +74,11 @@ static inline void auth_backend_free(struct auth_backend *b)
 {
 	if (b)
 		b->ops->free(b);
+}
+
+static inline bool auth_backend_ready(struct auth_backend *b)
+{
+	return b && (!b->ops->ready || b->ops->ready(b));
 }
 
 const char *auth_verb_name(enum auth_verb verb);

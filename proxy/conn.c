@@ -420,6 +420,8 @@ static bool conn_handle_health(struct conn *c)
 	if (og_str_eq(c->req.target, "/readyz")) {
 		if (c->px->shutting_down)
 			conn_respond_plain(c, 503, "text/plain", "shutting down\n");
+		else if (!auth_backend_ready(c->px->auth))
+			conn_respond_plain(c, 503, "text/plain", "connectors not loaded yet\n");
 		else
 			conn_respond_plain(c, 200, "text/plain", "ok\n");
 		return true;

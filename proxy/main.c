@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "auth/static_auth.h"
+#include "k8s/k8s_auth.h"
 #include "proxy/proxy.h"
 #include "util/config.h"
 #include "util/log.h"
@@ -23,12 +24,15 @@ static void main_usage(FILE *f)
 		"A reverse proxy in front of private OCI registries: clients pull\n"
 		"  HOST:PORT/namespaces/NS/connectors/NAME/REPO:TAG\n"
 		"with their own token as the password; ocigate checks the token and the\n"
-		"connector's allow list, then pulls from the connector's registry with\n"
-		"credentials the client never sees.\n"
+		"connector's allow list (Kubernetes mode, with a [kubernetes] section:\n"
+		"TokenReview and SubjectAccessReview, connectors from Connector objects),\n"
+		"then pulls from the connector's registry with credentials the client\n"
+		"never sees.\n"
 		"\n"
 		"Options:\n"
 		"  -c, --config FILE   configuration file (see packaging/ocigate.conf.example)\n"
-		"  -t, --check-config  validate the configuration and the tokens file, then exit\n"
+		"  -t, --check-config  validate the configuration and the tokens file (Kubernetes\n"
+		"                      mode: the kubeconfig or in-cluster files), then exit\n"
 		"                      (exit status 0 when valid, 1 with FILE:LINE: message)\n"
 		"      --help-config   list every configuration option with its default\n"
 		"  -h, --help          show this help\n"
@@ -78,40 +82,91 @@ static int main_parse_args(int argc, char **argv, struct main_args *a)
 	return 0;
 }
 
-int main(int argc, char **argv)
+static void main_free_config(struct config *cfg)
 {
-	struct main_args args = { 0 };
-	struct config *cfg = x_new(struct config);
-	struct auth_backend *auth;
-	struct proxy px;
-	char err[1024];
-	int rc;
+	config_free(cfg);
+	free(cfg);
+}
 
-	if (main_parse_args(argc, argv, &args) != 0)
-		return 2;
-	if (config_load(args.config, cfg, err, sizeof(err)) != 0) {
-		fprintf(stderr, "%s\n", err);
-		config_free(cfg);
-		free(cfg);
-		return 1;
+/* --check-config: what start-up would read, without any network. */
+static int main_check(const char *path, const struct config *cfg)
+{
+	struct auth_backend *auth;
+	char err[1024], desc[1024];
+
+	if (cfg->kubernetes.enabled) {
+		if (k8s_auth_check_config(cfg, desc, sizeof(desc), err, sizeof(err)) != 0) {
+			fprintf(stderr, "%s: [kubernetes]: %s\n", path, err);
+			return 1;
+		}
+		printf("%s: configuration OK (Kubernetes mode: %s)\n", path, desc);
+		return 0;
 	}
 	auth = static_auth_new(cfg, err, sizeof(err));
 	if (!auth) {
 		fprintf(stderr, "%s\n", err);
-		config_free(cfg);
+		return 1;
+	}
+	printf("%s: configuration OK (%zu connectors)\n", path, cfg->n_connectors);
+	auth_backend_free(auth);
+	return 0;
+}
+
+/* Standalone mode builds its backend before the loop exists; Kubernetes
+ * mode needs the loop (and DNS) for its API client, so it comes after
+ * proxy_init, before the loop runs. */
+static int main_start(struct proxy *px, const char *path, struct config *cfg)
+{
+	struct auth_backend *auth = NULL;
+	char err[1024];
+
+	if (!cfg->kubernetes.enabled) {
+		auth = static_auth_new(cfg, err, sizeof(err));
+		if (!auth) {
+			fprintf(stderr, "%s\n", err);
+			main_free_config(cfg);
+			return -1;
+		}
+	}
+	log_set_level((enum log_level)cfg->log.level);
+	log_info("starting", "version=%s config=%s mode=%s", OCIGATE_VERSION, path,
+		 cfg->kubernetes.enabled ? "kubernetes" : "standalone");
+	if (proxy_init(px, cfg, auth) != 0)
+		return -1;
+	if (auth)
+		return 0;
+	px->auth = k8s_auth_new(px->base, px->dns, cfg, err, sizeof(err));
+	if (!px->auth) {
+		fprintf(stderr, "%s: [kubernetes]: %s\n", path, err);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct main_args args = { 0 };
+	struct config *cfg = x_new(struct config);
+	struct proxy px;
+	char err[1024];
+	int rc;
+
+	if (main_parse_args(argc, argv, &args) != 0) {
 		free(cfg);
+		return 2;
+	}
+	if (config_load(args.config, cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s\n", err);
+		main_free_config(cfg);
 		return 1;
 	}
 	if (args.check) {
-		printf("%s: configuration OK (%zu connectors)\n", args.config, cfg->n_connectors);
-		auth_backend_free(auth);
-		config_free(cfg);
-		free(cfg);
-		return 0;
+		rc = main_check(args.config, cfg);
+		main_free_config(cfg);
+		return rc;
 	}
-	log_set_level((enum log_level)cfg->log.level);
-	log_info("starting", "version=%s config=%s", OCIGATE_VERSION, args.config);
-	if (proxy_init(&px, cfg, auth) != 0) {
+	memset(&px, 0, sizeof(px));
+	if (main_start(&px, args.config, cfg) != 0) {
 		proxy_free(&px);
 		return 1;
 	}

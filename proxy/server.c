@@ -196,18 +196,30 @@ static void proxy_reload(struct proxy *px)
 		free(next);
 		return;
 	}
-	auth = static_auth_new(next, err, sizeof(err));
-	if (!auth) {
+	if (next->kubernetes.enabled != px->cfg->kubernetes.enabled) {
+		log_error("reload_failed", "reason=\"switching between standalone and Kubernetes "
+			  "mode needs a restart\"");
+		config_free(next);
+		free(next);
+		return;
+	}
+	/* Kubernetes mode keeps its backend: it follows the API server by
+	 * itself, and requests wait on it (they hold handles into it), so it
+	 * cannot be swapped under them. Its options need a restart. */
+	auth = next->kubernetes.enabled ? NULL : static_auth_new(next, err, sizeof(err));
+	if (!auth && !next->kubernetes.enabled) {
 		log_error("reload_failed", "reason=\"%s\"", err);
 		config_free(next);
 		free(next);
 		return;
 	}
 	proxy_keep_static_options(px, next);
-	/* In-flight requests hold references to the connectors and identities
-	 * they use, so the old backend can go now. */
-	auth_backend_free(px->auth);
-	px->auth = auth;
+	if (auth) {
+		/* In-flight requests hold references to the connectors and
+		 * identities they use, so the old backend can go now. */
+		auth_backend_free(px->auth);
+		px->auth = auth;
+	}
 	config_free(px->cfg);
 	free(px->cfg);
 	px->cfg = next;

@@ -112,6 +112,51 @@ static const struct config_option options[] = {
 	  .offset = G(log.access_log, bool),
 	  .doc = "one line per request" },
 
+	{ .section = "kubernetes", .name = "kubeconfig", .type = CFG_PATH,
+	  .default_value = "", .reloadable = false,
+	  .offset = G(kubernetes.kubeconfig, char *),
+	  .doc = "kubeconfig file for the API server; unset = in-cluster (KUBERNETES_SERVICE_HOST/_PORT and the Pod's ServiceAccount)" },
+	{ .section = "kubernetes", .name = "context", .type = CFG_STRING,
+	  .default_value = "", .reloadable = false,
+	  .offset = G(kubernetes.context, char *),
+	  .doc = "kubeconfig context to use (empty = its current-context)" },
+	{ .section = "kubernetes", .name = "audiences", .type = CFG_LIST,
+	  .default_value = "", .reloadable = false,
+	  .offset = G(kubernetes.audiences, struct config_list),
+	  .doc = "TokenReview spec.audiences: client tokens must be issued for one of them (empty = the API server's)" },
+	{ .section = "kubernetes", .name = "namespaces", .type = CFG_LIST,
+	  .default_value = "", .reloadable = false,
+	  .offset = G(kubernetes.namespaces, struct config_list),
+	  .doc = "namespaces whose Connectors are served (empty = all namespaces)" },
+	{ .section = "kubernetes", .name = "strict_subresource", .type = CFG_BOOL,
+	  .default_value = "no", .reloadable = false,
+	  .offset = G(kubernetes.strict_subresource, bool),
+	  .doc = "authorize with verb * on connectors/proxy instead of get on connectors" },
+	{ .section = "kubernetes", .name = "token_cache_ttl", .type = CFG_DURATION,
+	  .default_value = "2m", .reloadable = false, .min = 0, .max = MAX_DURATION_MS,
+	  .offset = G(kubernetes.token_cache_ttl_ms, uint64_t),
+	  .doc = "how long an authenticated TokenReview is reused, never past the token's exp (0 = not cached)" },
+	{ .section = "kubernetes", .name = "token_cache_negative_ttl", .type = CFG_DURATION,
+	  .default_value = "10s", .reloadable = false, .min = 0, .max = MAX_DURATION_MS,
+	  .offset = G(kubernetes.token_cache_negative_ttl_ms, uint64_t),
+	  .doc = "how long a rejected token is answered 401 without asking again (0 = not cached)" },
+	{ .section = "kubernetes", .name = "sar_allowed_ttl", .type = CFG_DURATION,
+	  .default_value = "5m", .reloadable = false, .min = 0, .max = MAX_DURATION_MS,
+	  .offset = G(kubernetes.sar_allowed_ttl_ms, uint64_t),
+	  .doc = "how long an allowed SubjectAccessReview is reused (0 = not cached)" },
+	{ .section = "kubernetes", .name = "sar_denied_ttl", .type = CFG_DURATION,
+	  .default_value = "30s", .reloadable = false, .min = 0, .max = MAX_DURATION_MS,
+	  .offset = G(kubernetes.sar_denied_ttl_ms, uint64_t),
+	  .doc = "how long a denied SubjectAccessReview is reused (0 = not cached)" },
+	{ .section = "kubernetes", .name = "cache_size", .type = CFG_UINT,
+	  .default_value = "10000", .reloadable = false, .min = 1, .max = 10000000,
+	  .offset = G(kubernetes.cache_size, unsigned),
+	  .doc = "entries of each decision cache (tokens, access reviews); the least recently used go first" },
+	{ .section = "kubernetes", .name = "api_timeout", .type = CFG_DURATION,
+	  .default_value = "10s", .reloadable = false, .min = 100, .max = 10 * MS_MINUTE,
+	  .offset = G(kubernetes.api_timeout_ms, uint64_t),
+	  .doc = "one API server request (connect, TLS, answer); a review that takes longer is a 503" },
+
 	{ .section = "connector", .name = "address", .type = CFG_URL,
 	  .default_value = NULL, .reloadable = true, .in_connector = true,
 	  .offset = C(address, struct config_url),
@@ -148,9 +193,11 @@ static const struct config_option options[] = {
 
 #define N_OPTIONS OG_ARRAY_LEN(options)
 
-static const char *const section_names[] = { "server", "upstream", "auth", "log", "connector" };
+static const char *const section_names[] = { "server", "upstream", "auth", "log", "connector",
+					     "kubernetes" };
 #define N_SECTIONS OG_ARRAY_LEN(section_names)
 #define SECTION_CONNECTOR 4
+#define SECTION_KUBERNETES 5
 
 /* What a type parser produces before it replaces the field's old value. */
 union config_value {
@@ -1067,6 +1114,14 @@ static void apply_defaults(struct parser *p, bool in_connector, char *base)
 	p->defaults = false;
 }
 
+/* Required in standalone mode, refused in Kubernetes mode: which mode a
+ * file is in is only known at its end ([kubernetes] may come last). */
+static bool is_standalone_only(const struct config_option *opt)
+{
+	return !opt->in_connector && strcmp(opt->section, "auth") == 0 &&
+	       strcmp(opt->name, "tokens_file") == 0;
+}
+
 static int end_section(struct parser *p)
 {
 	char label[512];
@@ -1075,7 +1130,7 @@ static int end_section(struct parser *p)
 		return 0;
 	for (size_t i = 0; i < N_OPTIONS; i++) {
 		if (!in_section(&options[i], p->section) || options[i].default_value ||
-		    p->set_line[i])
+		    p->set_line[i] || is_standalone_only(&options[i]))
 			continue;
 		section_label(p, label, sizeof(label));
 		return fail_at(p, section_start(p), "missing required option '%s' in section [%s]",
@@ -1091,6 +1146,8 @@ static int begin_global_section(struct parser *p, int section)
 			    p->section_line[section]);
 	p->section_line[section] = p->line;
 	p->section = section;
+	if (section == SECTION_KUBERNETES)
+		p->cfg->kubernetes.enabled = true;
 	return 0;
 }
 
@@ -1386,11 +1443,39 @@ static int check_missing_sections(struct parser *p)
 
 	for (size_t i = 0; i < N_OPTIONS; i++) {
 		const struct config_option *opt = &options[i];
+		int sec = find_section(opt->section);
 		if (opt->in_connector || opt->default_value || p->set_line[i])
 			continue;
-		return fail_at(p, last, "missing required option '%s' in section [%s]", opt->name,
+		if (is_standalone_only(opt) && p->cfg->kubernetes.enabled)
+			continue;
+		/* A section that is there but lacks the option is to blame. */
+		return fail_at(p, sec >= 0 && p->section_line[sec] ? p->section_line[sec] : last,
+			       "missing required option '%s' in section [%s]", opt->name,
 			       opt->section);
 	}
+	return 0;
+}
+
+/* Kubernetes mode: what standalone mode configures in the file comes from
+ * the API server instead, so a leftover is a mistake worth stopping for.
+ * The earliest offending line is named. */
+static int check_kubernetes_mode(struct parser *p)
+{
+	const struct config_option *tf = config_find_option("auth", "tokens_file");
+	unsigned tf_line = p->set_line[tf - options];
+	unsigned k8s_line = p->section_line[SECTION_KUBERNETES];
+	const struct config_connector *c = p->cfg->n_connectors ? &p->cfg->connectors[0] : NULL;
+
+	if (!p->cfg->kubernetes.enabled)
+		return 0;
+	if (tf_line && (!c || tf_line < c->line))
+		return fail_at(p, tf_line,
+			       "tokens_file is not used in Kubernetes mode (section [kubernetes] on line %u): client tokens are checked with TokenReview",
+			       k8s_line);
+	if (c)
+		return fail_at(p, c->line,
+			       "[connector \"%s/%s\"] is not allowed in Kubernetes mode (section [kubernetes] on line %u): connectors come from Connector objects",
+			       c->ns, c->name, k8s_line);
 	return 0;
 }
 
@@ -1428,7 +1513,8 @@ int config_parse_ex(const char *text, size_t len, const struct config_parse_opts
 	if (opts->path_for_messages)
 		out->path = x_strdup(opts->path_for_messages);
 	apply_defaults(&p, false, (char *)out);
-	if (parse_lines(&p, text, len) != 0 || check_missing_sections(&p) != 0)
+	if (parse_lines(&p, text, len) != 0 || check_missing_sections(&p) != 0 ||
+	    check_kubernetes_mode(&p) != 0)
 		goto out;
 	if (!*out->server.public_address) {
 		free(out->server.public_address);

@@ -1,8 +1,13 @@
-/* ocigate's configuration file (standalone mode): one INI-style file whose
+/* ocigate's configuration file: one INI-style file whose
  * every option is a row of one table (config_options()). That table drives
  * parsing, defaults, `ocigate --check-config`, the printed option help and
  * the cross-check of packaging/ocigate.conf.example, so an option cannot be
- * added in one place and forgotten in another. */
+ * added in one place and forgotten in another.
+ *
+ * Two modes: standalone (the default: [auth] tokens_file and [connector]
+ * sections) and Kubernetes (the file has a [kubernetes] section: clients
+ * are checked with TokenReview and SubjectAccessReview, connectors come
+ * from Connector objects, so tokens_file and [connector] are refused). */
 #ifndef OCIGATE_UTIL_CONFIG_H
 #define OCIGATE_UTIL_CONFIG_H
 
@@ -93,6 +98,18 @@ struct config {
 		int level; /* enum config_log_level */
 		bool access_log;
 	} log;
+	struct {
+		bool enabled;     /* the file has a [kubernetes] section */
+		char *kubeconfig; /* absolute path (if base_dir was), NULL = in-cluster */
+		char *context;    /* "" = the kubeconfig's current-context */
+		struct config_list audiences;  /* TokenReview spec.audiences */
+		struct config_list namespaces; /* watched; empty = all */
+		bool strict_subresource;       /* SAR on connectors/proxy, verb "*" */
+		uint64_t token_cache_ttl_ms, token_cache_negative_ttl_ms;
+		uint64_t sar_allowed_ttl_ms, sar_denied_ttl_ms;
+		unsigned cache_size;
+		uint64_t api_timeout_ms;
+	} kubernetes;
 	struct config_connector *connectors;
 	size_t n_connectors;
 };
@@ -100,7 +117,7 @@ struct config {
 /* One row of THE table. min/max apply to uint (the number), size (bytes)
  * and duration (milliseconds; min 0 is what allows a zero duration). */
 struct config_option {
-	const char *section;       /* "server", ..., or "connector" */
+	const char *section;       /* "server", ..., "kubernetes" or "connector" */
 	const char *name;
 	enum config_type type;
 	const char *default_value; /* NULL = required */
@@ -115,7 +132,8 @@ struct config_option {
 struct config_parse_opts {
 	const char *path_for_messages; /* prefix of error messages; NULL = "config" */
 	const char *base_dir;          /* relative paths are joined to it; NULL = keep them relative */
-	bool check_files;              /* tokens_file and ca_file must be readable, password_file is read */
+	bool check_files;              /* tokens_file, kubeconfig and ca_file must be readable,
+					* password_file is read */
 };
 
 const struct config_option *config_options(size_t *n);

@@ -125,9 +125,10 @@ static void test_table(void)
 {
 	size_t n, required = 0;
 	const struct config_option *opts = config_options(&n);
-	static const char *const sections[] = { "server", "upstream", "auth", "log", "connector" };
+	static const char *const sections[] = { "server", "upstream", "auth", "log", "kubernetes",
+						"connector" };
 
-	CHECK_INT(n, 27);
+	CHECK_INT(n, 38);
 	for (size_t i = 0; i < n; i++) {
 		const struct config_option *o = &opts[i];
 		bool known = false;
@@ -621,7 +622,9 @@ static void test_errors(void)
 
 	EXPECT_ERROR("[server]\n[bogus]\n", "t.conf:2: unknown section [bogus]");
 	EXPECT_ERROR("[Server]\n", "t.conf:1: unknown section [Server]");
-	EXPECT_ERROR("[kubernetes]\n", "t.conf:1: unknown section [kubernetes]");
+	EXPECT_ERROR("[kubernetes]\n[kubernetes]\n",
+		     "t.conf:2: duplicate section [kubernetes] (first on line 1)");
+	EXPECT_ERROR("[kubernetes \"x\"]\n", "t.conf:1: section [kubernetes] takes no name");
 	EXPECT_ERROR("[bogus \"x\"]\n", "t.conf:1: unknown section [bogus]");
 	EXPECT_ERROR("[server]\nlisten_addr = :1\n",
 		     "t.conf:2: unknown key 'listen_addr' in section [server]");
@@ -1166,6 +1169,122 @@ static void test_reload(void)
 	config_free(&a);
 }
 
+/* ---- Kubernetes mode ---- */
+
+static void test_kubernetes(void)
+{
+	struct config cfg;
+
+	/* Standalone: the section's fields keep their defaults, mode off. */
+	if (PARSE_OK(AUTH, &cfg)) {
+		CHECK(!cfg.kubernetes.enabled);
+		CHECK(cfg.kubernetes.kubeconfig == NULL);
+		CHECK_INT(cfg.kubernetes.token_cache_ttl_ms, 120000);
+		config_free(&cfg);
+	}
+	/* The bare section: in-cluster, every default; no tokens_file needed. */
+	if (PARSE_OK("[kubernetes]\n", &cfg)) {
+		CHECK(cfg.kubernetes.enabled);
+		CHECK(cfg.kubernetes.kubeconfig == NULL);
+		CHECK_STR(cfg.kubernetes.context, "");
+		CHECK_INT(cfg.kubernetes.audiences.n, 0);
+		CHECK_INT(cfg.kubernetes.namespaces.n, 0);
+		CHECK(!cfg.kubernetes.strict_subresource);
+		CHECK_INT(cfg.kubernetes.token_cache_ttl_ms, 120000);
+		CHECK_INT(cfg.kubernetes.token_cache_negative_ttl_ms, 10000);
+		CHECK_INT(cfg.kubernetes.sar_allowed_ttl_ms, 300000);
+		CHECK_INT(cfg.kubernetes.sar_denied_ttl_ms, 30000);
+		CHECK_INT(cfg.kubernetes.cache_size, 10000);
+		CHECK_INT(cfg.kubernetes.api_timeout_ms, 10000);
+		CHECK(cfg.auth.tokens_file == NULL);
+		CHECK_STR(cfg.auth.realm, "ocigate");
+		CHECK_INT(cfg.n_connectors, 0);
+		config_free(&cfg);
+	}
+	if (PARSE_OK("[auth]\nrealm = r\n[kubernetes]\nkubeconfig = kc/config\ncontext = kind\n"
+		     "audiences = ocigate  https://kubernetes.default.svc\nnamespaces = a b c\n"
+		     "strict_subresource = yes\ntoken_cache_ttl = 0\ntoken_cache_negative_ttl = 1s\n"
+		     "sar_allowed_ttl = 1m\nsar_denied_ttl = 2s\ncache_size = 5\napi_timeout = 500ms\n",
+		     &cfg)) {
+		CHECK(cfg.kubernetes.enabled);
+		CHECK_STR(cfg.kubernetes.kubeconfig, "/etc/ocigate/kc/config");
+		CHECK_STR(cfg.kubernetes.context, "kind");
+		CHECK_INT(cfg.kubernetes.audiences.n, 2);
+		if (cfg.kubernetes.audiences.n == 2)
+			CHECK_STR(cfg.kubernetes.audiences.items[1], "https://kubernetes.default.svc");
+		CHECK_INT(cfg.kubernetes.namespaces.n, 3);
+		CHECK(cfg.kubernetes.strict_subresource);
+		CHECK_INT(cfg.kubernetes.token_cache_ttl_ms, 0);
+		CHECK_INT(cfg.kubernetes.token_cache_negative_ttl_ms, 1000);
+		CHECK_INT(cfg.kubernetes.sar_allowed_ttl_ms, 60000);
+		CHECK_INT(cfg.kubernetes.sar_denied_ttl_ms, 2000);
+		CHECK_INT(cfg.kubernetes.cache_size, 5);
+		CHECK_INT(cfg.kubernetes.api_timeout_ms, 500);
+		config_free(&cfg);
+	}
+	/* What standalone mode configures is refused, naming its line, whether
+	 * [kubernetes] comes before or after it. */
+	EXPECT_ERROR("[kubernetes]\n" AUTH,
+		     "t.conf:3: tokens_file is not used in Kubernetes mode (section [kubernetes] on line 1): client tokens are checked with TokenReview");
+	EXPECT_ERROR("[server]\n" AUTH "[log]\n[kubernetes]\n",
+		     "t.conf:3: tokens_file is not used in Kubernetes mode (section [kubernetes] on line 5): client tokens are checked with TokenReview");
+	EXPECT_ERROR("[kubernetes]\n[connector \"a/b\"]\naddress = https://h\n",
+		     "t.conf:2: [connector \"a/b\"] is not allowed in Kubernetes mode (section [kubernetes] on line 1): connectors come from Connector objects");
+	EXPECT_ERROR("[connector \"a/b\"]\naddress = https://h\n" AUTH "[kubernetes]\n",
+		     "t.conf:1: [connector \"a/b\"] is not allowed in Kubernetes mode (section [kubernetes] on line 5): connectors come from Connector objects");
+	EXPECT_ERROR("[kubernetes]\nkubeconfig =\n", "t.conf:2: kubeconfig: expected a file path");
+	EXPECT_ERROR("[kubernetes]\ncache_size = 0\n",
+		     "t.conf:2: cache_size: must be between 1 and 10000000");
+	EXPECT_ERROR("[kubernetes]\napi_timeout = 50ms\n",
+		     "t.conf:2: api_timeout: must be between 100ms and 10m");
+	EXPECT_ERROR("[kubernetes]\nstrict_subresource = maybe\n",
+		     "t.conf:2: strict_subresource: expected yes/no, true/false, on/off or 1/0");
+	EXPECT_ERROR("[kubernetes]\ntokens_file = t\n",
+		     "t.conf:2: unknown key 'tokens_file' in section [kubernetes]");
+	/* Standalone mode still requires tokens_file. */
+	EXPECT_ERROR("[auth]\nrealm = r\n[log]\n",
+		     "t.conf:1: missing required option 'tokens_file' in section [auth]");
+}
+
+static void test_kubernetes_files(const char *dir)
+{
+	struct config cfg;
+	char err[ERR_CAP];
+	char expect[ERR_CAP];
+	struct config_parse_opts files = { .path_for_messages = "t.conf", .base_dir = dir,
+					   .check_files = true };
+	const char *text = "[kubernetes]\nkubeconfig = no-such-kubeconfig\n";
+
+	/* With file checks, the kubeconfig must be readable. */
+	if (parse_len(text, strlen(text), &files, &cfg, err) == 0) {
+		CHECK(!"a missing kubeconfig was accepted");
+		config_free(&cfg);
+		return;
+	}
+	snprintf(expect, sizeof(expect),
+		 "t.conf:2: kubeconfig: cannot open %s/no-such-kubeconfig: No such file or directory",
+		 dir);
+	CHECK_STR(err, expect);
+}
+
+static void test_kubernetes_reload(void)
+{
+	struct config a, b;
+
+	if (!PARSE_OK("[kubernetes]\n", &a))
+		return;
+	if (PARSE_OK("[kubernetes]\nsar_denied_ttl = 1s\n", &b)) {
+		CHECK(config_unreloadable_change(&a, &b) ==
+		      config_find_option("kubernetes", "sar_denied_ttl"));
+		config_free(&b);
+	}
+	if (PARSE_OK("[kubernetes]\n[log]\nlevel = debug\n", &b)) {
+		CHECK(config_unreloadable_change(&a, &b) == NULL);
+		config_free(&b);
+	}
+	config_free(&a);
+}
+
 static bool contains(const char *haystack, const char *needle)
 {
 	if (strstr(haystack, needle))
@@ -1196,6 +1315,8 @@ static void test_print_options(void)
 	CHECK(contains(buf, "  level (enum debug|info|warn|error, default \"info\", reloadable)\n"));
 	CHECK(contains(buf, "[connector \"NAMESPACE/NAME\"] (repeatable)\n  address (url, required, reloadable)\n"));
 	CHECK(contains(buf, "  allow (list, default \"\", reloadable)\n"));
+	CHECK(contains(buf, "[kubernetes]\n  kubeconfig (path, default \"\", restart needed)\n"));
+	CHECK(contains(buf, "  sar_denied_ttl (duration 0..24h, default \"30s\", restart needed)\n"));
 	free(buf);
 }
 
@@ -1224,6 +1345,9 @@ int main(void)
 	test_files(dir);
 	test_load(dir);
 	test_reload();
+	test_kubernetes();
+	test_kubernetes_files(dir);
+	test_kubernetes_reload();
 	test_print_options();
 	rmdir(dir);
 	CHECK_DONE();

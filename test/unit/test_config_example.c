@@ -124,6 +124,21 @@ static bool option_line(const char *s, struct example_line *l)
 	return true;
 }
 
+/* "[x]", or "; [x]": the example shows [kubernetes] commented out, since
+ * that section switches modes and the example is in standalone mode. */
+static const char *header_start(const char *s)
+{
+	s = skip_blanks(s);
+	if (*s == ';' && *skip_blanks(s + 1) == '[')
+		s = skip_blanks(s + 1);
+	return s;
+}
+
+static bool is_header(const char *s)
+{
+	return *header_start(s) == '[';
+}
+
 static void scan_example(struct example *ex)
 {
 	char section[32] = "";
@@ -138,8 +153,8 @@ static void scan_example(struct example *ex)
 		if (next)
 			*next++ = '\0';
 		line++;
-		if (*skip_blanks(s) == '[') {
-			header_section(skip_blanks(s), section, sizeof(section));
+		if (is_header(s)) {
+			header_section(header_start(s), section, sizeof(section));
 			continue;
 		}
 		if (ex->n == MAX_LINES || !option_line(s, l))
