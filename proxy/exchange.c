@@ -10,7 +10,6 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 
-#include "proxy/challenge.h"
 #include "proxy/conn_priv.h"
 #include "proxy/fetch.h"
 #include "proxy/respond.h"
@@ -386,34 +385,10 @@ static void exchange_write_response_head(struct conn *c, const struct http1_resp
 	evbuffer_add(out, "\r\n", 2);
 }
 
-/* Records what a 401 says about the registry's authentication. Returns true
- * when it asks for a Bearer token from a realm. */
-static bool exchange_learn_challenge(struct upstream_site *s, const struct http1_header *h, size_t n)
-{
-	struct challenge ch;
-
-	memset(&ch, 0, sizeof(ch));
-	/* A challenge with a syntax error still tells what it parsed before it. */
-	for (size_t i = 0; i < n; i++)
-		if (og_str_ieq(h[i].name, "WWW-Authenticate") && challenge_parse(h[i].value, &ch) != 0)
-			log_debug("bad_challenge", "connector=%s", s->connector->id);
-	if (ch.bearer && ch.realm[0]) {
-		s->auth_mode = UPSTREAM_AUTH_BEARER;
-		free(s->realm);
-		free(s->service);
-		s->realm = x_strdup(ch.realm);
-		s->service = ch.service[0] ? x_strdup(ch.service) : NULL;
-		return true;
-	}
-	if (ch.basic)
-		s->auth_mode = UPSTREAM_AUTH_BASIC;
-	return false;
-}
-
 static void exchange_on_401(struct conn *c, const struct http1_response *resp)
 {
 	bool bearer = resp->status == 401 &&
-		      exchange_learn_challenge(c->site, resp->headers, resp->n_headers);
+		      upstream_site_learn_challenge(c->site, resp->headers, resp->n_headers);
 	char why[300];
 
 	upstream_free(c->up);
@@ -729,13 +704,15 @@ static void exchange_up_event(struct bufferevent *bev, short events, void *arg)
 
 /* ---- choosing the upstream credential ------------------------------------------------ */
 
-static void exchange_on_token(void *arg, const char *authorization, const char *error, bool timeout)
+static void exchange_on_token(void *arg, const char *authorization, const char *error,
+			      enum token_failure failure)
 {
 	struct conn *c = arg;
 
 	c->token_wait = NULL;
 	if (!authorization) {
-		exchange_fail(c, timeout ? 504 : 502, "UNAVAILABLE", error);
+		exchange_fail(c, failure == TOKEN_TIMEOUT ? 504 : 502,
+			      failure == TOKEN_REFUSED ? "DENIED" : "UNAVAILABLE", error);
 		return;
 	}
 	exchange_free_secret(&c->bearer);
@@ -767,7 +744,7 @@ static void exchange_on_probe(void *arg, const struct fetch_result *r)
 		return;
 	}
 	if (r->status == 401)
-		exchange_learn_challenge(c->site, r->headers, r->n_headers);
+		upstream_site_learn_challenge(c->site, r->headers, r->n_headers);
 	else
 		c->site->auth_mode = UPSTREAM_AUTH_BASIC;
 	exchange_authorize_upstream(c);

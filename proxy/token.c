@@ -216,7 +216,7 @@ static void token_store(struct token_entry *e, char *token, int64_t lifetime)
 
 /* A waiter's callback may drop the last reference to the connector, which
  * frees this cache: nothing of e is touched once the first one ran. */
-static void token_notify(struct token_entry *e, const char *error, bool timeout)
+static void token_notify(struct token_entry *e, const char *error, enum token_failure failure)
 {
 	struct token_wait *w = e->waiters;
 	char *auth = !error && e->authorization ? x_strdup(e->authorization) : NULL;
@@ -225,7 +225,7 @@ static void token_notify(struct token_entry *e, const char *error, bool timeout)
 	e->waiters = NULL;
 	while (w) {
 		struct token_wait *next = w->next;
-		w->done(w->arg, auth, why, timeout);
+		w->done(w->arg, auth, why, failure);
 		free(w);
 		w = next;
 	}
@@ -243,15 +243,21 @@ static void token_on_fetched(void *arg, const struct fetch_result *r)
 	char err[300] = "";
 	char *token = NULL;
 	int64_t lifetime = 0;
+	enum token_failure failure = r->timeout ? TOKEN_TIMEOUT : TOKEN_FAILED;
 
 	e->fetch = NULL;
-	if (r->error)
+	if (r->error) {
 		snprintf(err, sizeof(err), "token service: %s", r->error);
-	else if (r->status != 200)
+	} else if (r->status == 401 || r->status == 403) {
+		failure = TOKEN_REFUSED;
+		snprintf(err, sizeof(err), "the token service rejected the connector's credentials "
+			 "(HTTP %d)", r->status);
+	} else if (r->status != 200) {
 		snprintf(err, sizeof(err), "the token service answered HTTP %d", r->status);
-	else if (token_parse_response(r->body, r->body_len, time(NULL), &token, &lifetime, err,
-				      sizeof(err)) == 0)
+	} else if (token_parse_response(r->body, r->body_len, time(NULL), &token, &lifetime, err,
+					sizeof(err)) == 0) {
 		token_store(e, token, lifetime);
+	}
 	if (token) {
 		OPENSSL_cleanse(token, strlen(token));
 		free(token);
@@ -261,7 +267,7 @@ static void token_on_fetched(void *arg, const struct fetch_result *r)
 	else
 		log_debug("token_fetched", "connector=%s scope=\"%s\" lifetime_s=%lld", c->id, e->scope,
 			  (long long)lifetime);
-	token_notify(e, err[0] ? err : NULL, r->timeout);
+	token_notify(e, err[0] ? err : NULL, failure);
 }
 
 /* GET realm?service=S&scope=A&scope=B with the connector's credentials. */
@@ -313,12 +319,12 @@ struct token_wait *token_get(struct token_cache *tc, const char *scope, token_do
 	char err[300];
 
 	if (token_usable(e)) {
-		done(arg, e->authorization, NULL, false);
+		done(arg, e->authorization, NULL, TOKEN_FAILED);
 		return NULL;
 	}
 	token_forget(e);
 	if (!e->fetch && token_start_fetch(e, err, sizeof(err)) != 0) {
-		done(arg, NULL, err, false);
+		done(arg, NULL, err, TOKEN_FAILED);
 		return NULL;
 	}
 	struct token_wait *w = x_new(struct token_wait);

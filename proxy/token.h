@@ -13,9 +13,16 @@ struct upstream_site;
 struct token_cache;
 struct token_wait;
 
+enum token_failure {
+	TOKEN_FAILED,   /* the token service failed or answered garbage (502) */
+	TOKEN_TIMEOUT,  /* it did not answer in time (504) */
+	TOKEN_REFUSED,  /* it refused the connector's credentials (502 DENIED) */
+};
+
 /* authorization is "Bearer ..." on success (valid during the call); on
- * failure it is NULL and error says why (timeout tells 504 from 502). */
-typedef void (*token_done_fn)(void *arg, const char *authorization, const char *error, bool timeout);
+ * failure it is NULL, error says why and failure what kind it was. */
+typedef void (*token_done_fn)(void *arg, const char *authorization, const char *error,
+			      enum token_failure failure);
 
 struct token_cache *token_cache_new(struct upstream_site *site);
 void token_cache_free(struct token_cache *tc);

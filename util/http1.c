@@ -1022,6 +1022,11 @@ enum http1_chunk_status http1_chunked_parse(struct http1_chunked *dec, const cha
 	return status;
 }
 
+bool http1_chunked_in_data(const struct http1_chunked *dec)
+{
+	return dec->state == CH_DATA && dec->data_left > 0;
+}
+
 void http1_chunked_took(struct http1_chunked *dec, uint64_t n)
 {
 	assert(dec->state == CH_DATA && n <= dec->data_left);

@@ -150,5 +150,9 @@ OG_WARN_UNUSED enum http1_chunk_status http1_chunked_parse(struct http1_chunked 
 							   size_t *consumed);
 /* Report n bytes of chunk data moved by the caller; n <= dec->data_left. */
 void http1_chunked_took(struct http1_chunked *dec, uint64_t n);
+/* True when the next bytes in the stream are chunk data (dec->data_left of
+ * them). data_left alone does not tell: it also holds a chunk size while
+ * its line is still being read. */
+bool http1_chunked_in_data(const struct http1_chunked *dec);
 
 #endif

@@ -19,7 +19,7 @@ int http1_buf_dechunk(struct http1_chunked *dec, struct evbuffer *in, struct evb
 {
 	while (evbuffer_get_length(in) > 0) {
 		size_t avail = evbuffer_get_length(in);
-		if (dec->data_left > 0) {
+		if (http1_chunked_in_data(dec)) {
 			size_t n = (size_t)OG_MIN((uint64_t)avail, dec->data_left);
 			http1_buf_move(in, out, n, out_chunked);
 			http1_chunked_took(dec, n);

@@ -194,23 +194,41 @@ static bool url_ref_ok(struct og_str r)
 	return true;
 }
 
-static bool url_has_dot_segment(struct og_str p)
+/* RFC 3986 5.2.4 on the path part of t (the query is kept as it is). */
+static void url_remove_dot_segments(char *t)
 {
-	size_t start = 0;
+	char *q = strchr(t, '?');
+	size_t plen = q ? (size_t)(q - t) : strlen(t);
+	char *out = x_malloc(plen + 2);
+	size_t o = 0, i = 0;
 
-	for (size_t i = 0; i <= p.n; i++) {
-		bool end = i == p.n || p.p[i] == '?' || p.p[i] == '#';
-		if (!end && p.p[i] != '/')
-			continue;
-		size_t len = i - start;
-		if ((len == 1 && p.p[start] == '.') ||
-		    (len == 2 && p.p[start] == '.' && p.p[start + 1] == '.'))
-			return true;
-		if (end)
-			break;
-		start = i + 1;
+	while (i < plen) {
+		size_t e = i + 1;
+		while (e < plen && t[e] != '/')
+			e++;
+		/* t[i] is '/', the segment is t[i+1 .. e) */
+		size_t sl = e - i - 1;
+		if (sl == 1 && t[i + 1] == '.') {
+			if (e == plen)
+				out[o++] = '/';
+		} else if (sl == 2 && t[i + 1] == '.' && t[i + 2] == '.') {
+			while (o > 0 && out[o - 1] != '/')
+				o--;
+			if (o > 0)
+				o--;
+			if (e == plen)
+				out[o++] = '/';
+		} else {
+			memcpy(out + o, t + i, e - i);
+			o += e - i;
+		}
+		i = e;
 	}
-	return false;
+	if (o == 0)
+		out[o++] = '/';
+	memcpy(t, out, o);
+	memmove(t + o, t + plen, strlen(t + plen) + 1);
+	free(out);
 }
 
 static char *url_join_target(const char *base_target, struct og_str ref)
@@ -255,7 +273,7 @@ int url_resolve(const struct url *base, struct og_str ref, struct url *out)
 	memset(out, 0, sizeof(*out));
 	if (url_has_scheme(ref))
 		return url_parse(ref, out); /* only http(s) parse */
-	if (!url_ref_ok(ref) || url_has_dot_segment(ref))
+	if (!url_ref_ok(ref))
 		return -1;
 	if (ref.n >= 2 && ref.p[0] == '/' && ref.p[1] == '/') {
 		char buf[4096];
@@ -269,6 +287,7 @@ int url_resolve(const struct url *base, struct og_str ref, struct url *out)
 	out->host = x_strdup(base->host);
 	out->port = base->port;
 	out->target = url_join_target(base->target, ref);
+	url_remove_dot_segments(out->target);
 	return 0;
 }
 

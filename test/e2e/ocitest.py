@@ -1172,6 +1172,13 @@ class Ocigate:
                      % (self.name, timeout, "\n".join(self.proc.tail(30))))
             time.sleep(0.05)
 
+    def respawn(self, name):
+        """A new, started instance with the same configuration, e.g. after
+        this one crashed (its log stays for the diagnostics)."""
+        return Ocigate(self.env, self.binary, self.tokens, self.connectors,
+                       server=self.server, name=name,
+                       upstream=self.upstream).start()
+
     def stop(self, timeout=15):
         """SIGTERM and wait; the exit status (None if it had to be killed)."""
         self.proc.signal(signal.SIGTERM)
@@ -1582,6 +1589,39 @@ class StreamResult:
         self.seconds = 0.0
 
 
+def _stream_chunked(sock, buf, h, res):
+    """Decodes a chunked body from sock (buf: bytes already read), hashing
+    the data; sets res.complete only when the last chunk arrived."""
+    def fill(need):
+        nonlocal buf
+        while len(buf) < need:
+            b = sock.recv(1 << 20)
+            if not b:
+                raise TestFailure("closed inside a chunked body")
+            buf += b
+
+    def line():
+        nonlocal buf
+        while b"\r\n" not in buf:
+            fill(len(buf) + 1)
+        ln, _, buf = buf.partition(b"\r\n")
+        return ln
+
+    while True:
+        size = int(line().split(b";")[0], 16)
+        if size == 0:
+            while line():
+                pass
+            res.complete = True
+            return
+        fill(size + 2)
+        h.update(buf[:size])
+        res.nbytes += size
+        if buf[size:size + 2] != b"\r\n":
+            raise TestFailure("chunk data not followed by CRLF")
+        buf = buf[size + 2:]
+
+
 def stream_get(port, path, headers=None, rate=None, max_bytes=None,
                timeout=60, rcvbuf=None):
     """GET path, hashing the body as it arrives (never kept in memory).
@@ -1610,12 +1650,19 @@ def stream_get(port, path, headers=None, rate=None, max_bytes=None,
         res.headers = [tuple(x.strip() for x in l.split(":", 1))
                        for l in lines[1:]]
         cl = None
+        chunked = False
         for k, v in res.headers:
             if k.lower() == "content-length":
                 cl = int(v)
-        want = cl if max_bytes is None or cl is None else min(cl, max_bytes)
-        h.update(rest[:want] if want is not None else rest)
-        res.nbytes = len(rest) if want is None else min(len(rest), want)
+            if k.lower() == "transfer-encoding" and v.lower() == "chunked":
+                chunked = True
+        if chunked:
+            _stream_chunked(sock, rest, h, res)
+            want = res.nbytes
+        else:
+            want = cl if max_bytes is None or cl is None else min(cl, max_bytes)
+            h.update(rest[:want] if want is not None else rest)
+            res.nbytes = len(rest) if want is None else min(len(rest), want)
         chunk = 65536 if rate else 1024 * 1024
         mv = memoryview(bytearray(chunk))
         while want is None or res.nbytes < want:

@@ -38,8 +38,12 @@ int main(void)
 	resolve("other", 0, true, "reg.example.com", 443, "/v2/a/b/blobs/other");
 	resolve("?y=2", 0, true, "reg.example.com", 443, "/v2/a/b/blobs/sha256:abc?y=2");
 	resolve("/p#frag", 0, true, "reg.example.com", 443, "/p");
-	resolve("../x", -1, false, NULL, 0, NULL);
-	resolve("/a/./b", -1, false, NULL, 0, NULL);
+	resolve("../x", 0, true, "reg.example.com", 443, "/v2/a/b/x");
+	resolve("../../../../_blobstore/sha256/ab?s=1", 0, true, "reg.example.com", 443,
+		"/_blobstore/sha256/ab?s=1");
+	resolve("../../../../../../../x", 0, true, "reg.example.com", 443, "/x");
+	resolve("/a/./b/../c/.", 0, true, "reg.example.com", 443, "/a/c/");
+	resolve("./y?q=../z", 0, true, "reg.example.com", 443, "/v2/a/b/blobs/y?q=../z");
 	resolve("/a b", -1, false, NULL, 0, NULL);
 	resolve("ftp://x/y", -1, false, NULL, 0, NULL);
 	resolve("https://user:pw@host/", -1, false, NULL, 0, NULL);
