@@ -15,7 +15,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ocitest as T  # noqa: E402
 
 NS, CONN = "team-a", "registry"
-RSS_LIMIT_MIB = 64
+# 64 MiB is the target; the ASan test setup raises it (ASan's shadow memory
+# and quarantine are not ocigate's), and the test says which limit it used.
+RSS_LIMIT_MIB = int(os.environ.get("OCIGATE_TEST_RSS_LIMIT_MIB", "64"))
 CONCURRENT = 50
 SLOW_CLIENTS = 5
 SLOW_RATE = 1000 * 1000     # bytes per second
