@@ -55,6 +55,8 @@ struct k8s_request {
 	struct k8s_request *prev, *next; /* in c->queue while queued */
 	enum k8s_phase phase;
 	bool post, watch;
+	bool patch;             /* a post sent as PATCH */
+	char *content_type;     /* of a post's body; NULL: application/json */
 	char *path;
 	unsigned char *body;
 	size_t body_len;
@@ -295,6 +297,7 @@ static void k8s_request_free(struct k8s_request *r)
 		OPENSSL_cleanse(r->body, r->body_len);
 		free(r->body);
 	}
+	free(r->content_type);
 	free(r->path);
 	free(r);
 }
@@ -402,6 +405,17 @@ struct k8s_request *k8s_client_post(struct k8s_client *c, const char *path, stru
 		OPENSSL_cleanse(src, n); /* a TokenReview body holds a token */
 	}
 	evbuffer_free(json_body);
+	return r;
+}
+
+struct k8s_request *k8s_client_patch(struct k8s_client *c, const char *path,
+				     const char *content_type, struct evbuffer *body,
+				     k8s_response_fn done, void *arg)
+{
+	struct k8s_request *r = k8s_client_post(c, path, body, done, arg);
+
+	r->patch = true;
+	r->content_type = x_strdup(content_type);
 	return r;
 }
 
@@ -545,7 +559,8 @@ static void k8s_request_send(struct k8s_request *r, struct k8s_conn *conn)
 	k8s_response_reset(r);
 	evbuffer_add_printf(out, "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: ocigate/%s\r\n"
 			    "Accept: application/json\r\n",
-			    r->post ? "POST" : "GET", c->url.path_prefix, r->path, c->host_header,
+			    r->patch ? "PATCH" : r->post ? "POST" : "GET", c->url.path_prefix,
+			    r->path, c->host_header,
 			    OCIGATE_VERSION);
 	if (!c->o.no_gzip)
 		evbuffer_add_printf(out, "Accept-Encoding: gzip\r\n");
@@ -558,7 +573,8 @@ static void k8s_request_send(struct k8s_request *r, struct k8s_conn *conn)
 		evbuffer_add_reference(out, h, n, k8s_wipe_free, NULL);
 	}
 	if (r->post) {
-		evbuffer_add_printf(out, "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+		evbuffer_add_printf(out, "Content-Type: %s\r\nContent-Length: %zu\r\n\r\n",
+				    r->content_type ? r->content_type : "application/json",
 				    r->body_len);
 		if (r->body_len) {
 			unsigned char *copy = x_malloc(r->body_len);

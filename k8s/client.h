@@ -78,6 +78,11 @@ void k8s_client_free(struct k8s_client *c);
  * NULL. done runs exactly once unless the request is cancelled first. */
 struct k8s_request *k8s_client_post(struct k8s_client *c, const char *path,
 				    struct evbuffer *json_body, k8s_response_fn done, void *arg);
+/* Like k8s_client_post, sent as PATCH with this Content-Type (e.g.
+ * "application/merge-patch+json"). */
+struct k8s_request *k8s_client_patch(struct k8s_client *c, const char *path,
+				     const char *content_type, struct evbuffer *body,
+				     k8s_response_fn done, void *arg);
 struct k8s_request *k8s_client_get(struct k8s_client *c, const char *path,
 				   k8s_response_fn done, void *arg);
 /* A watch: if the status is 200, line runs once per complete line of the

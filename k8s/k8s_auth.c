@@ -1,6 +1,5 @@
 #include "k8s/k8s_auth.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,12 +14,11 @@
 #include "k8s/kubeconfig.h"
 #include "k8s/store.h"
 #include "util/json.h"
+#include "util/jwt.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
 /* A JWT payload larger than this is not worth decoding for its exp. */
-#define JWT_MAX_PAYLOAD 16384
-#define JWT_MAX_TOKENS 1024
 /* Buckets of the identity -> TokenReview result index. */
 #define ID_BUCKETS 1024
 
@@ -84,102 +82,6 @@ struct k8s_auth {
 static struct k8s_auth *k8s_auth_of(struct auth_backend *b)
 {
 	return (struct k8s_auth *)b;
-}
-
-/* ---- JWT exp ---- */
-
-static int k8s_auth_b64url_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
-/* Unpadded base64url (RFC 7515 section 2). Returns the length, or -1. */
-static ssize_t k8s_auth_b64url_decode(const char *in, size_t n, unsigned char *out, size_t cap)
-{
-	uint32_t acc = 0;
-	unsigned bits = 0;
-	size_t o = 0;
-
-	if (n % 4 == 1)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		int v = k8s_auth_b64url_value(in[i]);
-		if (v < 0)
-			return -1;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (o == cap)
-				return -1;
-			out[o++] = (unsigned char)(acc >> bits);
-			acc &= (1u << bits) - 1;
-		}
-	}
-	return (ssize_t)o;
-}
-
-static int k8s_auth_json_exp(const struct json_doc *d, int64_t *exp)
-{
-	int tok = json_get(d, 0, "exp");
-	struct og_str raw;
-	char buf[64];
-	double v;
-
-	if (json_int64(d, tok, exp))
-		return 0;
-	/* NumericDate may have a fraction (RFC 7519 section 2). */
-	if (json_type(d, tok) != JSON_NUMBER)
-		return -1;
-	raw = json_raw(d, tok);
-	if (raw.n >= sizeof(buf))
-		return -1;
-	memcpy(buf, raw.p, raw.n);
-	buf[raw.n] = '\0';
-	v = strtod(buf, NULL);
-	if (!isfinite(v) || v < 0 || v > 1e15)
-		return -1;
-	*exp = (int64_t)v;
-	return 0;
-}
-
-int k8s_auth_jwt_exp(struct og_str token, int64_t *exp)
-{
-	const char *dot1 = memchr(token.p, '.', token.n), *dot2;
-	unsigned char *payload = NULL;
-	struct json_doc d = { 0 };
-	ssize_t n;
-	int rc = -1;
-
-	if (!dot1)
-		return -1;
-	dot2 = memchr(dot1 + 1, '.', (size_t)(token.p + token.n - dot1 - 1));
-	if (!dot2 || memchr(dot2 + 1, '.', (size_t)(token.p + token.n - dot2 - 1)))
-		return -1;
-	if ((size_t)(dot2 - dot1 - 1) > JWT_MAX_PAYLOAD * 4 / 3 + 4)
-		return -1;
-	payload = x_malloc(JWT_MAX_PAYLOAD);
-	n = k8s_auth_b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), payload, JWT_MAX_PAYLOAD);
-	if (n <= 0)
-		goto out;
-	if (json_parse(&d, (const char *)payload, (size_t)n, JWT_MAX_TOKENS, NULL, 0) != 0)
-		goto out;
-	if (json_is_object(&d, 0))
-		rc = k8s_auth_json_exp(&d, exp);
-out:
-	json_doc_free(&d);
-	free(payload);
-	return rc;
 }
 
 /* ---- identities and their TokenReview results ---- */
@@ -559,7 +461,7 @@ static struct auth_flight *k8s_auth_start_tokenreview(struct k8s_auth *ka, struc
 
 	if (!body)
 		abort(); /* x_malloc's contract: out of memory is fatal */
-	if (k8s_auth_jwt_exp(token, &exp) == 0)
+	if (jwt_exp(token, &exp) == 0)
 		rv->jwt_exp = exp;
 	k8s_tokenreview_body(body, token, ka->audiences, ka->n_audiences);
 	rv->flight = auth_cache_flight_begin(ka->tokens, key, rv);
@@ -918,6 +820,29 @@ static void k8s_auth_world_free(void *ctx)
 	k8s_store_free(w->store);
 	k8s_client_free(w->client);
 	free(w);
+}
+
+static struct k8s_auth_world *k8s_auth_world_of(struct auth_backend *b)
+{
+	struct k8s_auth *ka = k8s_auth_of(b);
+
+	if (!b || b->ops != &k8s_auth_ops || ka->env.free != k8s_auth_world_free)
+		return NULL;
+	return ka->env.ctx;
+}
+
+struct k8s_client *k8s_auth_client(struct auth_backend *b)
+{
+	struct k8s_auth_world *w = k8s_auth_world_of(b);
+
+	return w ? w->client : NULL;
+}
+
+struct k8s_store *k8s_auth_store(struct auth_backend *b)
+{
+	struct k8s_auth_world *w = k8s_auth_world_of(b);
+
+	return w ? w->store : NULL;
 }
 
 static int k8s_auth_load_kubeconfig(const struct config *cfg, struct k8s_kubeconfig *kc,

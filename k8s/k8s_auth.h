@@ -75,10 +75,14 @@ struct auth_backend *k8s_auth_new(struct event_base *base, struct evdns_base *dn
 OG_WARN_UNUSED int k8s_auth_check_config(const struct config *cfg, char *desc, size_t desc_cap,
 					 char *err, size_t err_cap);
 
-/* The exp claim of a JWT (header.payload.signature), read without checking
- * anything else: used only to stop caching a token past its expiry.
- * Returns -1 when the token is not a JWT or has no numeric exp. */
-OG_WARN_UNUSED int k8s_auth_jwt_exp(struct og_str token, int64_t *exp);
+
+struct k8s_store;
+
+/* The API client and the Connector store of a backend made by k8s_auth_new
+ * (for the status writer and the webhook); NULL for any other backend. The
+ * backend owns them. */
+struct k8s_client *k8s_auth_client(struct auth_backend *b);
+struct k8s_store *k8s_auth_store(struct auth_backend *b);
 
 struct k8s_auth_stats {
 	uint64_t tokenreviews, tokenreview_failures;

@@ -135,7 +135,9 @@ struct k8s_conn_ent {
 	struct k8s_url url;
 	char *secret_ns, *secret_name, *ca_secret_name;
 	int64_t generation;
+	char *status_json;          /* the object's .status as JSON text, or NULL */
 	struct connector *built;
+	enum k8s_store_problem problem; /* of built */
 };
 
 enum k8s_feed_state { FEED_IDLE, FEED_LISTING, FEED_WATCHING, FEED_WAITING };
@@ -167,6 +169,8 @@ struct k8s_store {
 	struct k8s_table conns, secrets;
 	uint64_t rng;
 	struct k8s_store_stats stats;
+	k8s_store_listener_fn listener;
+	void *listener_arg;
 };
 
 static void k8s_feed_list(struct k8s_feed *f);
@@ -184,6 +188,13 @@ static struct k8s_feed *k8s_secret_feed_for(struct k8s_store *s, const char *ns)
 		if (s->feeds[i].secrets && k8s_feed_covers(&s->feeds[i], ns))
 			return &s->feeds[i];
 	return NULL;
+}
+
+static void k8s_notify(struct k8s_store *s, enum k8s_store_change what, const char *ns,
+		       const char *name)
+{
+	if (s->listener)
+		s->listener(s->listener_arg, what, ns, name);
 }
 
 /* ---- secrets ---- */
@@ -236,6 +247,7 @@ static void k8s_invalidate_users(struct k8s_store *s, const struct k8s_sec_ent *
 			    (c->ca_secret_name && strcmp(c->ca_secret_name, e->name) == 0)) {
 				connector_unref(c->built);
 				c->built = NULL;
+				k8s_notify(s, K8S_STORE_CONNECTOR_CHANGED, c->ns, c->name);
 			}
 		}
 	}
@@ -483,12 +495,13 @@ static void k8s_conn_clear(struct k8s_store *s, struct k8s_conn_ent *c)
 	free(c->class_name);
 	free(c->rv);
 	free(c->invalid);
+	free(c->status_json);
 	free(c->secret_ns);
 	free(c->secret_name);
 	free(c->ca_secret_name);
 	k8s_url_free(&c->url);
 	c->class_name = c->rv = c->invalid = c->secret_ns = c->secret_name = NULL;
-	c->ca_secret_name = NULL;
+	c->ca_secret_name = c->status_json = NULL;
 }
 
 static void k8s_conn_free(struct k8s_store *s, struct k8s_conn_ent *c)
@@ -504,17 +517,19 @@ static void k8s_conn_remove(struct k8s_store *s, struct k8s_conn_ent *c)
 {
 	log_info("connector_deleted", "ns=%s name=%s", c->ns, c->name);
 	k8s_table_remove(&s->conns, &c->h);
+	k8s_notify(s, K8S_STORE_CONNECTOR_DELETED, c->ns, c->name);
 	k8s_conn_free(s, c);
 }
 
 /* Takes what the entry keeps from a parsed Connector. */
 static void k8s_conn_fill(struct k8s_store *s, struct k8s_conn_ent *c, struct k8s_connector *kc,
-			  const char *invalid)
+			  const char *invalid, const char *status_json)
 {
 	c->class_name = kc->class_name;
 	kc->class_name = NULL;
 	c->rv = kc->meta.resource_version ? x_strdup(kc->meta.resource_version) : NULL;
 	c->generation = kc->meta.generation;
+	c->status_json = status_json ? x_strdup(status_json) : NULL;
 	if (invalid) {
 		c->invalid = x_strdup(invalid);
 	} else {
@@ -529,6 +544,47 @@ static void k8s_conn_fill(struct k8s_store *s, struct k8s_conn_ent *c, struct k8
 	k8s_conn_refs(s, c, true);
 }
 
+static char *k8s_status_text(const struct json_doc *d, int tok)
+{
+	int st = json_get(d, tok, "status");
+	struct og_str raw;
+
+	if (!json_is_object(d, st))
+		return NULL;
+	raw = json_raw(d, st);
+	return x_strndup(raw.p, raw.n);
+}
+
+static bool k8s_str_same(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* True when a new version of the object changes nothing the connector is
+ * built from (only its status, labels or annotations moved). */
+static bool k8s_conn_same_spec(const struct k8s_conn_ent *c, const struct k8s_connector *kc,
+			       const char *invalid)
+{
+	if (!k8s_str_same(c->class_name, kc->class_name) || !k8s_str_same(c->invalid, invalid))
+		return false;
+	if (invalid)
+		return true;
+	return k8s_str_same(c->url.text, kc->address.text) &&
+	       k8s_str_same(c->secret_name, kc->secret_name) &&
+	       k8s_str_same(c->secret_ns, kc->secret_namespace ? kc->secret_namespace : c->ns) &&
+	       k8s_str_same(c->ca_secret_name, kc->ca_secret_name);
+}
+
+static void k8s_conn_touch(struct k8s_conn_ent *c, const struct k8s_connector *kc,
+			   const char *status_json)
+{
+	free(c->rv);
+	free(c->status_json);
+	c->rv = kc->meta.resource_version ? x_strdup(kc->meta.resource_version) : NULL;
+	c->status_json = status_json ? x_strdup(status_json) : NULL;
+	c->generation = kc->meta.generation;
+}
+
 static void k8s_connector_item(struct k8s_store *s, struct k8s_feed *f, const struct json_doc *d, int tok,
 			       bool deleted)
 {
@@ -536,6 +592,7 @@ static void k8s_connector_item(struct k8s_store *s, struct k8s_feed *f, const st
 	struct k8s_conn_ent *c;
 	char err[256], key[K8S_MAX_KEY];
 	int rc = k8s_connector_parse(d, tok, &kc, err, sizeof(err));
+	char *status_json = NULL;
 	int n;
 
 	if (!kc.meta.ns || !kc.meta.name) {
@@ -553,10 +610,18 @@ static void k8s_connector_item(struct k8s_store *s, struct k8s_feed *f, const st
 	}
 	if (rc != 0)
 		log_error("connector_invalid", "ns=%s name=%s error=\"%s\"", kc.meta.ns, kc.meta.name, err);
+	status_json = k8s_status_text(d, tok);
 	if (c) {
 		c->seen_gen = f->gen;
 		if (c->rv && kc.meta.resource_version && strcmp(c->rv, kc.meta.resource_version) == 0)
 			goto out;
+		if (k8s_conn_same_spec(c, &kc, rc ? err : NULL)) {
+			/* A status write or a label: the connector, its pool
+			 * and its tokens stay. */
+			k8s_conn_touch(c, &kc, status_json);
+			k8s_notify(s, K8S_STORE_CONNECTOR_STATUS, c->ns, c->name);
+			goto out;
+		}
 		/* The new references first, so that a Secret both versions
 		 * use is never dropped and fetched again. */
 		struct k8s_conn_ent prev = *c;
@@ -564,10 +629,12 @@ static void k8s_connector_item(struct k8s_store *s, struct k8s_feed *f, const st
 		c->ca_secret_name = NULL;
 		memset(&c->url, 0, sizeof(c->url));
 		c->built = NULL;
-		k8s_conn_fill(s, c, &kc, rc ? err : NULL);
+		c->status_json = NULL;
+		k8s_conn_fill(s, c, &kc, rc ? err : NULL, status_json);
 		k8s_conn_clear(s, &prev);
 		log_info("connector_updated", "ns=%s name=%s class=%s generation=%lld", c->ns, c->name,
 			 c->class_name ? c->class_name : "", (long long)c->generation);
+		k8s_notify(s, K8S_STORE_CONNECTOR_CHANGED, c->ns, c->name);
 		goto out;
 	}
 	c = x_new(struct k8s_conn_ent);
@@ -577,10 +644,12 @@ static void k8s_connector_item(struct k8s_store *s, struct k8s_feed *f, const st
 	c->name = x_strdup(kc.meta.name);
 	c->h.key = x_strdup(key);
 	k8s_table_insert(&s->conns, &c->h);
-	k8s_conn_fill(s, c, &kc, rc ? err : NULL);
+	k8s_conn_fill(s, c, &kc, rc ? err : NULL, status_json);
 	log_info("connector_added", "ns=%s name=%s class=%s generation=%lld", c->ns, c->name,
 		 c->class_name ? c->class_name : "", (long long)c->generation);
+	k8s_notify(s, K8S_STORE_CONNECTOR_CHANGED, c->ns, c->name);
 out:
+	free(status_json);
 	k8s_connector_free(&kc);
 }
 
@@ -719,6 +788,7 @@ static void k8s_feed_listed(struct k8s_feed *f, const char *rv)
 	if (f->secret_feed && !f->secret_feed->started)
 		k8s_feed_list(f->secret_feed);
 	k8s_feed_watch(f);
+	k8s_notify(s, K8S_STORE_RESYNCED, NULL, NULL);
 }
 
 static void k8s_feed_on_list(void *arg, const struct k8s_response *r)
@@ -942,7 +1012,8 @@ static struct connector *k8s_unavailable(const char *ns, const char *name, const
 
 /* The Secret named by a connector, or NULL with why in msg. */
 static struct k8s_sec_ent *k8s_conn_secret(struct k8s_store *s, const struct k8s_conn_ent *c,
-					   const char *name, const char *what, char *msg, size_t cap)
+					   const char *name, const char *what,
+					   enum k8s_store_problem *problem, char *msg, size_t cap)
 {
 	char key[K8S_MAX_KEY];
 	int n = snprintf(key, sizeof(key), "%s/%s", c->ns, name);
@@ -953,12 +1024,15 @@ static struct k8s_sec_ent *k8s_conn_secret(struct k8s_store *s, const struct k8s
 		e = (struct k8s_sec_ent *)k8s_table_find(&s->secrets, key, (size_t)n);
 	if (e && e->loaded)
 		return e;
-	if ((e && e->fetch) || !f || !f->synced)
+	if ((e && e->fetch) || !f || !f->synced) {
 		snprintf(msg, cap, "connector %s/%s: %s Secret %s is not loaded yet", c->ns, c->name,
 			 what, name);
-	else
+		*problem = K8S_STORE_NOT_LOADED;
+	} else {
 		snprintf(msg, cap, "connector %s/%s: %s Secret %s/%s not found", c->ns, c->name, what,
 			 c->ns, name);
+		*problem = K8S_STORE_SECRET_MISSING;
+	}
 	return NULL;
 }
 
@@ -968,7 +1042,7 @@ static bool k8s_auth_type_ok(const char *type)
 			strcmp(type, K8S_SECRET_TYPE_BASIC) == 0);
 }
 
-static struct connector *k8s_conn_build(struct k8s_store *s, const struct k8s_conn_ent *c)
+static struct connector *k8s_conn_build(struct k8s_store *s, struct k8s_conn_ent *c)
 {
 	char msg[512];
 	struct k8s_sec_ent *auth = NULL, *ca = NULL;
@@ -976,39 +1050,45 @@ static struct connector *k8s_conn_build(struct k8s_store *s, const struct k8s_co
 
 	if (c->invalid) {
 		snprintf(msg, sizeof(msg), "connector %s/%s is invalid: %s", c->ns, c->name, c->invalid);
+		c->problem = K8S_STORE_INVALID;
 		return k8s_unavailable(c->ns, c->name, NULL, msg);
 	}
 	if (c->secret_name && strcmp(c->secret_ns, c->ns) != 0) {
 		snprintf(msg, sizeof(msg), "connector %s/%s: secretRef to namespace %s is not allowed",
 			 c->ns, c->name, c->secret_ns);
+		c->problem = K8S_STORE_SECRET_INVALID;
 		return k8s_unavailable(c->ns, c->name, c->url.text, msg);
 	}
 	if (c->secret_name) {
-		auth = k8s_conn_secret(s, c, c->secret_name, "auth", msg, sizeof(msg));
+		auth = k8s_conn_secret(s, c, c->secret_name, "auth", &c->problem, msg, sizeof(msg));
 		if (!auth)
 			return k8s_unavailable(c->ns, c->name, c->url.text, msg);
 		if (!k8s_auth_type_ok(auth->type)) {
 			snprintf(msg, sizeof(msg), "connector %s/%s: Secret %s/%s has type %s, expected "
 				 K8S_SECRET_TYPE_TOKEN " or " K8S_SECRET_TYPE_BASIC, c->ns, c->name,
 				 auth->ns, auth->name, auth->type ? auth->type : "(none)");
+			c->problem = K8S_STORE_SECRET_INVALID;
 			return k8s_unavailable(c->ns, c->name, c->url.text, msg);
 		}
 		if (!auth->username || !auth->password) {
 			snprintf(msg, sizeof(msg), "connector %s/%s: Secret %s/%s has no key \"%s\"", c->ns,
 				 c->name, auth->ns, auth->name, auth->username ? "password" : "username");
+			c->problem = K8S_STORE_SECRET_INVALID;
 			return k8s_unavailable(c->ns, c->name, c->url.text, msg);
 		}
 	}
 	if (c->ca_secret_name) {
-		ca = k8s_conn_secret(s, c, c->ca_secret_name, "CA", msg, sizeof(msg));
+		ca = k8s_conn_secret(s, c, c->ca_secret_name, "CA", &c->problem, msg, sizeof(msg));
 		if (!ca)
 			return k8s_unavailable(c->ns, c->name, c->url.text, msg);
 		if (!ca->n_ca_keys) {
 			snprintf(msg, sizeof(msg), "connector %s/%s: Secret %s/%s has no key ending in .crt or .pem",
 				 c->ns, c->name, ca->ns, ca->name);
+			c->problem = K8S_STORE_SECRET_INVALID;
 			return k8s_unavailable(c->ns, c->name, c->url.text, msg);
 		}
 	}
+	c->problem = K8S_STORE_OK;
 	spec.ns = c->ns;
 	spec.name = c->name;
 	spec.https = c->url.https;
@@ -1060,4 +1140,57 @@ void k8s_store_get_stats(const struct k8s_store *s, struct k8s_store_stats *out)
 	*out = s->stats;
 	out->connectors = s->conns.n;
 	out->secrets = s->secrets.n;
+}
+
+void k8s_store_set_listener(struct k8s_store *s, k8s_store_listener_fn fn, void *arg)
+{
+	s->listener = fn;
+	s->listener_arg = arg;
+}
+
+static void k8s_store_fill_info(struct k8s_store *s, struct k8s_conn_ent *c,
+				struct k8s_store_connector_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->ns = c->ns;
+	out->name = c->name;
+	out->class_name = c->class_name;
+	out->resource_version = c->rv;
+	out->generation = c->generation;
+	out->status_json = c->status_json;
+	out->has_secret_ref = c->secret_name != NULL;
+	out->problem = K8S_STORE_OK;
+	if (!k8s_conn_is_oci(c))
+		return;
+	if (!c->built)
+		c->built = k8s_conn_build(s, c);
+	out->problem = c->problem;
+	out->message = c->built->unavailable;
+}
+
+int k8s_store_connector_info(struct k8s_store *s, const char *ns, const char *name,
+			     struct k8s_store_connector_info *out)
+{
+	char key[K8S_MAX_KEY];
+	int n = snprintf(key, sizeof(key), "%s/%s", ns, name);
+	struct k8s_conn_ent *c = NULL;
+
+	if (n > 0 && (size_t)n < sizeof(key))
+		c = (struct k8s_conn_ent *)k8s_table_find(&s->conns, key, (size_t)n);
+	if (!c)
+		return -1;
+	k8s_store_fill_info(s, c, out);
+	return 0;
+}
+
+void k8s_store_foreach_connector(struct k8s_store *s, k8s_store_connector_fn fn, void *arg)
+{
+	struct k8s_store_connector_info info;
+
+	for (size_t i = 0; i < s->conns.nb; i++) {
+		for (struct k8s_hnode *h = s->conns.b[i]; h; h = h->next) {
+			k8s_store_fill_info(s, (struct k8s_conn_ent *)h, &info);
+			fn(arg, &info);
+		}
+	}
 }

@@ -55,6 +55,54 @@ bool k8s_store_synced(const struct k8s_store *s);
 struct connector *k8s_store_find_connector(struct k8s_store *s, struct og_str ns,
 					   struct og_str name);
 
+/* ---- for the status writer ---- */
+
+/* Why an "oci" connector cannot be used. */
+enum k8s_store_problem {
+	K8S_STORE_OK,
+	K8S_STORE_NOT_LOADED,     /* a Secret it names is not loaded yet */
+	K8S_STORE_INVALID,        /* the Connector's spec cannot be used */
+	K8S_STORE_SECRET_MISSING, /* a Secret it names does not exist */
+	K8S_STORE_SECRET_INVALID, /* wrong type, a key missing, another namespace */
+};
+
+/* A Connector as the store holds it. Strings are borrowed: valid until the
+ * store next changes (copy what outlives the current loop turn). */
+struct k8s_store_connector_info {
+	const char *ns, *name;
+	const char *class_name;       /* NULL if absent */
+	const char *resource_version; /* NULL if absent */
+	int64_t generation;           /* 0 if absent */
+	const char *status_json;      /* the object's .status as JSON text, NULL if absent */
+	bool has_secret_ref;          /* spec.auth.secretRef is set */
+	enum k8s_store_problem problem; /* "oci" connectors only; others K8S_STORE_OK */
+	const char *message;          /* the connector's `unavailable` message, or NULL */
+};
+
+/* Returns -1 when there is no such Connector (of any class). */
+OG_WARN_UNUSED int k8s_store_connector_info(struct k8s_store *s, const char *ns, const char *name,
+					    struct k8s_store_connector_info *out);
+typedef void (*k8s_store_connector_fn)(void *arg, const struct k8s_store_connector_info *ci);
+/* Every Connector held, any class, in no particular order. fn must not
+ * change the store. */
+void k8s_store_foreach_connector(struct k8s_store *s, k8s_store_connector_fn fn, void *arg);
+
+enum k8s_store_change {
+	K8S_STORE_CONNECTOR_CHANGED, /* added, or its spec or one of its Secrets changed */
+	K8S_STORE_CONNECTOR_STATUS,  /* a new resourceVersion that changes nothing it
+				      * is built from: status, labels, annotations */
+	K8S_STORE_CONNECTOR_DELETED,
+	K8S_STORE_RESYNCED,          /* a list completed (ns and name NULL): anything
+				      * may have changed */
+};
+
+/* Called from within the store's watch handling: it must not call into the
+ * store or free it; schedule the work instead. */
+typedef void (*k8s_store_listener_fn)(void *arg, enum k8s_store_change what, const char *ns,
+				      const char *name);
+/* One listener; NULL removes it. */
+void k8s_store_set_listener(struct k8s_store *s, k8s_store_listener_fn fn, void *arg);
+
 struct k8s_store_stats {
 	unsigned long lists;        /* list requests (pages) sent */
 	unsigned long relists;      /* lists started after the first (410, errors) */

@@ -8,6 +8,8 @@
 #include "auth/static_auth.h"
 #include "k8s/k8s_auth.h"
 #include "proxy/proxy.h"
+#include "proxy/status.h"
+#include "proxy/webhook.h"
 #include "util/config.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -112,6 +114,21 @@ static int main_check(const char *path, const struct config *cfg)
 	return 0;
 }
 
+/* Kubernetes mode writes Connector status unless [status] enabled = no. */
+static struct status_writer *main_start_status(struct proxy *px)
+{
+	const struct config *cfg = px->cfg;
+	struct status_settings ss = {
+		.probe_interval_ms = cfg->status.probe_interval_ms,
+		.public_address = cfg->server.public_address,
+	};
+	struct k8s_store *store = k8s_auth_store(px->auth);
+
+	if (!cfg->kubernetes.enabled || !cfg->status.enabled || !store)
+		return NULL;
+	return status_writer_new(px, k8s_auth_client(px->auth), store, &ss);
+}
+
 /* Standalone mode builds its backend before the loop exists; Kubernetes
  * mode needs the loop (and DNS) for its API client, so it comes after
  * proxy_init, before the loop runs. */
@@ -148,6 +165,8 @@ int main(int argc, char **argv)
 	struct main_args args = { 0 };
 	struct config *cfg = x_new(struct config);
 	struct proxy px;
+	struct webhook *webhook;
+	struct status_writer *status;
 	char err[1024];
 	int rc;
 
@@ -170,7 +189,16 @@ int main(int argc, char **argv)
 		proxy_free(&px);
 		return 1;
 	}
+	webhook = webhook_start(&px, err, sizeof(err));
+	if (!webhook && err[0]) {
+		fprintf(stderr, "%s: %s\n", args.config, err);
+		proxy_free(&px);
+		return 1;
+	}
+	status = main_start_status(&px);
 	rc = proxy_run(&px);
+	status_writer_free(status); /* holds connectors and API requests of px->auth */
+	webhook_free(webhook); /* its connections live on px's loop */
 	proxy_free(&px);
 	return rc;
 }

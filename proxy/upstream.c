@@ -12,6 +12,7 @@
 #include <event2/util.h>
 #include <openssl/err.h>
 
+#include "proxy/challenge.h"
 #include "proxy/token.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -126,6 +127,28 @@ struct upstream_pool *upstream_site_pool(struct upstream_site *s, bool https, co
 	last->next = p;
 	s->n_pools++;
 	return p;
+}
+
+bool upstream_site_learn_challenge(struct upstream_site *s, const struct http1_header *h, size_t n)
+{
+	struct challenge ch;
+
+	memset(&ch, 0, sizeof(ch));
+	/* A challenge with a syntax error still tells what it parsed before it. */
+	for (size_t i = 0; i < n; i++)
+		if (og_str_ieq(h[i].name, "WWW-Authenticate") && challenge_parse(h[i].value, &ch) != 0)
+			log_debug("bad_challenge", "connector=%s", s->connector->id);
+	if (ch.bearer && ch.realm[0]) {
+		s->auth_mode = UPSTREAM_AUTH_BEARER;
+		free(s->realm);
+		free(s->service);
+		s->realm = x_strdup(ch.realm);
+		s->service = ch.service[0] ? x_strdup(ch.service) : NULL;
+		return true;
+	}
+	if (ch.basic)
+		s->auth_mode = UPSTREAM_AUTH_BASIC;
+	return false;
 }
 
 static void upstream_idle_unlink(struct upstream_conn *u)

@@ -13,6 +13,7 @@
 
 #include "auth/connector.h"
 #include "proxy/proxy.h"
+#include "util/http1.h"
 #include "util/tls.h"
 
 struct upstream_site;
@@ -67,6 +68,11 @@ static inline struct upstream_pool *upstream_site_registry(struct upstream_site 
 /* The pool for another origin of this site (token service, blob storage). */
 struct upstream_pool *upstream_site_pool(struct upstream_site *s, bool https, const char *host,
 					 uint16_t port, char *err, size_t cap);
+
+/* Records what a 401's WWW-Authenticate fields say about the registry's
+ * authentication (auth_mode, realm, service). Returns true when it asks for
+ * a Bearer token from a realm. */
+bool upstream_site_learn_challenge(struct upstream_site *s, const struct http1_header *h, size_t n);
 
 /* An idle keep-alive connection, or NULL. */
 struct upstream_conn *upstream_take_idle(struct upstream_pool *pool);

@@ -157,6 +157,36 @@ static const struct config_option options[] = {
 	  .offset = G(kubernetes.api_timeout_ms, uint64_t),
 	  .doc = "one API server request (connect, TLS, answer); a review that takes longer is a 503" },
 
+	{ .section = "webhook", .name = "listen", .type = CFG_ADDRESS,
+	  .default_value = "0.0.0.0:8443", .reloadable = false,
+	  .offset = G(webhook.listen, struct config_address),
+	  .doc = "where the admission webhook listens (HTTPS); the webhook runs only when the file has a [webhook] section" },
+	{ .section = "webhook", .name = "cert_file", .type = CFG_PATH,
+	  .default_value = "", .reloadable = false,
+	  .offset = G(webhook.cert_file, char *),
+	  .doc = "PEM certificate chain of the webhook, leaf first (required with [webhook]); re-read when the file changes" },
+	{ .section = "webhook", .name = "key_file", .type = CFG_PATH,
+	  .default_value = "", .reloadable = false,
+	  .offset = G(webhook.key_file, char *),
+	  .doc = "PEM private key of cert_file (required with [webhook]); re-read when the file changes" },
+	{ .section = "webhook", .name = "inject", .type = CFG_BOOL,
+	  .default_value = "yes", .reloadable = false,
+	  .offset = G(webhook.inject, bool),
+	  .doc = "rewrite images of Pods labelled connectors.cpaas.io/proxy-inject=true; no = refuse such Pods" },
+	{ .section = "webhook", .name = "max_body", .type = CFG_SIZE,
+	  .default_value = "3m", .reloadable = false, .min = 4096, .max = 64 * MIB,
+	  .offset = G(webhook.max_body, size_t),
+	  .doc = "largest AdmissionReview request body accepted (413 beyond it)" },
+
+	{ .section = "status", .name = "enabled", .type = CFG_BOOL,
+	  .default_value = "yes", .reloadable = false,
+	  .offset = G(status.enabled, bool),
+	  .doc = "Kubernetes mode: probe every oci Connector's registry and write its status (conditions, proxy URL)" },
+	{ .section = "status", .name = "probe_interval", .type = CFG_DURATION,
+	  .default_value = "60s", .reloadable = false, .min = 100, .max = MAX_DURATION_MS,
+	  .offset = G(status.probe_interval_ms, uint64_t),
+	  .doc = "how often each registry is probed (GET /v2/); changes to a Connector or its Secret probe at once, failures back off up to 4x this" },
+
 	{ .section = "connector", .name = "address", .type = CFG_URL,
 	  .default_value = NULL, .reloadable = true, .in_connector = true,
 	  .offset = C(address, struct config_url),
@@ -194,10 +224,11 @@ static const struct config_option options[] = {
 #define N_OPTIONS OG_ARRAY_LEN(options)
 
 static const char *const section_names[] = { "server", "upstream", "auth", "log", "connector",
-					     "kubernetes" };
+					     "kubernetes", "webhook", "status" };
 #define N_SECTIONS OG_ARRAY_LEN(section_names)
 #define SECTION_CONNECTOR 4
 #define SECTION_KUBERNETES 5
+#define SECTION_WEBHOOK 6
 
 /* What a type parser produces before it replaces the field's old value. */
 union config_value {
@@ -1148,6 +1179,8 @@ static int begin_global_section(struct parser *p, int section)
 	p->section = section;
 	if (section == SECTION_KUBERNETES)
 		p->cfg->kubernetes.enabled = true;
+	if (section == SECTION_WEBHOOK)
+		p->cfg->webhook.enabled = true;
 	return 0;
 }
 
@@ -1479,6 +1512,21 @@ static int check_kubernetes_mode(struct parser *p)
 	return 0;
 }
 
+/* A webhook without its certificate could only fail every API server call. */
+static int check_webhook(struct parser *p)
+{
+	const struct config_option *cert = config_find_option("webhook", "cert_file");
+	const struct config_option *key = config_find_option("webhook", "key_file");
+
+	if (!p->cfg->webhook.enabled)
+		return 0;
+	if (!*p->cfg->webhook.cert_file || !*p->cfg->webhook.key_file)
+		return fail_at(p, p->section_line[SECTION_WEBHOOK],
+			       "section [webhook] needs %s (the webhook serves HTTPS only)",
+			       !*p->cfg->webhook.cert_file ? cert->name : key->name);
+	return 0;
+}
+
 /* listen's text: what public_address means when it is not given. */
 static char *format_address(const struct config_address *a)
 {
@@ -1514,7 +1562,7 @@ int config_parse_ex(const char *text, size_t len, const struct config_parse_opts
 		out->path = x_strdup(opts->path_for_messages);
 	apply_defaults(&p, false, (char *)out);
 	if (parse_lines(&p, text, len) != 0 || check_missing_sections(&p) != 0 ||
-	    check_kubernetes_mode(&p) != 0)
+	    check_kubernetes_mode(&p) != 0 || check_webhook(&p) != 0)
 		goto out;
 	if (!*out->server.public_address) {
 		free(out->server.public_address);

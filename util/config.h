@@ -110,6 +110,18 @@ struct config {
 		unsigned cache_size;
 		uint64_t api_timeout_ms;
 	} kubernetes;
+	struct {
+		bool enabled;      /* the file has a [webhook] section */
+		struct config_address listen;
+		char *cert_file;   /* PEM chain, leaf first; re-read when it changes */
+		char *key_file;
+		bool inject;       /* false: Pods asking for injection are refused */
+		size_t max_body;   /* largest AdmissionReview accepted */
+	} webhook;
+	struct {
+		bool enabled;               /* Kubernetes mode: write Connector status */
+		uint64_t probe_interval_ms;
+	} status;
 	struct config_connector *connectors;
 	size_t n_connectors;
 };

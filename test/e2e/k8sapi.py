@@ -576,6 +576,8 @@ def ocigate_rbac():
                      ["authorization.k8s.io"]),
                 rule(["get", "list", "watch"], ["connectors"],
                      ["connectors.alauda.io"]),
+                rule(["get", "patch"], ["connectors/status"],
+                     ["connectors.alauda.io"]),
                 rule(["get", "list", "watch"], ["secrets"], [""]),
             ]}
     binding = {"apiVersion": RBAC_GROUP + "/v1", "kind": "ClusterRoleBinding",

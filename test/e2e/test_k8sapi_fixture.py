@@ -1169,9 +1169,11 @@ class FixtureTest:
             "proxy": {"httpAddress": {
                 "url": "http://127.0.0.1:5000/namespaces/st/connectors/harbor"}}}}
         mp = {"Content-Type": "application/merge-patch+json"}
-        r = self.c.req("PATCH", path, json.dumps(patch).encode(), mp)
-        T.expect_eq(r.status, 403, "the shipped ClusterRole cannot patch")
-        T.expect_in('cannot patch resource \\"connectors/status\\" in API '
+        # the shipped ClusterRole lets ocigate patch the status (its status
+        # writer), not replace it
+        r = self.c.req("PUT", path, json.dumps(c).encode())
+        T.expect_eq(r.status, 403, "the shipped ClusterRole cannot update")
+        T.expect_in('cannot update resource \\"connectors/status\\" in API '
                     'group \\"connectors.alauda.io\\" in the namespace '
                     '\\"st\\"', r.body.decode(), "403 names the subresource")
         api.add_role("status-writer", [

@@ -13,6 +13,7 @@
 #include "auth/auth.h"
 #include "k8s/k8s_auth.h"
 #include "test/unit/check.h"
+#include "util/jwt.h"
 #include "util/base64.h"
 #include "util/json.h"
 #include "util/log.h"
@@ -284,28 +285,28 @@ static void test_jwt_exp(void)
 	char *t;
 
 	t = jwt("{\"iss\":\"kubernetes\",\"exp\":1700003600,\"sub\":\"x\"}");
-	CHECK_INT(k8s_auth_jwt_exp(og_str_make(t, strlen(t)), &exp), 0);
+	CHECK_INT(jwt_exp(og_str_make(t, strlen(t)), &exp), 0);
 	CHECK_INT(exp, 1700003600);
 	free(t);
 	t = jwt("{\"exp\":1700000123.75}");
-	CHECK_INT(k8s_auth_jwt_exp(og_str_make(t, strlen(t)), &exp), 0);
+	CHECK_INT(jwt_exp(og_str_make(t, strlen(t)), &exp), 0);
 	CHECK_INT(exp, 1700000123);
 	free(t);
 	t = jwt("{\"exp\":\"1700000123\"}");
-	CHECK_INT(k8s_auth_jwt_exp(og_str_make(t, strlen(t)), &exp), -1);
+	CHECK_INT(jwt_exp(og_str_make(t, strlen(t)), &exp), -1);
 	free(t);
 	t = jwt("{\"nbf\":1}");
-	CHECK_INT(k8s_auth_jwt_exp(og_str_make(t, strlen(t)), &exp), -1);
+	CHECK_INT(jwt_exp(og_str_make(t, strlen(t)), &exp), -1);
 	free(t);
 	t = jwt("[1,2]");
-	CHECK_INT(k8s_auth_jwt_exp(og_str_make(t, strlen(t)), &exp), -1);
+	CHECK_INT(jwt_exp(og_str_make(t, strlen(t)), &exp), -1);
 	free(t);
 	t = jwt("{\"exp\":-5}");
-	CHECK_INT(k8s_auth_jwt_exp(og_str_make(t, strlen(t)), &exp), 0);
+	CHECK_INT(jwt_exp(og_str_make(t, strlen(t)), &exp), 0);
 	CHECK_INT(exp, -5);
 	free(t);
 	t = jwt("{\"exp\":1e400}");
-	CHECK_INT(k8s_auth_jwt_exp(og_str_make(t, strlen(t)), &exp), -1);
+	CHECK_INT(jwt_exp(og_str_make(t, strlen(t)), &exp), -1);
 	free(t);
 	static const char *const bad[] = {
 		"", "opaque-static-token", "a.b", "a.b.c.d", "a.!!!.c", "a..c",
@@ -314,13 +315,13 @@ static void test_jwt_exp(void)
 		"a.eyJleHAiOjEsImV4cCI6Mn0.c", /* {"exp":1,"exp":2} duplicate key */
 	};
 	for (size_t i = 0; i < OG_ARRAY_LEN(bad); i++) {
-		if (k8s_auth_jwt_exp(og_str_make(bad[i], strlen(bad[i])), &exp) != -1) {
+		if (jwt_exp(og_str_make(bad[i], strlen(bad[i])), &exp) != -1) {
 			fprintf(stderr, "%s:%d: \"%s\" read as a JWT\n", __FILE__, __LINE__, bad[i]);
 			check_failures++;
 		}
 	}
 	/* Exactly {"exp":1}, unpadded. */
-	CHECK_INT(k8s_auth_jwt_exp(OG_STR_LIT("a.eyJleHAiOjF9.c"), &exp), 0);
+	CHECK_INT(jwt_exp(OG_STR_LIT("a.eyJleHAiOjF9.c"), &exp), 0);
 	CHECK_INT(exp, 1);
 }
 
