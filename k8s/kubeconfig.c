@@ -214,41 +214,6 @@ static int kc_split_lines(struct kc_yaml *y, const char *text, size_t len)
 	return 0;
 }
 
-static size_t kc_utf8(uint32_t cp, char *out)
-{
-	if (cp < 0x80) {
-		out[0] = (char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		out[0] = (char)(0xc0 | cp >> 6);
-		out[1] = (char)(0x80 | (cp & 0x3f));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		out[0] = (char)(0xe0 | cp >> 12);
-		out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		out[2] = (char)(0x80 | (cp & 0x3f));
-		return 3;
-	}
-	out[0] = (char)(0xf0 | cp >> 18);
-	out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-	out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-	out[3] = (char)(0x80 | (cp & 0x3f));
-	return 4;
-}
-
-static int kc_hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* \xXX, \uXXXX or \UXXXXXXXX at p (after the backslash and letter). */
 static int kc_hex_escape(const char *p, size_t avail, size_t digits, uint32_t *cp)
 {
@@ -256,7 +221,7 @@ static int kc_hex_escape(const char *p, size_t avail, size_t digits, uint32_t *c
 	if (avail < digits)
 		return -1;
 	for (size_t k = 0; k < digits; k++) {
-		int h = kc_hex_value(p[k]);
+		int h = og_hex_value(p[k]);
 		if (h < 0)
 			return -1;
 		*cp = *cp << 4 | (uint32_t)h;
@@ -296,13 +261,13 @@ static int kc_dq_escape(const char *p, size_t n, size_t *i, char *out, size_t *o
 	case 'U': digits = 8; goto hex;
 	default: return -1;
 	}
-	*o += kc_utf8(cp, out + *o);
+	*o += og_utf8_encode(cp, out + *o);
 	return 0;
 hex:
 	if (kc_hex_escape(p + *i, n - *i, digits, &cp) != 0)
 		return -1;
 	*i += digits;
-	*o += kc_utf8(cp, out + *o);
+	*o += og_utf8_encode(cp, out + *o);
 	return 0;
 }
 

@@ -29,7 +29,7 @@ size_t base64_encode(const void *in, size_t n, char *out)
 	return o;
 }
 
-/* The 6-bit value of c, or -1. */
+/* The 6-bit value of c in the standard alphabet, or -1. */
 static int base64_value(char c)
 {
 	if (c >= 'A' && c <= 'Z')
@@ -76,6 +76,33 @@ ssize_t base64_decode(const char *in, size_t n, unsigned char *out,
 			out[o++] = (unsigned char)(v >> 8);
 		if (have > 3)
 			out[o++] = (unsigned char)v;
+	}
+	return (ssize_t)o;
+}
+
+ssize_t base64url_decode(const char *in, size_t n, unsigned char *out, size_t out_cap)
+{
+	uint32_t acc = 0;
+	unsigned bits = 0;
+	size_t o = 0;
+
+	if (n % 4 == 1)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		char c = in[i];
+		/* base64url swaps the last two letters of the alphabet. */
+		int v = c == '-' ? 62 : c == '_' ? 63 : (c == '+' || c == '/') ? -1 : base64_value(c);
+		if (v < 0)
+			return -1;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (o == out_cap)
+				return -1;
+			out[o++] = (unsigned char)(acc >> bits);
+			acc &= (1u << bits) - 1;
+		}
 	}
 	return (ssize_t)o;
 }

@@ -19,4 +19,7 @@ size_t base64_encode(const void *in, size_t n, char *out);
 OG_WARN_UNUSED ssize_t base64_decode(const char *in, size_t n,
 				     unsigned char *out, size_t out_cap);
 
+/* Unpadded base64url (RFC 4648 section 5, as JWTs use it, RFC 7515). */
+OG_WARN_UNUSED ssize_t base64url_decode(const char *in, size_t n, unsigned char *out, size_t out_cap);
+
 #endif

@@ -38,4 +38,10 @@ bool og_str_ieq(struct og_str s, const char *lit);
 /* Exact comparison of a range with a C string. */
 bool og_str_eq(struct og_str s, const char *lit);
 
+/* The value of a hexadecimal digit, or -1. */
+int og_hex_value(char c);
+/* Writes code point cp (at most U+10FFFF, not a surrogate) as UTF-8;
+ * returns the number of bytes (1 to 4). */
+size_t og_utf8_encode(uint32_t cp, char out[4]);
+
 #endif

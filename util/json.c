@@ -356,30 +356,6 @@ static uint32_t json_escape_cp(const char *p, size_t *i)
 	return cp;
 }
 
-static size_t json_utf8_encode(uint32_t cp, char out[4])
-{
-	if (cp < 0x80) {
-		out[0] = (char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		out[0] = (char)(0xc0 | cp >> 6);
-		out[1] = (char)(0x80 | (cp & 0x3f));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		out[0] = (char)(0xe0 | cp >> 12);
-		out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		out[2] = (char)(0x80 | (cp & 0x3f));
-		return 3;
-	}
-	out[0] = (char)(0xf0 | cp >> 18);
-	out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-	out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-	out[3] = (char)(0x80 | (cp & 0x3f));
-	return 4;
-}
-
 /* Decodes the next unit of validated string content p[*i..n): a raw byte,
  * or the UTF-8 encoding of an escape, into out; returns its length. */
 static size_t json_unescape_next(const char *p, size_t *i, char out[4])
@@ -388,7 +364,7 @@ static size_t json_unescape_next(const char *p, size_t *i, char out[4])
 		out[0] = p[(*i)++];
 		return 1;
 	}
-	return json_utf8_encode(json_escape_cp(p, i), out);
+	return og_utf8_encode(json_escape_cp(p, i), out);
 }
 
 /* ---- duplicate keys ---- */

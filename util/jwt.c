@@ -4,52 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/base64.h"
 #include "util/json.h"
 #include "util/xalloc.h"
 
 #define JWT_MAX_PAYLOAD 16384
 #define JWT_MAX_TOKENS 1024
-
-static int jwt_b64url_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
-/* Unpadded base64url (RFC 7515 section 2). Returns the length, or -1. */
-static ssize_t jwt_b64url_decode(const char *in, size_t n, unsigned char *out, size_t cap)
-{
-	uint32_t acc = 0;
-	unsigned bits = 0;
-	size_t o = 0;
-
-	if (n % 4 == 1)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		int v = jwt_b64url_value(in[i]);
-		if (v < 0)
-			return -1;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (o == cap)
-				return -1;
-			out[o++] = (unsigned char)(acc >> bits);
-			acc &= (1u << bits) - 1;
-		}
-	}
-	return (ssize_t)o;
-}
 
 static int jwt_json_exp(const struct json_doc *d, int64_t *exp)
 {
@@ -91,7 +51,7 @@ int jwt_exp(struct og_str token, int64_t *exp)
 	if ((size_t)(dot2 - dot1 - 1) > JWT_MAX_PAYLOAD * 4 / 3 + 4)
 		return -1;
 	payload = x_malloc(JWT_MAX_PAYLOAD);
-	n = jwt_b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), payload, JWT_MAX_PAYLOAD);
+	n = base64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), payload, JWT_MAX_PAYLOAD);
 	if (n <= 0)
 		goto out;
 	if (json_parse(&d, (const char *)payload, (size_t)n, JWT_MAX_TOKENS, NULL, 0) != 0)

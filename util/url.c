@@ -291,17 +291,6 @@ int url_resolve(const struct url *base, struct og_str ref, struct url *out)
 	return 0;
 }
 
-static int url_hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 ssize_t url_decode_component(const char *s, size_t n, char *out, size_t cap)
 {
 	size_t o = 0;
@@ -311,7 +300,7 @@ ssize_t url_decode_component(const char *s, size_t n, char *out, size_t cap)
 		if (c == '%') {
 			if (n - i < 3)
 				return -1;
-			int hi = url_hex_value(s[i + 1]), lo = url_hex_value(s[i + 2]);
+			int hi = og_hex_value(s[i + 1]), lo = og_hex_value(s[i + 2]);
 			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
 				return -1;
 			c = (char)(hi * 16 + lo);

@@ -17,7 +17,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct challenge c;
 
 	memset(&c, 0, sizeof(c));
-	(void)challenge_parse(og_str_make((const char *)data, size), &c);
+	/* An error keeps what was parsed before it: check that either way. */
+	if (challenge_parse(og_str_make((const char *)data, size), &c) != 0)
+		c.error[sizeof(c.error) - 1] = '\0';
 	fuzz_check_terminated(c.realm, sizeof(c.realm));
 	fuzz_check_terminated(c.service, sizeof(c.service));
 	fuzz_check_terminated(c.scope, sizeof(c.scope));

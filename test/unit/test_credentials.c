@@ -295,8 +295,25 @@ static void test_long_basic_ok(void)
 	free(v);
 }
 
+static void test_base64url(void)
+{
+	unsigned char out[16];
+
+	CHECK_INT(base64url_decode("aGk", 3, out, sizeof(out)), 2);
+	CHECK(memcmp(out, "hi", 2) == 0);
+	CHECK_INT(base64url_decode("-_8", 3, out, sizeof(out)), 2);
+	CHECK_INT(out[0], 0xfb);
+	CHECK_INT(out[1], 0xff);
+	CHECK_INT(base64url_decode("+_8", 3, out, sizeof(out)), -1);
+	CHECK_INT(base64url_decode("aGk=", 4, out, sizeof(out)), -1);
+	CHECK_INT(base64url_decode("aGkxa", 5, out, sizeof(out)), -1);
+	CHECK_INT(base64url_decode("aGk", 3, out, 1), -1);
+	CHECK_INT(base64url_decode("", 0, out, sizeof(out)), 0);
+}
+
 int main(void)
 {
+	test_base64url();
 	test_base64_vectors();
 	test_base64_invalid();
 	test_base64_round_trip();
