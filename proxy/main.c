@@ -7,6 +7,7 @@
 
 #include "auth/static_auth.h"
 #include "k8s/k8s_auth.h"
+#include "k8s/refresher.h"
 #include "proxy/proxy.h"
 #include "proxy/status.h"
 #include "proxy/webhook.h"
@@ -129,6 +130,25 @@ static struct status_writer *main_start_status(struct proxy *px)
 	return status_writer_new(px, k8s_auth_client(px->auth), store, &ss);
 }
 
+/* [pull_secrets] enabled = yes: keep opted-in ServiceAccounts' pull
+ * Secrets fresh through the same API client. */
+static struct k8s_refresher *main_start_refresher(struct proxy *px)
+{
+	const struct config *cfg = px->cfg;
+	struct k8s_refresher_opts ro = {
+		.public_address = cfg->server.public_address,
+		.expiration_s = (int64_t)(cfg->pull_secrets.expiration_ms / 1000),
+		.audiences = cfg->kubernetes.audiences.items,
+		.n_audiences = cfg->kubernetes.audiences.n,
+		.namespaces = cfg->kubernetes.namespaces.items,
+		.n_namespaces = cfg->kubernetes.namespaces.n,
+	};
+
+	if (!cfg->kubernetes.enabled || !cfg->pull_secrets.enabled || !k8s_auth_client(px->auth))
+		return NULL;
+	return k8s_refresher_new(px->base, k8s_auth_client(px->auth), &ro);
+}
+
 /* Standalone mode builds its backend before the loop exists; Kubernetes
  * mode needs the loop (and DNS) for its API client, so it comes after
  * proxy_init, before the loop runs. */
@@ -167,6 +187,7 @@ int main(int argc, char **argv)
 	struct proxy px;
 	struct webhook *webhook;
 	struct status_writer *status;
+	struct k8s_refresher *refresher;
 	char err[1024];
 	int rc;
 
@@ -196,7 +217,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	status = main_start_status(&px);
+	refresher = main_start_refresher(&px);
 	rc = proxy_run(&px);
+	k8s_refresher_free(refresher); /* its API requests use px->auth's client */
 	status_writer_free(status); /* holds connectors and API requests of px->auth */
 	webhook_free(webhook); /* its connections live on px's loop */
 	proxy_free(&px);

@@ -187,6 +187,15 @@ static const struct config_option options[] = {
 	  .offset = G(status.probe_interval_ms, uint64_t),
 	  .doc = "how often each registry is probed (GET /v2/); changes to a Connector or its Secret probe at once, failures back off up to 4x this" },
 
+	{ .section = "pull_secrets", .name = "enabled", .type = CFG_BOOL,
+	  .default_value = "no", .reloadable = false,
+	  .offset = G(pull_secrets.enabled, bool),
+	  .doc = "Kubernetes mode: keep a kubernetes.io/dockerconfigjson Secret per ServiceAccount annotated connectors.cpaas.io/pull-secret fresh with TokenRequest" },
+	{ .section = "pull_secrets", .name = "expiration", .type = CFG_DURATION,
+	  .default_value = "1h", .reloadable = false, .min = 10 * 60 * 1000, .max = MAX_DURATION_MS,
+	  .offset = G(pull_secrets.expiration_ms, uint64_t),
+	  .doc = "lifetime asked for each token (TokenRequest expirationSeconds); the Secret is rewritten at 50-80% of the lifetime granted" },
+
 	{ .section = "connector", .name = "address", .type = CFG_URL,
 	  .default_value = NULL, .reloadable = true, .in_connector = true,
 	  .offset = C(address, struct config_url),
@@ -224,7 +233,7 @@ static const struct config_option options[] = {
 #define N_OPTIONS OG_ARRAY_LEN(options)
 
 static const char *const section_names[] = { "server", "upstream", "auth", "log", "connector",
-					     "kubernetes", "webhook", "status" };
+					     "kubernetes", "webhook", "status", "pull_secrets" };
 #define N_SECTIONS OG_ARRAY_LEN(section_names)
 #define SECTION_CONNECTOR 4
 #define SECTION_KUBERNETES 5
@@ -1512,6 +1521,17 @@ static int check_kubernetes_mode(struct parser *p)
 	return 0;
 }
 
+/* Pull Secrets are written through the API server: standalone mode has none. */
+static int check_pull_secrets(struct parser *p)
+{
+	const struct config_option *en = config_find_option("pull_secrets", "enabled");
+
+	if (!p->cfg->pull_secrets.enabled || p->cfg->kubernetes.enabled)
+		return 0;
+	return fail_at(p, p->set_line[en - options],
+		       "[pull_secrets] enabled = yes needs Kubernetes mode (a [kubernetes] section)");
+}
+
 /* A webhook without its certificate could only fail every API server call. */
 static int check_webhook(struct parser *p)
 {
@@ -1562,7 +1582,8 @@ int config_parse_ex(const char *text, size_t len, const struct config_parse_opts
 		out->path = x_strdup(opts->path_for_messages);
 	apply_defaults(&p, false, (char *)out);
 	if (parse_lines(&p, text, len) != 0 || check_missing_sections(&p) != 0 ||
-	    check_kubernetes_mode(&p) != 0 || check_webhook(&p) != 0)
+	    check_kubernetes_mode(&p) != 0 || check_webhook(&p) != 0 ||
+	    check_pull_secrets(&p) != 0)
 		goto out;
 	if (!*out->server.public_address) {
 		free(out->server.public_address);

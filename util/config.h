@@ -122,6 +122,10 @@ struct config {
 		bool enabled;               /* Kubernetes mode: write Connector status */
 		uint64_t probe_interval_ms;
 	} status;
+	struct {
+		bool enabled;               /* Kubernetes mode: keep opted-in pull Secrets fresh */
+		uint64_t expiration_ms;     /* TokenRequest expirationSeconds, >= 10m */
+	} pull_secrets;
 	struct config_connector *connectors;
 	size_t n_connectors;
 };

@@ -35,6 +35,11 @@ Served (HTTPS on 127.0.0.1, HTTP/1.1 keep-alive, ALPN http/1.1 only):
   GET|POST       /apis/connectors.alauda.io/v1alpha1[/namespaces/NS]/connectors
   GET|PUT|PATCH|DELETE  .../namespaces/NS/connectors/NAME[/status]
   the same for /api/v1[/namespaces/NS]/secrets (no status subresource)
+  and /api/v1[/namespaces/NS]/serviceaccounts, plus
+  POST /api/v1/namespaces/NS/serviceaccounts/NAME/token (TokenRequest:
+        mints a token TokenReview accepts; token_request_max_lifetime caps
+        expirationSeconds, as a real server's --service-account-max-token-
+        expiration does; deleting the ServiceAccount invalidates its tokens)
   list: limit/continue, labelSelector, fieldSelector (metadata.name,
         metadata.namespace; type for secrets), resourceVersion(+Match)
   watch=1: chunked newline-delimited events, resourceVersion,
@@ -286,7 +291,10 @@ CONNECTORS = Resource("connectors", "connectors.alauda.io", "v1alpha1",
                       "Connector", crd=True, status_sub=True)
 SECRETS = Resource("secrets", "", "v1", "Secret", crd=False, status_sub=False,
                    extra_fields=("type",))
-RESOURCES = {CONNECTORS.plural: CONNECTORS, SECRETS.plural: SECRETS}
+SERVICEACCOUNTS = Resource("serviceaccounts", "", "v1", "ServiceAccount",
+                           crd=False, status_sub=False)
+RESOURCES = {CONNECTORS.plural: CONNECTORS, SECRETS.plural: SECRETS,
+             SERVICEACCOUNTS.plural: SERVICEACCOUNTS}
 KIND_TO_RESOURCE = {r.kind: r for r in RESOURCES.values()}
 
 _META_ORDER = ("name", "generateName", "namespace", "selfLink", "uid",
@@ -313,6 +321,8 @@ def encode_object(res, obj, in_list=False):
         out["kind"] = res.kind
         out["apiVersion"] = res.api_version
     out["metadata"] = _ordered_meta(obj.get("metadata", {}))
+    if res is SERVICEACCOUNTS:
+        return out
     if obj.get("immutable") is not None:
         out["immutable"] = obj["immutable"]
     if obj.get("data"):
@@ -939,6 +949,10 @@ class FakeKubeAPI:
         self._log = []
         self._tokenreviews = []            # (token, authenticated)
         self._sars = []                    # (user, groups, attrs, allowed)
+        self._token_requests = []          # (ns, name, asked, granted, auds)
+        self._sa_tokens = {}               # "ns/name" -> [token] (TokenRequest)
+        # None: grant expirationSeconds as asked; else at most this many s
+        self.token_request_max_lifetime = None
 
     # ---- lifecycle
 
@@ -1206,7 +1220,7 @@ class FakeKubeAPI:
                     obj["spec"] = copy.deepcopy(body["spec"])
                 if body.get("status") is not None:
                     obj["status"] = copy.deepcopy(body["status"])
-            else:
+            elif res is SECRETS:
                 self._secret_body(obj, body)
             return self._commit(res, "ADDED", obj, None)
 
@@ -1255,7 +1269,7 @@ class FakeKubeAPI:
                     if obj.get("spec") != cur.get("spec"):
                         obj["metadata"]["generation"] = cur["metadata"].get(
                             "generation", 1) + 1
-                else:
+                elif res is SECRETS:
                     for k in ("data", "type", "immutable"):
                         obj.pop(k, None)
                     self._secret_body(obj, new)
@@ -1349,6 +1363,75 @@ class FakeKubeAPI:
 
     def get_secret(self, namespace, name):
         return self._get(SECRETS, namespace, name)
+
+    def add_service_account(self, namespace, name, annotations=None,
+                            labels=None):
+        return self._create(SERVICEACCOUNTS, namespace, name, {
+            "metadata": {"labels": labels, "annotations": annotations}})
+
+    def update_service_account(self, namespace, name, annotations=None,
+                               labels=None):
+        cur = self.get_service_account(namespace, name)
+        if cur is None:
+            raise SERVICEACCOUNTS.not_found(name)
+        meta = cur["metadata"]
+        return self._update(SERVICEACCOUNTS, namespace, name, {"metadata": {
+            "labels": meta.get("labels") if labels is None else labels,
+            "annotations": (meta.get("annotations") if annotations is None
+                            else annotations)}})
+
+    def delete_service_account(self, namespace, name):
+        """Also invalidates the tokens TokenRequest minted for it, as the
+        real token authenticator does (they are bound to its uid)."""
+        out = self._delete(SERVICEACCOUNTS, namespace, name)
+        with self._cond:
+            for tok in self._sa_tokens.pop("%s/%s" % (namespace, name), []):
+                if tok in self._tokens:
+                    self._tokens[tok].invalidated = True
+        return out
+
+    def get_service_account(self, namespace, name):
+        return self._get(SERVICEACCOUNTS, namespace, name)
+
+    def token_requests(self, namespace=None, name=None):
+        """[(ns, name, expirationSeconds asked, seconds granted, audiences)]"""
+        with self._cond:
+            return [t for t in self._token_requests
+                    if (namespace is None or t[0] == namespace)
+                    and (name is None or t[1] == name)]
+
+    def _token_request(self, ns, name, body):
+        """POST .../serviceaccounts/NAME/token (authentication.k8s.io/v1)."""
+        doc = self._decode(body, "TokenRequest", "authentication.k8s.io/v1")
+        spec = doc.get("spec") or {}
+        asked = spec.get("expirationSeconds", 3600)
+        if not isinstance(asked, int) or isinstance(asked, bool) or \
+                asked < 600 or asked > 2 ** 32:
+            raise ApiError(status_body(
+                422, "Invalid", "TokenRequest.authentication.k8s.io %s is "
+                "invalid: spec.expirationSeconds: Invalid value: %r: may not "
+                "specify a duration less than 10 minutes" % (go_quote(name),
+                                                             asked)))
+        auds = spec.get("audiences") or list(self.api_audiences)
+        with self._cond:
+            if self._get(SERVICEACCOUNTS, ns, name) is None:
+                raise SERVICEACCOUNTS.not_found(name)
+            granted = asked
+            if self.token_request_max_lifetime is not None:
+                granted = min(asked, self.token_request_max_lifetime)
+            tok = self.mint_service_account_token(ns, name, audiences=auds,
+                                                  expires_in=granted)
+            exp = self._tokens[tok].expires_at
+            self._sa_tokens.setdefault("%s/%s" % (ns, name), []).append(tok)
+            self._token_requests.append((ns, name, asked, granted, auds))
+        return {"kind": "TokenRequest",
+                "apiVersion": "authentication.k8s.io/v1",
+                "metadata": {"name": name, "namespace": ns,
+                             "creationTimestamp": None},
+                "spec": {"audiences": auds, "expirationSeconds": granted,
+                         "boundObjectRef": None},
+                "status": {"token": tok,
+                           "expirationTimestamp": rfc3339(exp)}}
 
     def _get(self, res, namespace, name):
         with self._cond:
@@ -1709,8 +1792,10 @@ class FakeKubeAPI:
             ok[(r.group, r.version, r.plural)] = (True, "status"
                                                   if r.status_sub else "")
         spec = ok.get((group, version, resource))
+        token_sub = (resource == SERVICEACCOUNTS.plural and sub == "token"
+                     and method == "POST")
         served = not ("" in segs or len(rest) > 3 or spec is None
-                      or (sub and sub != spec[1])
+                      or (sub and sub != spec[1] and not token_sub)
                       or (not spec[0] and (ns or name))
                       or (spec[0] and name and not ns))
         watch = (query.get("watch") or "").lower() in ("1", "t", "true")
@@ -1750,6 +1835,9 @@ class FakeKubeAPI:
             return
         res = RESOURCES[resource]
         ns, name, q = info["namespace"], info["name"], rec["query"]
+        if res is SERVICEACCOUNTS and info["subresource"] == "token":
+            self._send(h, rec, 201, self._token_request(ns, name, body))
+            return
         if verb == "watch":
             self._watch(h, rec, res, ns, q, name if info["watch_path_name"]
                         else None)

@@ -126,9 +126,9 @@ static void test_table(void)
 	size_t n, required = 0;
 	const struct config_option *opts = config_options(&n);
 	static const char *const sections[] = { "server", "upstream", "auth", "log", "kubernetes",
-						"connector", "webhook", "status" };
+						"connector", "webhook", "status", "pull_secrets" };
 
-	CHECK_INT(n, 45);
+	CHECK_INT(n, 47);
 	for (size_t i = 0; i < n; i++) {
 		const struct config_option *o = &opts[i];
 		bool known = false;
