@@ -107,7 +107,7 @@ static void test_defaults(void)
 	CHECK_INT(cfg.server.body_buffer, 262144);
 	CHECK_INT(cfg.upstream.connect_timeout_ms, 10000);
 	CHECK_INT(cfg.upstream.read_timeout_ms, 60000);
-	CHECK_INT(cfg.upstream.pool_max_idle, 16);
+	CHECK_INT(cfg.upstream.pool_max_idle, 64);
 	CHECK_INT(cfg.upstream.pool_idle_timeout_ms, 60000);
 	CHECK_INT(cfg.upstream.max_response_header_bytes, 65536);
 	CHECK_STR(cfg.auth.tokens_file, "/etc/ocigate/tokens.csv");
