@@ -1735,3 +1735,39 @@ class World:
         self.layout = make_oci_layout(env.path("layout"), big_size)
         self.seeded = seed_registry(self.registry, self.layout, repo=repo,
                                     tags=tags, index_repo=index_repo)
+
+
+class CrashGuard:
+    """Crash containment for test classes with self.og (an Ocigate) and
+    self.dead (a list): a case whose ocigate has died starts a fresh one, so
+    later cases still tell something; the crash fails the case it happened
+    in and t_no_crash."""
+
+    def guard(self, fn):
+        def run():
+            if not self.og.proc.alive():
+                self.dead.append(self.og)
+                self.og = self.og.respawn("ocigate-%d" % (len(self.dead) + 1))
+                self.after_respawn()
+                diag("  ocigate had exited (%s); started %s on %s"
+                     % (self.dead[-1].proc.returncode(), self.og.name,
+                        self.og.host))
+            fn()
+        return run
+
+    def after_respawn(self):
+        pass
+
+    def extra_ocigates(self):
+        return []
+
+    def t_no_crash(self):
+        bad = []
+        for og in self.dead + [self.og] + self.extra_ocigates():
+            crash = [l for l in og.log_text().splitlines()
+                     if re.search(r"Assertion|Sanitizer|runtime error|"
+                                  r"SUMMARY|Segmentation", l)]
+            if not og.proc.alive() or crash:
+                bad.append("%s: exit %s\n  %s" % (og.name, og.proc.returncode(),
+                                                  "\n  ".join(crash[:5])))
+        expect(not bad, "ocigate crashed during the run:\n" + "\n".join(bad))

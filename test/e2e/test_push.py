@@ -34,7 +34,7 @@ def with_query(location, extra):
     return location + ("&" if "?" in location else "?") + extra
 
 
-class PushTest:
+class PushTest(T.CrashGuard):
     def __init__(self, args, env):
         self.args = args
         self.env = env
@@ -510,35 +510,6 @@ class PushTest:
         T.diag("  %d Location headers, all rewritten" % len(self.locations))
 
     # -- crash containment --------------------------------------------------
-
-    def guard(self, fn):
-        """Run a case against a live ocigate: if an earlier case crashed it,
-        start a fresh one so that later cases still tell something; the
-        crash itself fails the case it happened in and the no-crash case."""
-        def run():
-            if not self.og.proc.alive():
-                self.dead.append(self.og)
-                self.og = self.og.respawn("ocigate-%d" % (len(self.dead) + 1))
-                self.after_respawn()
-                T.diag("  ocigate had exited (%s); started %s on %s"
-                       % (self.dead[-1].proc.returncode(), self.og.name,
-                          self.og.host))
-            fn()
-        return run
-
-    def after_respawn(self):
-        pass
-
-    def t_no_crash(self):
-        bad = []
-        for og in self.dead + [self.og]:
-            crash = [l for l in og.log_text().splitlines()
-                     if re.search(r"Assertion|Sanitizer|runtime error|"
-                                  r"SUMMARY|Segmentation", l)]
-            if not og.proc.alive() or crash:
-                bad.append("%s: exit %s\n  %s" % (og.name, og.proc.returncode(),
-                                                  "\n  ".join(crash[:5])))
-        T.expect(not bad, "ocigate crashed during the run:\n" + "\n".join(bad))
 
     def after_respawn(self):
         self.hosts = self.cd.hosts_dir(self.og.host, self.og.url)

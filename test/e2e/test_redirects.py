@@ -22,7 +22,7 @@ NS, CONN, INSECURE = "team-a", "cdn", "cdn-insecure"
 MAX_HOPS = 5
 
 
-class RedirectTest:
+class RedirectTest(T.CrashGuard):
     def __init__(self, args, env):
         self.args = args
         self.env = env
@@ -334,35 +334,8 @@ class RedirectTest:
 
     # -- crash containment --------------------------------------------------
 
-    def guard(self, fn):
-        """Run a case against a live ocigate: if an earlier case crashed it,
-        start a fresh one so that later cases still tell something; the
-        crash itself fails the case it happened in and the no-crash case."""
-        def run():
-            if not self.og.proc.alive():
-                self.dead.append(self.og)
-                self.og = self.og.respawn("ocigate-%d" % (len(self.dead) + 1))
-                self.after_respawn()
-                T.diag("  ocigate had exited (%s); started %s on %s"
-                       % (self.dead[-1].proc.returncode(), self.og.name,
-                          self.og.host))
-            fn()
-        return run
-
-    def after_respawn(self):
-        pass
-
-    def t_no_crash(self):
-        bad = []
-        extra = [self.og_insecure] if self.og_insecure is not None else []
-        for og in self.dead + [self.og] + extra:
-            crash = [l for l in og.log_text().splitlines()
-                     if re.search(r"Assertion|Sanitizer|runtime error|"
-                                  r"SUMMARY|Segmentation", l)]
-            if not og.proc.alive() or crash:
-                bad.append("%s: exit %s\n  %s" % (og.name, og.proc.returncode(),
-                                                  "\n  ".join(crash[:5])))
-        T.expect(not bad, "ocigate crashed during the run:\n" + "\n".join(bad))
+    def extra_ocigates(self):
+        return [self.og_insecure] if self.og_insecure is not None else []
 
     def t_log_clean(self):
         for og in self.dead + [self.og]:
