@@ -388,17 +388,21 @@ static void conn_authenticate(struct conn *c)
 	struct og_str token = { 0 };
 	enum cred_result r = CRED_MISSING;
 
+	/* Decoding never writes more bytes than the header value has, so only
+	 * those need wiping (the whole buffer would cost 8 KiB per request). */
+	size_t used = h ? OG_MIN(sizeof(buf), h->value.n) : 0;
+
 	if (h)
 		r = cred_parse_authorization(h->value, buf, sizeof(buf), &token);
 	if (r != CRED_OK) {
-		OPENSSL_cleanse(buf, sizeof(buf));
+		OPENSSL_cleanse(buf, used);
 		conn_respond_error(c, 401, "UNAUTHORIZED", conn_cred_message(r));
 		return;
 	}
 	SHA256((const unsigned char *)token.p, token.n, sha);
 	conn_set_state(c, CONN_AUTH);
 	struct auth_pending *p = b->ops->authenticate(b, token, sha, conn_on_authn, c);
-	OPENSSL_cleanse(buf, sizeof(buf));
+	OPENSSL_cleanse(buf, used);
 	if (p)
 		c->pending = p;
 }
