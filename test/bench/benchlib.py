@@ -92,33 +92,8 @@ def children_of(pid):
     return out
 
 
-class RssSampler:
-    """Peak VmRSS of pid, sampled every interval seconds in a thread."""
-
-    def __init__(self, pid, interval=0.05):
-        self.pid = pid
-        self.interval = interval
-        self.peak_kib = 0
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            kib = vm_status(self.pid).get("VmRSS")
-            if kib is not None:
-                self.peak_kib = max(self.peak_kib, kib)
-                self.samples += 1
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        return False
+# The same sampler the memory tests use.
+RssSampler = T.RssSampler
 
 
 def raise_nofile(n):

@@ -1771,3 +1771,59 @@ class CrashGuard:
                 bad.append("%s: exit %s\n  %s" % (og.name, og.proc.returncode(),
                                                   "\n  ".join(crash[:5])))
         expect(not bad, "ocigate crashed during the run:\n" + "\n".join(bad))
+
+
+class RssSampler:
+    """Samples VmRSS of pid every interval seconds in a thread."""
+
+    def __init__(self, pid, interval=0.05):
+        self.pid = pid
+        self.interval = interval
+        self.peak_kib = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            kib = proc_rss_kib(self.pid)
+            if kib is not None:
+                self.peak_kib = max(self.peak_kib, kib)
+                self.samples += 1
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        return False
+
+
+def vm_hwm_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return None
+
+
+def make_many_layer_layout(dir, n, label="layer"):
+    """An OCI layout whose "many" reference is a linux/amd64 image of n
+    small gzip layers (label goes into each layer's file)."""
+    w = _LayoutWriter(dir)
+    layers = [w.gzip_layer({"layer/%02d.txt" % i:
+                            (("%s %d of %d\n" % (label, i, n)).encode(), 0o644)})
+              for i in range(n)]
+    img = w.image({"architecture": "amd64", "os": "linux"}, layers,
+                  ["/bin/true"])
+    top = {"schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX,
+           "manifests": [img.manifest.descriptor(annotations={
+               "org.opencontainers.image.ref.name": "many"})]}
+    with open(os.path.join(dir, "index.json"), "wb") as f:
+        f.write(_json_bytes(top))
+    with open(os.path.join(dir, "oci-layout"), "wb") as f:
+        f.write(_json_bytes({"imageLayoutVersion": "1.0.0"}))
+    return img

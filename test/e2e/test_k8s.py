@@ -39,25 +39,6 @@ N_LAYERS = 12
 BURST = 500
 
 
-def make_many_layer_layout(dir, n):
-    """An OCI layout whose "many" reference is a linux/amd64 image of n
-    small gzip layers."""
-    w = T._LayoutWriter(dir)
-    layers = [w.gzip_layer({"layer/%02d.txt" % i:
-                            (("k8s layer %d of %d\n" % (i, n)).encode(), 0o644)})
-              for i in range(n)]
-    img = w.image({"architecture": "amd64", "os": "linux"}, layers,
-                  ["/bin/true"])
-    top = {"schemaVersion": 2, "mediaType": T.MEDIA_OCI_INDEX,
-           "manifests": [img.manifest.descriptor(annotations={
-               "org.opencontainers.image.ref.name": "many"})]}
-    with open(os.path.join(dir, "index.json"), "wb") as f:
-        f.write(T._json_bytes(top))
-    with open(os.path.join(dir, "oci-layout"), "wb") as f:
-        f.write(T._json_bytes({"imageLayoutVersion": "1.0.0"}))
-    return img
-
-
 class K8sOcigate(T.Ocigate):
     """ocigate with a [kubernetes] section instead of tokens and
     connectors."""
@@ -95,7 +76,7 @@ class K8sTest:
         self.lay = T.make_oci_layout(env.path("layout"), 2 * T.MiB)
         T.seed_registry(self.reg, self.lay, tags=("v1",), index_repo=None)
         self.many_dir = env.path("layout-many")
-        self.many = make_many_layer_layout(self.many_dir, N_LAYERS)
+        self.many = T.make_many_layer_layout(self.many_dir, N_LAYERS, label="k8s layer")
         T.skopeo_copy(env, "oci:%s:many" % self.many_dir,
                       "docker://%s/layers/many:v1" % self.reg.host,
                       ["--dest-cert-dir", self.pki.certdir, "--dest-creds",

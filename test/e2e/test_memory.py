@@ -25,43 +25,6 @@ SLOW_BYTES = 15 * T.MiB     # each slow client reads this much, ~15 s
 FAST_DURING_SLOW = 10
 
 
-class RssSampler:
-    """Samples VmRSS of pid every interval seconds in a thread."""
-
-    def __init__(self, pid, interval=0.05):
-        self.pid = pid
-        self.interval = interval
-        self.peak_kib = 0
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            kib = T.proc_rss_kib(self.pid)
-            if kib is not None:
-                self.peak_kib = max(self.peak_kib, kib)
-                self.samples += 1
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        return False
-
-
-def vm_hwm_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return None
-
-
 def run_threads(fns):
     results = [None] * len(fns)
 
@@ -111,7 +74,7 @@ class MemoryTest:
             "\n... and %d more" % (len(bad) - 10) if len(bad) > 10 else ""))
 
     def report(self, sampler, wall, nbytes, what):
-        hwm = vm_hwm_kib(self.og.pid)
+        hwm = T.vm_hwm_kib(self.og.pid)
         T.diag("  %s: peak VmRSS %.1f MiB over %d samples, VmHWM %.1f MiB, "
                "%.0f MB in %.1fs = %.0f MB/s"
                % (what, sampler.peak_kib / 1024, sampler.samples, hwm / 1024,
@@ -124,7 +87,7 @@ class MemoryTest:
                  % (hwm / 1024, RSS_LIMIT_MIB))
 
     def t_concurrent(self):
-        with RssSampler(self.og.pid) as s:
+        with T.RssSampler(self.og.pid) as s:
             t0 = time.monotonic()
             threads, results = run_threads([self.pull] * CONCURRENT)
             for t in threads:
@@ -141,7 +104,7 @@ class MemoryTest:
             # a small receive buffer so backpressure reaches ocigate at once
             return self.pull(rate=SLOW_RATE, max_bytes=SLOW_BYTES,
                              rcvbuf=64 * 1024)
-        with RssSampler(self.og.pid) as s:
+        with T.RssSampler(self.og.pid) as s:
             t0 = time.monotonic()
             slow_threads, slow_results = run_threads([slow] * SLOW_CLIENTS)
             time.sleep(1.0)

@@ -17,7 +17,6 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ocitest as T  # noqa: E402
-from test_memory import RssSampler, vm_hwm_kib  # noqa: E402
 from tokenservice import TokenService  # noqa: E402
 
 NS = "team-a"
@@ -195,11 +194,11 @@ class PushTest(T.CrashGuard):
         T.diag("  made a %d MB layer in %.1fs" % (BIG_SIZE // T.MiB,
                                                    time.monotonic() - t0))
         t0 = time.monotonic()
-        with RssSampler(self.og.pid) as s:
+        with T.RssSampler(self.og.pid) as s:
             self.skopeo_push("oci:%s:single" % big.dir, "pushed/big", "v1",
                              timeout=200)
         wall = time.monotonic() - t0
-        hwm = vm_hwm_kib(self.og.pid)
+        hwm = T.vm_hwm_kib(self.og.pid)
         T.diag("  500 MB push through ocigate: %.1fs (%.0f MB/s), peak VmRSS "
                "%.1f MiB over %d samples, VmHWM %.1f MiB"
                % (wall, big.big.size / wall / 1e6, s.peak_kib / 1024,

@@ -32,25 +32,6 @@ def pull_scope(repo):
     return "repository:%s:pull" % repo
 
 
-def make_many_layer_layout(dir, n):
-    """An OCI layout whose "many" reference is a linux/amd64 image of n
-    small gzip layers."""
-    w = T._LayoutWriter(dir)
-    layers = [w.gzip_layer({"layer/%02d.txt" % i:
-                            (("layer %d of %d\n" % (i, n)).encode(), 0o644)})
-              for i in range(n)]
-    img = w.image({"architecture": "amd64", "os": "linux"}, layers,
-                  ["/bin/true"])
-    top = {"schemaVersion": 2, "mediaType": T.MEDIA_OCI_INDEX,
-           "manifests": [img.manifest.descriptor(annotations={
-               "org.opencontainers.image.ref.name": "many"})]}
-    with open(os.path.join(dir, "index.json"), "wb") as f:
-        f.write(T._json_bytes(top))
-    with open(os.path.join(dir, "oci-layout"), "wb") as f:
-        f.write(T._json_bytes({"imageLayoutVersion": "1.0.0"}))
-    return img
-
-
 class TokenAuthTest(T.CrashGuard):
     def __init__(self, args, env):
         self.args = args
@@ -77,7 +58,7 @@ class TokenAuthTest(T.CrashGuard):
         self.lay = T.make_oci_layout(env.path("layout"), 4 * T.MiB)
         T.seed_registry(self.reg, self.lay)
         self.many_dir = env.path("layout-many")
-        self.many = make_many_layer_layout(self.many_dir, N_LAYERS)
+        self.many = T.make_many_layer_layout(self.many_dir, N_LAYERS)
         creds = ["--dest-cert-dir", self.pki.certdir, "--dest-creds",
                  "seeder:" + self.seed_pw]
         T.skopeo_copy(env, "oci:%s:many" % self.many_dir,
