@@ -95,36 +95,94 @@ static bool exchange_query_param(struct og_str q, const char *name, char *out, s
 	return false;
 }
 
+/* The source of a cross-repository mount, as the upstream names it.
+ * Clients name it as they pull it, through the proxy
+ * (namespaces/NS/connectors/NAME/REPO): that prefix of this connector is
+ * stripped. Returns 1 with the name in out, 0 without a from= parameter,
+ * -1 when the source is not a repository of this connector (the mount is
+ * then dropped and the registry starts a plain upload). */
+static int exchange_mount_source(struct conn *c, char *out, size_t cap)
+{
+	char from[512], prefix[600];
+
+	if (c->route.kind != ROUTE_BLOB_UPLOAD ||
+	    !exchange_query_param(c->route.query, "from", from, sizeof(from)))
+		return 0;
+	snprintf(prefix, sizeof(prefix), "namespaces/%s/connectors/%s/", c->connector->ns,
+		 c->connector->name);
+	const char *name = from;
+	if (strncmp(from, prefix, strlen(prefix)) == 0)
+		name = from + strlen(prefix);
+	else if (strncmp(from, "namespaces/", 11) == 0)
+		return -1;
+	if (!route_valid_repository(og_str_make(name, strlen(name))))
+		return -1;
+	snprintf(out, cap, "%s", name);
+	return 1;
+}
+
 /* Scope of the token this request needs (distribution token spec):
  * repository:NAME:pull, or pull,push for writes, plus pull on the source of
  * a cross-repository mount. */
-static int exchange_build_scope(struct conn *c)
+static void exchange_build_scope(struct conn *c, int mount, const char *from)
 {
 	const char *lib = exchange_adds_library(c) ? "library/" : "";
-	char from[512];
-	size_t cap = c->route.repo.n + sizeof(from) + 96;
+	size_t cap = c->route.repo.n + strlen(from) + 96;
 
 	c->scope = x_malloc(cap);
 	int n = snprintf(c->scope, cap, "repository:%s%.*s:%s", lib, (int)c->route.repo.n,
 			 c->route.repo.p, c->verb == AUTH_VERB_PUSH ? "pull,push" : "pull");
-	if (c->route.kind == ROUTE_BLOB_UPLOAD &&
-	    exchange_query_param(c->route.query, "from", from, sizeof(from))) {
-		if (!route_valid_repository(og_str_make(from, strlen(from))))
-			return -1;
+	if (mount > 0)
 		snprintf(c->scope + n, cap - (size_t)n, " repository:%s:pull", from);
-	}
-	return 0;
 }
 
-static void exchange_build_target(struct conn *c)
+/* The query with from= set to the upstream name (mount > 0) or without
+ * mount= and from= (mount < 0); other parameters byte for byte. */
+static void exchange_append_query(struct evbuffer *out, struct og_str q, int mount,
+				  const char *from)
+{
+	const char *p = q.p, *end = q.p + q.n;
+	char enc[1600];
+	bool first = true;
+
+	while (p < end) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		const char *e = amp ? amp : end;
+		bool is_from = e - p >= 5 && memcmp(p, "from=", 5) == 0;
+		bool is_mount = e - p >= 6 && memcmp(p, "mount=", 6) == 0;
+		if (!(mount < 0 && (is_from || is_mount))) {
+			evbuffer_add(out, first ? "?" : "&", 1);
+			if (is_from && url_encode_component(from, enc, sizeof(enc)) >= 0)
+				evbuffer_add_printf(out, "from=%s", enc);
+			else
+				evbuffer_add(out, p, (size_t)(e - p));
+			first = false;
+		}
+		p = e + 1;
+	}
+}
+
+static void exchange_build_target(struct conn *c, int mount, const char *from)
 {
 	const char *rest = c->req.target.p + c->route.upstream_off;
 	size_t rest_n = c->req.target.n - c->route.upstream_off;
-	size_t cap = strlen(c->connector->path_prefix) + rest_n + 16;
+	struct evbuffer *b;
 
-	c->up_target = x_malloc(cap);
-	snprintf(c->up_target, cap, "%s/v2/%s%.*s", c->connector->path_prefix,
-		 exchange_adds_library(c) ? "library/" : "", (int)rest_n, rest);
+	if (mount == 0 || c->route.query.n == 0) {
+		size_t cap = strlen(c->connector->path_prefix) + rest_n + 16;
+		c->up_target = x_malloc(cap);
+		snprintf(c->up_target, cap, "%s/v2/%s%.*s", c->connector->path_prefix,
+			 exchange_adds_library(c) ? "library/" : "", (int)rest_n, rest);
+		return;
+	}
+	b = evbuffer_new();
+	evbuffer_add_printf(b, "%s/v2/%s%.*s", c->connector->path_prefix,
+			    exchange_adds_library(c) ? "library/" : "",
+			    (int)(c->route.query.p - 1 - rest), rest);
+	exchange_append_query(b, c->route.query, mount, from);
+	evbuffer_add(b, "", 1);
+	c->up_target = x_strdup((const char *)evbuffer_pullup(b, -1));
+	evbuffer_free(b);
 }
 
 static const char *const exchange_forward_request_headers[] = {
@@ -778,11 +836,10 @@ void exchange_start(struct conn *c)
 		exchange_fail(c, 502, "UNAVAILABLE", err);
 		return;
 	}
-	if (exchange_build_scope(c) != 0) {
-		conn_respond_error(c, 400, "NAME_INVALID", "the mount source repository name is not valid");
-		return;
-	}
-	exchange_build_target(c);
+	char from[512] = "";
+	int mount = exchange_mount_source(c, from, sizeof(from));
+	exchange_build_scope(c, mount, from);
+	exchange_build_target(c, mount, from);
 	c->up_pool = upstream_site_registry(c->site);
 	c->up_send_auth = true;
 	if (conn_has_body(&c->req) && c->site->auth_mode == UPSTREAM_AUTH_UNKNOWN)

@@ -341,8 +341,12 @@ class PushTest(T.CrashGuard):
 
     def t_mount(self):
         layer = self.lay.single.layers[0]
-        for from_q in ("demo%2Fapp", "demo/app"):
-            repo = "pushed/mount" + ("1" if "%" in from_q else "2")
+        # skopeo and docker name the source as they see it, through the
+        # proxy: ocigate must hand the registry its own name for it.
+        proxied = "namespaces/%s/connectors/%s/demo/app" % (NS, REG)
+        for i, from_q in enumerate(("demo%2Fapp", "demo/app", proxied,
+                                    proxied.replace("/", "%2F"))):
+            repo = "pushed/mount%d" % (i + 1) if i < 2 else "pushed/mountp%d" % i
             r = self.req("POST", self.path(
                 repo, "blobs/uploads/?mount=%s&from=%s" % (layer.digest, from_q)))
             T.expect_status(r, 201, "cross-repository mount from=%s" % from_q)
@@ -359,6 +363,11 @@ class PushTest(T.CrashGuard):
         T.expect_status(r, 202, "mount from a repository without the blob")
         self.expect_location(r, REG, "pushed/mount3", "mount fallback",
                              UPLOAD_RE)
+        # another connector's repository cannot be mounted: a plain upload
+        r = self.req("POST", self.path("pushed/mount4", "blobs/uploads/?mount=%s"
+                                       "&from=namespaces/other/connectors/x/demo/app"
+                                       % layer.digest))
+        T.expect_status(r, 202, "mount from another connector's repository")
 
     def t_status_and_cancel(self):
         repo = "pushed/cancel"
