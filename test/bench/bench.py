@@ -970,9 +970,10 @@ def main():
         b.res.notes.append("total run time %.0f s" % elapsed)
         table, missed = render_table(b.res, header, not args.smoke)
         text = "\n".join(table) + "\n"
+        # TAP comments: meson's TAP reader warns on any other line
         T.diag("")
         for line in table:
-            print(line, flush=True)
+            T.diag(line)
         out = args.out
         if out is None and not args.smoke:
             out = os.path.join(os.path.dirname(args.ocigate), "bench-%s.md"

@@ -94,6 +94,7 @@ import signal
 import socket
 import socketserver
 import ssl
+import struct
 import sys
 import tempfile
 import threading
@@ -836,8 +837,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except OSError:
             pass
         finally:
-            api._untrack(self.request)
-            if not self.aborted:
+            if not (self.aborted or getattr(self.request, "ocigate_aborted",
+                                            False)):
                 # close_notify, as Go's tls.Conn.Close sends; never wait
                 # for the peer's
                 try:
@@ -849,6 +850,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.request.close()
             except OSError:
                 pass
+            api._untrack(self.request)
 
     def log_message(self, *args):
         pass
@@ -860,10 +862,25 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     do_OPTIONS = _serve
 
 
+_ABORT_LINGER = struct.pack("ii", 1, 0)
+
+
 def abort_socket(sock):
-    """Cut the TCP connection under TLS: no close_notify, no more bytes."""
+    """Cut the TCP connection under TLS: no close_notify, no FIN, a RST.
+
+    SO_LINGER {on, 0 s} makes the close() in _Handler.finish() send a TCP
+    RST instead of a FIN, whatever is still queued: the peer's next read
+    fails with ECONNRESET on every kernel and with every TLS library.  A
+    FIN (shutdown(SHUT_RDWR), the old way) is only an "unexpected EOF",
+    which some OpenSSL/Python builds report as a clean close.
+    shutdown(SHUT_RD) sends nothing but wakes a handler thread blocked in
+    recv() (stop() calls this from another thread); the socket is marked so
+    that finish() neither sends close_notify nor lets the server send a FIN.
+    """
+    sock.ocigate_aborted = True
     try:
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _ABORT_LINGER)
+        socket.socket.shutdown(sock, socket.SHUT_RD)
     except OSError:
         pass
 
@@ -1013,6 +1030,11 @@ class FakeKubeAPI:
         server.server_close()
         for c in conns:
             abort_socket(c)
+        # Until its handler thread has closed it, a cut socket still queues
+        # what the peer sends, and a thread that wakes up late would serve
+        # it: stop() returns once every connection is really gone.
+        with self._cond:
+            self._cond.wait_for(lambda: not self._conns, timeout=10)
 
     def restart(self, down_seconds=0.0):
         self.stop()
@@ -1032,6 +1054,7 @@ class FakeKubeAPI:
     def _untrack(self, sock):
         with self._cond:
             self._conns.discard(sock)
+            self._cond.notify_all()
 
     def _note_error(self, exc):
         # client disconnects and TLS failures are normal in tests

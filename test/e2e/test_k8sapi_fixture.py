@@ -246,6 +246,19 @@ class FixtureTest:
         self.api = K.FakeKubeAPI(self.pki).start()
         self.c = Client(self.api)
 
+    def isolated(self, fn):
+        """fn with the API server up and a connection of its own, whatever
+        the subtest before it left behind (a failed stop/start, a
+        half-read response on the shared client)."""
+        def run():
+            if not self.api.running:
+                self.api.start()
+            self.c.close()
+            self.c = Client(self.api)
+            fn()
+        run.__name__ = fn.__name__
+        return run
+
     def t_unauthenticated_paths(self):
         r = self.c.req("GET", "/healthz", token="")
         T.expect_eq((r.status, r.body), (200, b"ok"), "/healthz")
@@ -1156,6 +1169,8 @@ class FixtureTest:
         finally:
             w.close()
             c.close()
+            if not api.running:
+                api.start()
 
     # ---- writes
 
@@ -1636,7 +1651,9 @@ def main():
         tap = T.Tap(env)
         try:
             rc = tap.run_all([
-                ("setup: pki, fake API server", t.setup, True),
+                ("setup: pki, fake API server", t.setup, True)] + [
+                (name, t.isolated(fn)) for name, fn in [
+
                 ("health and version need no credentials",
                  t.t_unauthenticated_paths),
                 ("401 Status for missing, wrong, expired credentials",
@@ -1688,7 +1705,7 @@ def main():
                  t.t_example_manifests),
                 ("no exception in the fixture's threads",
                  t.t_no_handler_errors),
-            ])
+            ]])
         finally:
             t.close()
     sys.exit(rc)
