@@ -1,7 +1,7 @@
 /* Upstream registry tokens (the distribution token flow): fetched from the
  * registry's token service with the connector's credentials, cached per
- * (service, scope) until shortly before they expire, one fetch at a time per
- * key. Tokens never leave the proxy: not to clients, not to logs. */
+ * (realm, service, scope) until shortly before they expire (an hour at
+ * most), in a bounded LRU, one fetch at a time per key. Tokens never leave the proxy: not to clients, not to logs. */
 #ifndef OCIGATE_PROXY_TOKEN_H
 #define OCIGATE_PROXY_TOKEN_H
 
@@ -26,6 +26,8 @@ typedef void (*token_done_fn)(void *arg, const char *authorization, const char *
 
 struct token_cache *token_cache_new(struct upstream_site *site);
 void token_cache_free(struct token_cache *tc);
+/* Tokens held (at most TOKEN_MAX_ENTRIES, least recently used go first). */
+size_t token_cache_count(const struct token_cache *tc);
 
 /* scope is space-separated ("repository:a:pull repository:b:pull"). With a
  * usable cached token, done runs before this returns and NULL is returned;
