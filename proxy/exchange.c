@@ -531,6 +531,8 @@ static void exchange_on_401(struct conn *c, const struct http1_response *resp)
 		return;
 	}
 	if (bearer && c->bearer)
+		token_invalidate(c->site->tokens, c->scope);
+	if (bearer && c->bearer)
 		snprintf(why, sizeof(why), "the upstream registry refused the token its token service "
 			 "issued for the connector's credentials (HTTP 401)");
 	else if (c->connector->authorization)

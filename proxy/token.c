@@ -182,16 +182,16 @@ int token_parse_response(const char *body, size_t len, time_t now, char **token,
 	}
 	if (e >= 0 && expires_in == 0)
 		expires_in = TOKEN_DEFAULT_LIFETIME;
-	expires_in = OG_MIN(expires_in, (int64_t)TOKEN_MAX_LIFETIME);
 	int ia = json_get(&d, 0, "issued_at");
 	char issued_text[64];
 	if (ia >= 0 && json_string(&d, ia, issued_text, sizeof(issued_text)) > 0)
 		issued = token_issued_at(issued_text);
 	*lifetime = expires_in;
 	/* issued_at in the past shortens the lifetime; one in the future (a
-	 * skewed clock) never lengthens it. */
+	 * skewed clock) never lengthens it. No sum: expires_in may be huge. */
 	if (issued >= 0 && issued < (int64_t)now)
-		*lifetime = (int64_t)now - issued >= expires_in ? 0 : issued + expires_in - (int64_t)now;
+		*lifetime = (int64_t)now - issued >= expires_in ? 0 : expires_in - ((int64_t)now - issued);
+	*lifetime = OG_MIN(*lifetime, (int64_t)TOKEN_MAX_LIFETIME);
 	if (*lifetime <= 0) {
 		OPENSSL_cleanse(tok, strlen(tok));
 		free(tok);
