@@ -35,6 +35,10 @@ BASIC, TOK, MOVE, HTTPREALM, REDIR = (
 # one connector per token response case: each learns its realm once
 HUGE = ("tokhuge", "tokchunked", "toknegative", "tokgiant")
 MAX_RETRY_AFTER = 3600
+# 16 MiB of growth for 16 MiB of oversized token responses would mean they
+# were buffered; the ASan test setup raises the limit (its shadow memory and
+# quarantine are not ocigate's), as for test_memory.py.
+GROWTH_LIMIT_MIB = int(os.environ.get("OCIGATE_TEST_RSS_LIMIT_MIB", "16"))
 # a user name from a TokenReview or a tokens file may hold anything
 FORGED_USER = 'mallory" status=200 forged="1'
 
@@ -518,7 +522,8 @@ class HostileTest(T.CrashGuard):
             self.tsredir.token_doc = None
         grew = self.og.rss_kib() - rss0
         T.diag("  RSS grew by %d KiB over the token-response cases" % grew)
-        T.expect(grew < 16 * 1024, "RSS grew by %d KiB" % grew)
+        T.expect(grew < GROWTH_LIMIT_MIB * 1024, "RSS grew by %d KiB (limit %d MiB)"
+                 % (grew, GROWTH_LIMIT_MIB))
 
     def t_user_log(self):
         """A user name with quotes is logged quoted: it adds no field."""
