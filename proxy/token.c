@@ -125,11 +125,6 @@ void token_cache_free(struct token_cache *tc)
 	free(tc);
 }
 
-size_t token_cache_count(const struct token_cache *tc)
-{
-	return auth_cache_count(tc->cache);
-}
-
 static int64_t token_issued_at(const char *text)
 {
 	struct tm tm;

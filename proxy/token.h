@@ -26,8 +26,6 @@ typedef void (*token_done_fn)(void *arg, const char *authorization, const char *
 
 struct token_cache *token_cache_new(struct upstream_site *site);
 void token_cache_free(struct token_cache *tc);
-/* Tokens held (at most TOKEN_MAX_ENTRIES, least recently used go first). */
-size_t token_cache_count(const struct token_cache *tc);
 
 /* scope is space-separated ("repository:a:pull repository:b:pull"). With a
  * usable cached token, done runs before this returns and NULL is returned;
