@@ -32,7 +32,7 @@ struct authn {
 	enum auth_status status;
 	struct auth_identity *id;    /* AUTH_OK only */
 	struct k8s_user_extras extra; /* handed back to the SubjectAccessReview */
-	unsigned char id_digest[SHA256_DIGEST_LENGTH]; /* of user, uid, groups */
+	unsigned char id_digest[SHA256_DIGEST_LENGTH]; /* of user, uid, groups, extra */
 	const char *message;
 	struct authn *idx_next;      /* in ka->by_identity while id is set */
 };
@@ -167,8 +167,41 @@ static void k8s_auth_digest_end(struct digest_buf *b, unsigned char out[32])
 		free(b->p);
 }
 
-/* SHA-256 of user, uid and the sorted groups: the subject of a review. */
-static void k8s_auth_identity_digest(const struct auth_identity *id, unsigned char out[32])
+static int k8s_auth_extra_cmp(const void *a, const void *b)
+{
+	return strcmp((*(const struct k8s_user_extra *const *)a)->key,
+		      (*(const struct k8s_user_extra *const *)b)->key);
+}
+
+/* extra is a map: its keys in sorted order; each key's values in order, as
+ * the SubjectAccessReview sends them. Counts keep the encoding unambiguous. */
+static void k8s_auth_digest_extra(struct digest_buf *b, const struct k8s_user_extras *extra)
+{
+	size_t n = extra ? extra->n : 0;
+	const struct k8s_user_extra **sorted = x_calloc(n ? n : 1, sizeof(*sorted));
+	char count[32];
+
+	for (size_t i = 0; i < n; i++)
+		sorted[i] = &extra->items[i];
+	qsort(sorted, n, sizeof(*sorted), k8s_auth_extra_cmp);
+	snprintf(count, sizeof(count), "%zu", n);
+	k8s_auth_digest_add(b, count);
+	for (size_t i = 0; i < n; i++) {
+		k8s_auth_digest_add(b, sorted[i]->key);
+		snprintf(count, sizeof(count), "%zu", sorted[i]->n_values);
+		k8s_auth_digest_add(b, count);
+		for (size_t j = 0; j < sorted[i]->n_values; j++)
+			k8s_auth_digest_add(b, sorted[i]->values[j]);
+	}
+	free(sorted);
+}
+
+/* SHA-256 of user, uid, the sorted groups and extra (NULL: none): the
+ * subject of a review. Webhook authorizers may decide on extra (a pod
+ * name, a node), so two identities that differ only there must not share
+ * a cached decision. */
+static void k8s_auth_identity_digest(const struct auth_identity *id,
+				     const struct k8s_user_extras *extra, unsigned char out[32])
 {
 	char **sorted = x_calloc(id->n_groups ? id->n_groups : 1, sizeof(*sorted));
 	struct digest_buf b;
@@ -183,6 +216,7 @@ static void k8s_auth_identity_digest(const struct auth_identity *id, unsigned ch
 	k8s_auth_digest_add(&b, count);
 	for (size_t i = 0; i < id->n_groups; i++)
 		k8s_auth_digest_add(&b, sorted[i]);
+	k8s_auth_digest_extra(&b, extra);
 	k8s_auth_digest_end(&b, out);
 	free(sorted);
 }
@@ -208,7 +242,7 @@ static struct authn *k8s_authn_from_review(struct k8s_auth *ka,
 	a->id = auth_identity_new(r->username, r->uid, r->groups, r->n_groups);
 	a->extra = r->extra;
 	memset(&r->extra, 0, sizeof(r->extra));
-	k8s_auth_identity_digest(a->id, a->id_digest);
+	k8s_auth_identity_digest(a->id, &a->extra, a->id_digest);
 	k8s_auth_index_add(ka, a);
 	return a;
 }
@@ -548,8 +582,14 @@ static struct authz *k8s_auth_sar_result(struct review *rv, const struct k8s_res
 	} else if (sr.allowed) {
 		z = k8s_authz_new(AUTH_OK, NULL);
 	} else {
-		log_info("access_denied", "review=%s reason=\"%s\" evaluation_error=\"%s\"", rv->what,
-			 sr.reason ? sr.reason : "", sr.evaluation_error ? sr.evaluation_error : "");
+		/* What an authorizer says is quoted like any other foreign text. */
+		char reason[512], eval[512];
+		const char *r = sr.reason ? sr.reason : "", *ev = sr.evaluation_error ?
+								  sr.evaluation_error : "";
+		log_quote(reason, sizeof(reason), r, strlen(r));
+		log_quote(eval, sizeof(eval), ev, strlen(ev));
+		log_info("access_denied", "review=%s reason=%s evaluation_error=%s", rv->what, reason,
+			 eval);
 		z = k8s_authz_new(AUTH_DENIED, rv->denied_message);
 	}
 	k8s_sar_result_free(&sr);
@@ -616,8 +656,13 @@ static struct auth_flight *k8s_auth_start_sar(struct k8s_auth *ka, struct auth_i
 		abort(); /* x_malloc's contract: out of memory is fatal */
 	rv->denied_message = k8s_auth_denied_message(id, c, at);
 	n = snprintf(NULL, 0, "%s/%s/%s/%s", id->user, c->ns, c->name, at->verb);
-	rv->what = x_malloc((size_t)n + 1);
-	snprintf(rv->what, (size_t)n + 1, "%s/%s/%s/%s", id->user, c->ns, c->name, at->verb);
+	char *what = x_malloc((size_t)n + 1);
+	snprintf(what, (size_t)n + 1, "%s/%s/%s/%s", id->user, c->ns, c->name, at->verb);
+	/* Quoted once here: user names from TokenReview may hold quotes or
+	 * newlines that would forge log fields. */
+	rv->what = x_malloc((size_t)n * 4 + 3);
+	log_quote(rv->what, (size_t)n * 4 + 3, what, (size_t)n);
+	free(what);
 	/* An identity whose TokenReview result left the cache has lost its
 	 * extra; RBAC does not use extra, webhook authorizers may. */
 	k8s_sar_body(body, id, a ? &a->extra : NULL, &ra);
@@ -641,7 +686,7 @@ static struct auth_pending *k8s_auth_authorize(struct auth_backend *b, struct au
 	if (a)
 		memcpy(digest, a->id_digest, sizeof(digest));
 	else
-		k8s_auth_identity_digest(id, digest);
+		k8s_auth_identity_digest(id, NULL, digest);
 	k8s_auth_sar_key(digest, c, &at, key);
 	z = auth_cache_get(ka->sars, key, ka->env.now_ms(ka->env.ctx));
 	if (z) {

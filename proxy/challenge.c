@@ -1,6 +1,9 @@
 #include "proxy/challenge.h"
 
+#include <stdio.h>
 #include <string.h>
+
+#include "util/url.h"
 
 struct challenge_lexer {
 	const char *p, *end;
@@ -166,4 +169,22 @@ int challenge_parse(struct og_str value, struct challenge *out)
 		if (challenge_params(&lx, out, bearer) != 0)
 			return -1;
 	}
+}
+
+int challenge_check_realm(const char *realm, bool allow_insecure, char *err, size_t cap)
+{
+	struct url u;
+
+	if (url_parse(og_str_make(realm, strlen(realm)), &u) != 0) {
+		snprintf(err, cap, "the registry's token realm is not an absolute http(s) URL");
+		return -1;
+	}
+	bool https = u.https;
+	url_free(&u);
+	if (!https && !allow_insecure) {
+		snprintf(err, cap, "the registry's token realm is plain http (set allow_insecure to "
+			 "use it)");
+		return -1;
+	}
+	return 0;
 }

@@ -26,4 +26,10 @@ struct challenge {
  * CHALLENGE_VALUE_MAX; what was parsed before the error is kept. */
 OG_WARN_UNUSED int challenge_parse(struct og_str value, struct challenge *out);
 
+/* Whether a Bearer realm may receive the connector's credentials: an
+ * absolute https URL (plain http only when allow_insecure). Returns -1 with
+ * the reason in err otherwise. */
+OG_WARN_UNUSED int challenge_check_realm(const char *realm, bool allow_insecure, char *err,
+					 size_t cap);
+
 #endif

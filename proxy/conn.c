@@ -160,8 +160,9 @@ static void conn_start_closing(struct conn *c)
 
 static void conn_log_access(struct conn *c)
 {
-	char path[512];
+	char path[512], user[300];
 	const char *method = c->head ? http1_method_name(c->req.method) : "-";
+	const char *who = c->identity ? c->identity->user : "-";
 
 	if (!c->px->cfg->log.access_log)
 		return;
@@ -169,12 +170,14 @@ static void conn_log_access(struct conn *c)
 		log_quote(path, sizeof(path), c->req.target.p, c->req.target.n);
 	else
 		snprintf(path, sizeof(path), "-");
+	/* TokenReview user names may hold quotes, spaces or newlines. */
+	log_quote(user, sizeof(user), who, strlen(who));
 	log_info("access",
 		 "conn=%" PRIu64 " peer=%s method=%s path=%s status=%d bytes=%" PRIu64
 		 " ms=%.1f connector=%s user=%s",
 		 c->id, c->peer, method, path, c->status, c->body_bytes,
 		 c->head ? conn_ms_since(&c->req_start) : 0.0,
-		 c->connector ? c->connector->id : "-", c->identity ? c->identity->user : "-");
+		 c->connector ? c->connector->id : "-", user);
 }
 
 /* The response is complete in the client's output buffer: log it, give the

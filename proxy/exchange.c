@@ -20,6 +20,8 @@
 #include "util/xalloc.h"
 
 #define EXCHANGE_MAX_HOPS 5
+/* Longer than any honest rate limit window; what k8s/client.c caps at too. */
+#define EXCHANGE_MAX_RETRY_AFTER 3600
 
 static void exchange_open(struct conn *c);
 static void exchange_relay_body(struct conn *c);
@@ -335,7 +337,7 @@ static const struct {
 	H("Content-Encoding", false), H("Docker-Content-Digest", false),
 	H("Docker-Distribution-Api-Version", false), H("Docker-Upload-UUID", false),
 	H("ETag", false), H("Last-Modified", false), H("Cache-Control", false), H("Expires", false),
-	H("Date", false), H("Retry-After", false), H("Range", false), H("Warning", false),
+	H("Date", false), H("Range", false), H("Warning", false),
 	H("Docker-RateLimit-Source", false), H("OCI-", true), H("RateLimit-", true),
 #undef H
 };
@@ -352,12 +354,57 @@ static bool exchange_forward_response_header(struct og_str name)
 	return false;
 }
 
+/* What a storage host a blob redirects to may tell the client: how the
+ * bytes are framed and cached, nothing about the registry (digests, links,
+ * locations, rate limits are the registry's to say). */
+static const char *const exchange_storage_response_headers[] = {
+	"Content-Type", "Content-Range", "Accept-Ranges", "Content-Encoding", "ETag",
+	"Last-Modified", "Cache-Control", "Expires", "Date",
+};
+
+static bool exchange_forward_storage_header(struct og_str name)
+{
+	return exchange_name_in(name, exchange_storage_response_headers,
+				OG_ARRAY_LEN(exchange_storage_response_headers));
+}
+
 static void exchange_add_header(struct evbuffer *out, struct og_str name, const char *v, size_t n)
 {
 	evbuffer_add(out, name.p, name.n);
 	evbuffer_add(out, ": ", 2);
 	evbuffer_add(out, v, n);
 	evbuffer_add(out, "\r\n", 2);
+}
+
+/* Retry-After goes to the client once, as delay-seconds capped at
+ * EXCHANGE_MAX_RETRY_AFTER or as a short HTTP-date; anything else from an
+ * upstream (huge numbers, floods of the field, junk) is dropped. */
+static void exchange_add_retry_after(struct conn *c, const struct http1_header *h, bool *done)
+{
+	struct og_str v = h->value;
+	uint64_t n = 0;
+	bool digits = v.n > 0;
+
+	if (*done || v.n == 0 || v.n > 40)
+		return;
+	for (size_t i = 0; i < v.n && digits; i++) {
+		digits = v.p[i] >= '0' && v.p[i] <= '9';
+		if (digits && n <= EXCHANGE_MAX_RETRY_AFTER)
+			n = n * 10 + (uint64_t)(v.p[i] - '0');
+	}
+	*done = true;
+	if (digits) {
+		evbuffer_add_printf(conn_out(c), "Retry-After: %" PRIu64 "\r\n",
+				    OG_MIN(n, (uint64_t)EXCHANGE_MAX_RETRY_AFTER));
+		return;
+	}
+	for (size_t i = 0; i < v.n; i++) {
+		char ch = v.p[i];
+		if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+		      ch == ' ' || ch == ',' || ch == ':' || ch == '-'))
+			return;
+	}
+	exchange_add_header(conn_out(c), h->name, v.p, v.n);
 }
 
 static void exchange_add_link(struct conn *c, const struct http1_header *h)
@@ -410,11 +457,18 @@ static void exchange_write_response_head(struct conn *c, const struct http1_resp
 	const struct http1_header *cl = NULL;
 	bool have_digest = false;
 
+	bool storage = !c->up_send_auth, retry_after = false;
+
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", resp->status, respond_reason(resp->status));
 	for (size_t i = 0; i < resp->n_headers; i++) {
 		const struct http1_header *h = &resp->headers[i];
 		if (og_str_ieq(h->name, "Content-Length")) {
 			cl = h;
+		} else if (og_str_ieq(h->name, "Retry-After")) {
+			exchange_add_retry_after(c, h, &retry_after);
+		} else if (storage) {
+			if (exchange_forward_storage_header(h->name))
+				exchange_add_header(out, h->name, h->value.p, h->value.n);
 		} else if (og_str_ieq(h->name, "Link")) {
 			exchange_add_link(c, h);
 		} else if (og_str_ieq(h->name, "Location")) {
@@ -445,18 +499,27 @@ static void exchange_write_response_head(struct conn *c, const struct http1_resp
 
 static void exchange_on_401(struct conn *c, const struct http1_response *resp)
 {
-	bool bearer = resp->status == 401 &&
-		      upstream_site_learn_challenge(c->site, resp->headers, resp->n_headers);
+	enum upstream_challenge ch = UPSTREAM_CHALLENGE_NONE;
 	char why[300];
 
 	upstream_free(c->up);
 	c->up = NULL;
+	/* A storage host's challenge is never learned: it would choose where
+	 * the connector's credentials go, for every user of the connector. */
 	if (!c->up_send_auth) {
 		snprintf(why, sizeof(why), "the storage host %s answered HTTP %d to a redirected blob request",
 			 c->up_pool->origin, resp->status);
 		exchange_fail(c, 502, "UNAVAILABLE", why);
 		return;
 	}
+	if (resp->status == 401)
+		ch = upstream_site_learn_challenge(c->site, resp->headers, resp->n_headers, why,
+						   sizeof(why));
+	if (ch == UPSTREAM_CHALLENGE_REFUSED) {
+		exchange_fail(c, 502, "UNAVAILABLE", why);
+		return;
+	}
+	bool bearer = ch == UPSTREAM_CHALLENGE_BEARER;
 	if (bearer && !c->auth_retried && !c->req_body_started) {
 		/* A cached token the registry no longer takes is dropped; either
 		 * way the request goes again, once, with a fresh token. */
@@ -467,6 +530,8 @@ static void exchange_on_401(struct conn *c, const struct http1_response *resp)
 		exchange_authorize_upstream(c);
 		return;
 	}
+	if (bearer && c->bearer)
+		token_invalidate(c->site->tokens, c->scope);
 	if (bearer && c->bearer)
 		snprintf(why, sizeof(why), "the upstream registry refused the token its token service "
 			 "issued for the connector's credentials (HTTP 401)");
@@ -532,7 +597,10 @@ static void exchange_follow_redirect(struct conn *c, const struct http1_response
 	log_debug("redirect", "conn=%" PRIu64 " connector=%s hop=%u to=%s", c->id, c->connector->id,
 		  c->hops, pool->origin);
 	c->up_pool = pool;
-	c->up_send_auth = pool == upstream_site_registry(c->site);
+	/* Once off the registry's origin, the storage host chooses the next
+	 * hop: a redirect back to the registry must not carry our credential
+	 * to a path the storage host picked. */
+	c->up_send_auth = c->up_send_auth && pool == upstream_site_registry(c->site);
 	free(c->up_target);
 	c->up_target = next.target;
 	next.target = NULL;
@@ -801,10 +869,13 @@ static void exchange_on_probe(void *arg, const struct fetch_result *r)
 		exchange_fail(c, r->timeout ? 504 : 502, "UNAVAILABLE", why);
 		return;
 	}
-	if (r->status == 401)
-		upstream_site_learn_challenge(c->site, r->headers, r->n_headers);
-	else
+	if (r->status != 401)
 		c->site->auth_mode = UPSTREAM_AUTH_BASIC;
+	else if (upstream_site_learn_challenge(c->site, r->headers, r->n_headers, why, sizeof(why)) ==
+		 UPSTREAM_CHALLENGE_REFUSED) {
+		exchange_fail(c, 502, "UNAVAILABLE", why);
+		return;
+	}
 	exchange_authorize_upstream(c);
 }
 

@@ -287,11 +287,20 @@ static void status_on_v2(void *arg, const struct fetch_result *r)
 		status_probe_done(e, K8S_PROBE_OK, 200, NULL);
 		return;
 	}
-	if (r->status == 401 && !e->with_token &&
-	    upstream_site_learn_challenge(e->site, r->headers, r->n_headers)) {
-		e->with_token = true;
-		e->token_wait = token_get(e->site->tokens, STATUS_PROBE_SCOPE, status_on_token, e);
-		return;
+	if (r->status == 401 && !e->with_token) {
+		enum upstream_challenge ch = upstream_site_learn_challenge(e->site, r->headers,
+									   r->n_headers, why,
+									   sizeof(why));
+		if (ch == UPSTREAM_CHALLENGE_REFUSED) {
+			status_probe_done(e, K8S_PROBE_TOKEN_FAILED, r->status, why);
+			return;
+		}
+		if (ch == UPSTREAM_CHALLENGE_BEARER) {
+			e->with_token = true;
+			e->token_wait = token_get(e->site->tokens, STATUS_PROBE_SCOPE,
+						  status_on_token, e);
+			return;
+		}
 	}
 	if (r->status == 401 || r->status == 403) {
 		status_on_denied(e, r->status);

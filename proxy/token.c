@@ -5,7 +5,9 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
+#include "auth/cache.h"
 #include "proxy/fetch.h"
 #include "proxy/upstream.h"
 #include "util/json.h"
@@ -14,53 +16,77 @@
 #include "util/xalloc.h"
 
 #define TOKEN_DEFAULT_LIFETIME 60   /* the token spec's default for expires_in */
+/* Tokens are re-fetched at least this often, whatever expires_in says: a
+ * token service's giant or bogus lifetime cannot pin a token forever. */
+#define TOKEN_MAX_LIFETIME 3600
 #define TOKEN_MAX_RESPONSE (64 * 1024)
 #define TOKEN_MAX_ENTRIES 1024
 
+/* One token request in flight; its flight's waiters are the requests that
+ * want the token. */
+struct token_fetch {
+	struct token_cache *tc;
+	struct token_fetch *prev, *next;
+	struct auth_flight *flight;
+	struct fetch *fetch;
+	unsigned char key[AUTH_CACHE_KEY_LEN];
+	char *scope; /* for logs */
+};
+
 struct token_wait {
-	struct token_entry *entry;
-	struct token_wait *next;
+	struct auth_waiter *waiter;
 	token_done_fn done;
 	void *arg;
 };
 
-struct token_entry {
-	struct token_cache *tc;
-	struct token_entry *next;
-	char *scope;
-	char *authorization;       /* "Bearer ..." or NULL */
-	struct timespec usable_until;
-	struct fetch *fetch;
-	struct token_wait *waiters;
+/* What a flight's waiters are woken with. */
+struct token_result {
+	const char *authorization;
+	const char *error;
+	enum token_failure failure;
 };
 
+/* A bounded LRU of "Bearer ..." values keyed by SHA-256 of (realm, service,
+ * scope), so a token from one realm is never handed to another. */
 struct token_cache {
 	struct upstream_site *site;
-	struct token_entry *entries;
-	unsigned n;
+	struct auth_cache *cache;
+	struct token_fetch *fetches;
 };
 
-static double token_now(void)
+static uint64_t token_now_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static bool token_usable(const struct token_entry *e)
+static void token_secret_free(void *p)
 {
-	return e->authorization &&
-	       token_now() < (double)e->usable_until.tv_sec + (double)e->usable_until.tv_nsec / 1e9;
-}
+	char *s = p;
 
-static void token_forget(struct token_entry *e)
-{
-	if (e->authorization) {
-		OPENSSL_cleanse(e->authorization, strlen(e->authorization));
-		free(e->authorization);
-		e->authorization = NULL;
+	if (s) {
+		OPENSSL_cleanse(s, strlen(s));
+		free(s);
 	}
+}
+
+static void token_key(const struct upstream_site *s, const char *scope,
+		      unsigned char out[AUTH_CACHE_KEY_LEN])
+{
+	const char *parts[] = { s->realm ? s->realm : "", s->service ? s->service : "", scope };
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned len = 0;
+
+	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+		abort(); /* out of memory, as x_malloc treats it */
+	for (size_t i = 0; i < OG_ARRAY_LEN(parts); i++)
+		if (EVP_DigestUpdate(ctx, parts[i], strlen(parts[i]) + 1) != 1)
+			abort();
+	if (EVP_DigestFinal_ex(ctx, out, &len) != 1 || len != AUTH_CACHE_KEY_LEN)
+		abort();
+	EVP_MD_CTX_free(ctx);
 }
 
 struct token_cache *token_cache_new(struct upstream_site *site)
@@ -68,65 +94,35 @@ struct token_cache *token_cache_new(struct upstream_site *site)
 	struct token_cache *tc = x_new(struct token_cache);
 
 	tc->site = site;
+	tc->cache = auth_cache_new(TOKEN_MAX_ENTRIES, token_secret_free);
 	return tc;
 }
 
-static void token_entry_free(struct token_entry *e)
+static void token_fetch_unlink(struct token_fetch *tf)
 {
-	while (e->waiters) {
-		struct token_wait *w = e->waiters;
-		e->waiters = w->next;
-		free(w);
-	}
-	fetch_cancel(e->fetch);
-	token_forget(e);
-	free(e->scope);
-	free(e);
+	if (tf->prev)
+		tf->prev->next = tf->next;
+	else
+		tf->tc->fetches = tf->next;
+	if (tf->next)
+		tf->next->prev = tf->prev;
+	tf->prev = tf->next = NULL;
 }
 
 void token_cache_free(struct token_cache *tc)
 {
 	if (!tc)
 		return;
-	while (tc->entries) {
-		struct token_entry *e = tc->entries;
-		tc->entries = e->next;
-		token_entry_free(e);
+	while (tc->fetches) {
+		struct token_fetch *tf = tc->fetches;
+		token_fetch_unlink(tf);
+		fetch_cancel(tf->fetch);
+		auth_flight_abandon(tf->flight, free);
+		free(tf->scope);
+		free(tf);
 	}
+	auth_cache_free(tc->cache);
 	free(tc);
-}
-
-/* Drops entries nobody waits for whose token is gone or expired. */
-static void token_prune(struct token_cache *tc)
-{
-	struct token_entry **pp = &tc->entries;
-
-	while (*pp) {
-		struct token_entry *e = *pp;
-		if (!e->fetch && !e->waiters && !token_usable(e)) {
-			*pp = e->next;
-			token_entry_free(e);
-			tc->n--;
-		} else {
-			pp = &e->next;
-		}
-	}
-}
-
-static struct token_entry *token_entry_for(struct token_cache *tc, const char *scope)
-{
-	for (struct token_entry *e = tc->entries; e; e = e->next)
-		if (strcmp(e->scope, scope) == 0)
-			return e;
-	if (tc->n >= TOKEN_MAX_ENTRIES)
-		token_prune(tc);
-	struct token_entry *e = x_new(struct token_entry);
-	e->tc = tc;
-	e->scope = x_strdup(scope);
-	e->next = tc->entries;
-	tc->entries = e;
-	tc->n++;
-	return e;
 }
 
 static int64_t token_issued_at(const char *text)
@@ -185,7 +181,12 @@ int token_parse_response(const char *body, size_t len, time_t now, char **token,
 	char issued_text[64];
 	if (ia >= 0 && json_string(&d, ia, issued_text, sizeof(issued_text)) > 0)
 		issued = token_issued_at(issued_text);
-	*lifetime = issued >= 0 ? issued + expires_in - (int64_t)now : expires_in;
+	*lifetime = expires_in;
+	/* issued_at in the past shortens the lifetime; one in the future (a
+	 * skewed clock) never lengthens it. No sum: expires_in may be huge. */
+	if (issued >= 0 && issued < (int64_t)now)
+		*lifetime = (int64_t)now - issued >= expires_in ? 0 : expires_in - ((int64_t)now - issued);
+	*lifetime = OG_MIN(*lifetime, (int64_t)TOKEN_MAX_LIFETIME);
 	if (*lifetime <= 0) {
 		OPENSSL_cleanse(tok, strlen(tok));
 		free(tok);
@@ -199,161 +200,172 @@ out:
 	return rc;
 }
 
-static void token_store(struct token_entry *e, char *token, int64_t lifetime)
+/* Renew ahead of expiry so no request goes out with a token that dies on
+ * the way: a tenth of the lifetime, at most 10 s. */
+static uint64_t token_usable_until_ms(int64_t lifetime)
 {
-	/* Renew ahead of expiry so no request goes out with a token that dies
-	 * on the way: a tenth of the lifetime, at most 10 s. */
 	int64_t margin = lifetime / 10 < 10 ? lifetime / 10 : 10;
-	size_t n = strlen(token) + sizeof("Bearer ");
-	double until = token_now() + (double)(lifetime - margin);
 
-	token_forget(e);
-	e->authorization = x_malloc(n);
-	snprintf(e->authorization, n, "Bearer %s", token);
-	e->usable_until.tv_sec = (time_t)until;
-	e->usable_until.tv_nsec = (long)((until - (double)(time_t)until) * 1e9);
+	return token_now_ms() + (uint64_t)(lifetime - margin) * 1000;
 }
 
-/* A waiter's callback may drop the last reference to the connector, which
- * frees this cache: nothing of e is touched once the first one ran. */
-static void token_notify(struct token_entry *e, const char *error, enum token_failure failure)
+static void token_wake(void *arg, void *result)
 {
-	struct token_wait *w = e->waiters;
-	char *auth = !error && e->authorization ? x_strdup(e->authorization) : NULL;
-	char *why = error ? x_strdup(error) : NULL;
+	struct token_wait *w = arg;
+	const struct token_result *r = result;
+	token_done_fn done = w->done;
+	void *done_arg = w->arg;
 
-	e->waiters = NULL;
-	while (w) {
-		struct token_wait *next = w->next;
-		w->done(w->arg, auth, why, failure);
-		free(w);
-		w = next;
-	}
-	if (auth) {
-		OPENSSL_cleanse(auth, strlen(auth));
-		free(auth);
-	}
-	free(why);
+	free(w);
+	done(done_arg, r->authorization, r->error, r->failure);
 }
 
 static void token_on_fetched(void *arg, const struct fetch_result *r)
 {
-	struct token_entry *e = arg;
-	struct connector *c = e->tc->site->connector;
-	char err[300] = "";
-	char *token = NULL;
+	struct token_fetch *tf = arg;
+	struct token_cache *tc = tf->tc;
+	struct connector *c = tc->site->connector;
+	struct auth_flight *flight = tf->flight;
+	char err[300] = "", scope[600];
+	char *token = NULL, *auth = NULL;
 	int64_t lifetime = 0;
 	enum token_failure failure = r->timeout ? TOKEN_TIMEOUT : TOKEN_FAILED;
 
-	e->fetch = NULL;
 	if (r->error) {
 		snprintf(err, sizeof(err), "token service: %s", r->error);
 	} else if (r->status == 401 || r->status == 403) {
 		failure = TOKEN_REFUSED;
 		snprintf(err, sizeof(err), "the token service rejected the connector's credentials "
 			 "(HTTP %d)", r->status);
+	} else if (r->status >= 300 && r->status < 400) {
+		/* The credentials went to the realm the registry named, and only
+		 * there: never to where its answer points. */
+		snprintf(err, sizeof(err), "the token service answered HTTP %d (redirects from the "
+			 "token service are not followed)", r->status);
 	} else if (r->status != 200) {
 		snprintf(err, sizeof(err), "the token service answered HTTP %d", r->status);
 	} else if (token_parse_response(r->body, r->body_len, time(NULL), &token, &lifetime, err,
 					sizeof(err)) == 0) {
-		token_store(e, token, lifetime);
+		size_t n = strlen(token) + sizeof("Bearer ");
+		char *value = x_malloc(n);
+		snprintf(value, n, "Bearer %s", token);
+		auth = x_strdup(value);
+		auth_cache_put(tc->cache, tf->key, value, token_usable_until_ms(lifetime));
 	}
-	if (token) {
-		OPENSSL_cleanse(token, strlen(token));
-		free(token);
-	}
+	token_secret_free(token);
+	log_quote(scope, sizeof(scope), tf->scope, strlen(tf->scope));
 	if (err[0])
-		log_warn("token_error", "connector=%s scope=\"%s\" reason=\"%s\"", c->id, e->scope, err);
+		log_warn("token_error", "connector=%s scope=%s reason=\"%s\"", c->id, scope, err);
 	else
-		log_debug("token_fetched", "connector=%s scope=\"%s\" lifetime_s=%lld", c->id, e->scope,
+		log_debug("token_fetched", "connector=%s scope=%s lifetime_s=%lld", c->id, scope,
 			  (long long)lifetime);
-	token_notify(e, err[0] ? err : NULL, failure);
+	token_fetch_unlink(tf);
+	free(tf->scope);
+	free(tf);
+	/* A waiter's callback may drop the last reference to the connector,
+	 * which frees tc: nothing of it is touched from here on. */
+	struct token_result res = { auth, err[0] ? err : NULL, failure };
+	auth_flight_finish(flight, &res);
+	token_secret_free(auth);
 }
 
-/* GET realm?service=S&scope=A&scope=B with the connector's credentials. */
-static int token_start_fetch(struct token_entry *e, char *err, size_t cap)
+/* realm?service=S&scope=A&scope=B into target. */
+static int token_build_target(const struct upstream_site *s, const struct url *realm,
+			      const char *scope, char *target, size_t cap, char *err, size_t err_cap)
 {
-	struct upstream_site *s = e->tc->site;
+	char enc[1024];
+	size_t o = (size_t)snprintf(target, cap, "%s%c", realm->target,
+				    strchr(realm->target, '?') ? '&' : '?');
+
+	if (s->service && url_encode_component(s->service, enc, sizeof(enc)) >= 0)
+		o += (size_t)snprintf(target + o, cap - o, "service=%s&", enc);
+	char *scopes = x_strdup(scope), *save = NULL;
+	for (char *sc = strtok_r(scopes, " ", &save); sc && o < cap; sc = strtok_r(NULL, " ", &save))
+		if (url_encode_component(sc, enc, sizeof(enc)) >= 0)
+			o += (size_t)snprintf(target + o, cap - o, "scope=%s&", enc);
+	free(scopes);
+	if (o >= cap) {
+		snprintf(err, err_cap, "token request too long");
+		return -1;
+	}
+	target[o - 1] = '\0'; /* the last '&' */
+	return 0;
+}
+
+/* GET realm?... with the connector's credentials, as a new flight for key. */
+static struct auth_flight *token_start_fetch(struct token_cache *tc, const char *scope,
+					     const unsigned char *key, char *err, size_t cap)
+{
+	struct upstream_site *s = tc->site;
 	struct connector *c = s->connector;
 	struct url realm;
-	char enc[1024];
 	char target[4096];
-	size_t o;
 
 	if (!s->realm || url_parse(og_str_make(s->realm, strlen(s->realm)), &realm) != 0) {
 		snprintf(err, cap, "the registry's token realm is not a valid URL");
-		return -1;
+		return NULL;
 	}
 	if (!realm.https && !c->allow_insecure) {
 		url_free(&realm);
 		snprintf(err, cap, "the token service is plain http (set allow_insecure to use it)");
-		return -1;
+		return NULL;
 	}
-	o = (size_t)snprintf(target, sizeof(target), "%s%c", realm.target,
-			     strchr(realm.target, '?') ? '&' : '?');
-	if (s->service && url_encode_component(s->service, enc, sizeof(enc)) >= 0)
-		o += (size_t)snprintf(target + o, sizeof(target) - o, "service=%s&", enc);
-	char *scopes = x_strdup(e->scope), *save = NULL;
-	for (char *sc = strtok_r(scopes, " ", &save); sc && o < sizeof(target);
-	     sc = strtok_r(NULL, " ", &save))
-		if (url_encode_component(sc, enc, sizeof(enc)) >= 0)
-			o += (size_t)snprintf(target + o, sizeof(target) - o, "scope=%s&", enc);
-	free(scopes);
-	if (o >= sizeof(target)) {
-		url_free(&realm);
-		snprintf(err, cap, "token request too long");
-		return -1;
-	}
-	target[o - 1] = '\0'; /* the last '&' */
-	struct upstream_pool *pool = upstream_site_pool(s, realm.https, realm.host, realm.port, err, cap);
+	struct upstream_pool *pool = NULL;
+	if (token_build_target(s, &realm, scope, target, sizeof(target), err, cap) == 0)
+		pool = upstream_site_pool(s, realm.https, realm.host, realm.port, err, cap);
 	url_free(&realm);
 	if (!pool)
-		return -1;
-	e->fetch = fetch_get(pool, target, c->authorization, TOKEN_MAX_RESPONSE, token_on_fetched, e);
-	return 0;
+		return NULL;
+	struct token_fetch *tf = x_new(struct token_fetch);
+	tf->tc = tc;
+	tf->scope = x_strdup(scope);
+	memcpy(tf->key, key, AUTH_CACHE_KEY_LEN);
+	tf->next = tc->fetches;
+	if (tc->fetches)
+		tc->fetches->prev = tf;
+	tc->fetches = tf;
+	tf->flight = auth_cache_flight_begin(tc->cache, key, tf);
+	tf->fetch = fetch_get(pool, target, c->authorization, TOKEN_MAX_RESPONSE, token_on_fetched, tf);
+	return tf->flight;
 }
 
 struct token_wait *token_get(struct token_cache *tc, const char *scope, token_done_fn done, void *arg)
 {
-	struct token_entry *e = token_entry_for(tc, scope);
+	unsigned char key[AUTH_CACHE_KEY_LEN];
 	char err[300];
 
-	if (token_usable(e)) {
-		done(arg, e->authorization, NULL, TOKEN_FAILED);
+	token_key(tc->site, scope, key);
+	const char *auth = auth_cache_get(tc->cache, key, token_now_ms());
+	if (auth) {
+		done(arg, auth, NULL, TOKEN_FAILED);
 		return NULL;
 	}
-	token_forget(e);
-	if (!e->fetch && token_start_fetch(e, err, sizeof(err)) != 0) {
+	struct auth_flight *f = auth_cache_flight(tc->cache, key);
+	if (!f)
+		f = token_start_fetch(tc, scope, key, err, sizeof(err));
+	if (!f) {
 		done(arg, NULL, err, TOKEN_FAILED);
 		return NULL;
 	}
 	struct token_wait *w = x_new(struct token_wait);
-	w->entry = e;
 	w->done = done;
 	w->arg = arg;
-	w->next = e->waiters;
-	e->waiters = w;
+	w->waiter = auth_flight_wait(f, token_wake, w);
 	return w;
 }
 
 void token_wait_cancel(struct token_wait *w)
 {
-	struct token_wait **pp;
-
 	if (!w)
 		return;
-	for (pp = &w->entry->waiters; *pp; pp = &(*pp)->next) {
-		if (*pp == w) {
-			*pp = w->next;
-			break;
-		}
-	}
+	auth_waiter_cancel(w->waiter);
 	free(w);
 }
 
 void token_invalidate(struct token_cache *tc, const char *scope)
 {
-	for (struct token_entry *e = tc->entries; e; e = e->next)
-		if (strcmp(e->scope, scope) == 0)
-			token_forget(e);
+	unsigned char key[AUTH_CACHE_KEY_LEN];
+
+	token_key(tc->site, scope, key);
+	auth_cache_remove(tc->cache, key);
 }

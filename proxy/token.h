@@ -1,7 +1,7 @@
 /* Upstream registry tokens (the distribution token flow): fetched from the
  * registry's token service with the connector's credentials, cached per
- * (service, scope) until shortly before they expire, one fetch at a time per
- * key. Tokens never leave the proxy: not to clients, not to logs. */
+ * (realm, service, scope) until shortly before they expire (an hour at
+ * most), in a bounded LRU, one fetch at a time per key. Tokens never leave the proxy: not to clients, not to logs. */
 #ifndef OCIGATE_PROXY_TOKEN_H
 #define OCIGATE_PROXY_TOKEN_H
 

@@ -129,7 +129,22 @@ struct upstream_pool *upstream_site_pool(struct upstream_site *s, bool https, co
 	return p;
 }
 
-bool upstream_site_learn_challenge(struct upstream_site *s, const struct http1_header *h, size_t n)
+static void upstream_log_realm(const char *event, struct upstream_site *s, const char *realm,
+			       const char *why)
+{
+	char from[300], to[300];
+
+	log_quote(from, sizeof(from), s->realm ? s->realm : "-", strlen(s->realm ? s->realm : "-"));
+	log_quote(to, sizeof(to), realm, strlen(realm));
+	if (why)
+		log_warn(event, "connector=%s realm=%s reason=\"%s\"", s->connector->id, to, why);
+	else
+		log_warn(event, "connector=%s from=%s to=%s", s->connector->id, from, to);
+}
+
+enum upstream_challenge upstream_site_learn_challenge(struct upstream_site *s,
+						      const struct http1_header *h, size_t n,
+						      char *err, size_t cap)
 {
 	struct challenge ch;
 
@@ -139,16 +154,23 @@ bool upstream_site_learn_challenge(struct upstream_site *s, const struct http1_h
 		if (og_str_ieq(h[i].name, "WWW-Authenticate") && challenge_parse(h[i].value, &ch) != 0)
 			log_debug("bad_challenge", "connector=%s", s->connector->id);
 	if (ch.bearer && ch.realm[0]) {
+		if (challenge_check_realm(ch.realm, s->connector->allow_insecure, err, cap) != 0) {
+			upstream_log_realm("token_realm_refused", s, ch.realm, err);
+			return UPSTREAM_CHALLENGE_REFUSED;
+		}
+		/* Legitimate on a registry migration, suspicious otherwise: say so. */
+		if (s->realm && strcmp(s->realm, ch.realm) != 0)
+			upstream_log_realm("token_realm_changed", s, ch.realm, NULL);
 		s->auth_mode = UPSTREAM_AUTH_BEARER;
 		free(s->realm);
 		free(s->service);
 		s->realm = x_strdup(ch.realm);
 		s->service = ch.service[0] ? x_strdup(ch.service) : NULL;
-		return true;
+		return UPSTREAM_CHALLENGE_BEARER;
 	}
 	if (ch.basic)
 		s->auth_mode = UPSTREAM_AUTH_BASIC;
-	return false;
+	return UPSTREAM_CHALLENGE_NONE;
 }
 
 static void upstream_idle_unlink(struct upstream_conn *u)

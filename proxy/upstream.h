@@ -69,10 +69,21 @@ static inline struct upstream_pool *upstream_site_registry(struct upstream_site 
 struct upstream_pool *upstream_site_pool(struct upstream_site *s, bool https, const char *host,
 					 uint16_t port, char *err, size_t cap);
 
+enum upstream_challenge {
+	UPSTREAM_CHALLENGE_NONE,    /* no Bearer challenge (perhaps Basic) */
+	UPSTREAM_CHALLENGE_BEARER,  /* a Bearer token from the realm is wanted */
+	UPSTREAM_CHALLENGE_REFUSED, /* a Bearer realm we will not send credentials to */
+};
+
 /* Records what a 401's WWW-Authenticate fields say about the registry's
- * authentication (auth_mode, realm, service). Returns true when it asks for
- * a Bearer token from a realm. */
-bool upstream_site_learn_challenge(struct upstream_site *s, const struct http1_header *h, size_t n);
+ * authentication (auth_mode, realm, service). Call it only for responses
+ * from the registry's own origin to requests that carried our credential:
+ * a storage host a blob redirects to must never choose where the
+ * connector's credentials go. A refused realm (not an https URL, unless
+ * allow_insecure) changes nothing and says why in err. */
+enum upstream_challenge upstream_site_learn_challenge(struct upstream_site *s,
+						      const struct http1_header *h, size_t n,
+						      char *err, size_t cap);
 
 /* An idle keep-alive connection, or NULL. */
 struct upstream_conn *upstream_take_idle(struct upstream_pool *pool);

@@ -221,11 +221,14 @@ SSL *tls_client_new_ssl(struct tls_client *t, const char *host)
 
 	if (!ssl)
 		return NULL;
-	if (tls_is_ip_literal(host)) {
-		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host);
-	} else {
-		SSL_set_tlsext_host_name(ssl, host);
-		SSL_set1_host(ssl, host);
+	/* Without the name (or address) to check, verification would accept
+	 * any certificate of the CA: fail the connection instead. */
+	int ok = tls_is_ip_literal(host) ?
+		 X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) :
+		 SSL_set_tlsext_host_name(ssl, host) == 1 && SSL_set1_host(ssl, host) == 1;
+	if (ok != 1) {
+		SSL_free(ssl);
+		return NULL;
 	}
 	if (t->session && SSL_SESSION_is_resumable(t->session))
 		SSL_set_session(ssl, t->session);

@@ -30,7 +30,8 @@ OG_WARN_UNUSED int tls_client_use_cert_pem(struct tls_client *t, const void *cer
 void tls_client_set_insecure(struct tls_client *t);
 void tls_client_free(struct tls_client *t);
 /* A new SSL for host, verifying its certificate name or IP address and
- * offering the cached session. */
+ * offering the cached session; NULL when it cannot be created or the name
+ * to verify cannot be set. */
 SSL *tls_client_new_ssl(struct tls_client *t, const char *host);
 /* Describes why a handshake or TLS read failed, for a client-facing message. */
 void tls_describe_error(SSL *ssl, unsigned long err, char *buf, size_t cap);

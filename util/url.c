@@ -268,11 +268,22 @@ static bool url_has_scheme(struct og_str r)
 	return false;
 }
 
+/* RFC 3986 5.2.2: an absolute or network-path reference has its dot
+ * segments removed too, or "https://registry/v2/../x" would pass for a path
+ * under /v2/. */
+static int url_parse_normalized(struct og_str s, struct url *out)
+{
+	if (url_parse(s, out) != 0)
+		return -1;
+	url_remove_dot_segments(out->target);
+	return 0;
+}
+
 int url_resolve(const struct url *base, struct og_str ref, struct url *out)
 {
 	memset(out, 0, sizeof(*out));
 	if (url_has_scheme(ref))
-		return url_parse(ref, out); /* only http(s) parse */
+		return url_parse_normalized(ref, out); /* only http(s) parse */
 	if (!url_ref_ok(ref))
 		return -1;
 	if (ref.n >= 2 && ref.p[0] == '/' && ref.p[1] == '/') {
@@ -281,7 +292,7 @@ int url_resolve(const struct url *base, struct og_str ref, struct url *out)
 				 (int)ref.n, ref.p);
 		if (n < 0 || (size_t)n >= sizeof(buf))
 			return -1;
-		return url_parse(og_str_make(buf, (size_t)n), out);
+		return url_parse_normalized(og_str_make(buf, (size_t)n), out);
 	}
 	out->https = base->https;
 	out->host = x_strdup(base->host);

@@ -27,7 +27,8 @@ void url_free(struct url *u);
  * when it does not fit in cap. */
 ssize_t url_encode_component(const char *s, char *out, size_t cap);
 /* Resolves ref (absolute URL, "//host/...", "/path?query", or a relative
- * path without dot segments) against base into out (free with url_free). */
+ * path) against base into out (free with url_free); dot segments ("." and
+ * "..") are removed from the path whatever the kind of ref. */
 OG_WARN_UNUSED int url_resolve(const struct url *base, struct og_str ref, struct url *out);
 /* Decodes %XX escapes into out; -1 on a bad escape, a decoded NUL, or when
  * it does not fit. */

@@ -29,6 +29,10 @@ Modes (attribute `mode`, switchable at runtime):
   "untrusted" Location: https://localhost:ROGUE/cdn/... where the rogue
               server's certificate comes from another CA (rogue_pki)
   "off"       no redirect: the front proxies blobs like everything else
+  "custom"    Location: custom_location(digest), any URL the test wants
+`rewrite_realm`, when set, replaces the realm="..." of every
+WWW-Authenticate the front relays from the registry (a registry that
+moves its token service).
 `status` is the redirect status code (307 by default).  With `chunked`
 set, the cdn sends whole-blob GETs with Transfer-Encoding: chunked, the
 framing of the first chunks cut into separate TCP segments.
@@ -101,6 +105,8 @@ class Redirector:
         self.status = status
         self.hops = 5
         self.chunked = False
+        self.custom_location = None
+        self.rewrite_realm = None
         self.seen = []
         self._lock = threading.Lock()
         ctx = server_context(pki.cert, pki.key)
@@ -168,6 +174,8 @@ class Redirector:
                 self.rogue.port, hexd, self.query)
         if mode == "loop":
             return "%s/loop/1/sha256/%s" % (self.cdn_origin, hexd)
+        if mode == "custom":
+            return self.custom_location(digest)
         if mode == "chain":
             if self.hops <= 1:
                 return "%s/cdn/sha256/%s?%s" % (self.cdn_origin, hexd,
@@ -211,7 +219,7 @@ class Redirector:
             if up.status != 200:
                 if h.command == "GET":  # with the registry's error body
                     up = self._upstream(h, "GET", h.path, b"")
-                return _relay(h, up, up.body)
+                return _relay(h, up, up.body, self._rewrite)
             h.send_response(self.status)
             h.send_header("Location", self.location(m.group(2)))
             h.send_header("Content-Length", "0")
@@ -223,7 +231,12 @@ class Redirector:
         n = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(n) if n else b""
         up = self._upstream(h, h.command, h.path, body)
-        _relay(h, up, up.body)
+        _relay(h, up, up.body, self._rewrite)
+
+    def _rewrite(self, name, value):
+        if self.rewrite_realm is None or name.lower() != "www-authenticate":
+            return value
+        return re.sub(r'realm="[^"]*"', 'realm="%s"' % self.rewrite_realm, value)
 
     def _upstream(self, h, method, path, body, drop=()):
         conn = http.client.HTTPSConnection(
@@ -337,12 +350,12 @@ def _plain(h, status, body):
         h.wfile.write(body)
 
 
-def _relay(h, up, body):
+def _relay(h, up, body, rewrite=None):
     h.send_response(up.status, up.reason)
     for k, v in up.getheaders():
         # send_response already wrote Date and Server
         if k.lower() not in HOP_BY_HOP and k.lower() not in ("date", "server"):
-            h.send_header(k, v)
+            h.send_header(k, rewrite(k, v) if rewrite else v)
     if h.command == "HEAD":
         cl = up.getheader("Content-Length")
         if cl is not None:

@@ -92,8 +92,28 @@ static void test_invalid(void)
 	CHECK(c.basic);
 }
 
+/* Where the connector's credentials may go: https realms, http only with
+ * allow_insecure, never something that is not an absolute URL. */
+static void test_realm_policy(void)
+{
+	char err[200];
+
+	CHECK_INT(challenge_check_realm("https://auth.example.com/token", false, err, sizeof(err)), 0);
+	CHECK_INT(challenge_check_realm("https://[::1]:8443/t?x=1", false, err, sizeof(err)), 0);
+	CHECK_INT(challenge_check_realm("http://auth.example.com/token", false, err, sizeof(err)), -1);
+	CHECK(strstr(err, "plain http") && strstr(err, "allow_insecure"));
+	CHECK_INT(challenge_check_realm("http://auth.example.com/token", true, err, sizeof(err)), 0);
+	CHECK_INT(challenge_check_realm("/token", true, err, sizeof(err)), -1);
+	CHECK(strstr(err, "not an absolute") != NULL);
+	CHECK_INT(challenge_check_realm("ftp://auth.example.com/", true, err, sizeof(err)), -1);
+	CHECK_INT(challenge_check_realm("https://user:pw@auth.example.com/", true, err, sizeof(err)), -1);
+	CHECK_INT(challenge_check_realm("https://auth example/", true, err, sizeof(err)), -1);
+	CHECK_INT(challenge_check_realm("", true, err, sizeof(err)), -1);
+}
+
 int main(void)
 {
+	test_realm_policy();
 	test_distribution();
 	test_case_and_spaces();
 	test_several_challenges();

@@ -233,7 +233,32 @@ static const char tr_ok_reordered_groups[] =
 	"{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":\"TokenReview\","
 	"\"status\":{\"authenticated\":true,\"user\":{\"username\":"
 	"\"system:serviceaccount:team-a:default\",\"uid\":\"uid-1\",\"groups\":"
-	"[\"system:authenticated\",\"system:serviceaccounts:team-a\",\"system:serviceaccounts\"]}}}";
+	"[\"system:authenticated\",\"system:serviceaccounts:team-a\",\"system:serviceaccounts\"],"
+	"\"extra\":{\"authentication.kubernetes.io/pod-name\":[\"pod-1\"]}}}}";
+
+/* Same subject as tr_ok but another pod: a webhook authorizer may decide
+ * otherwise, so the decision is not shared. */
+static const char tr_ok_other_pod[] =
+	"{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":\"TokenReview\","
+	"\"status\":{\"authenticated\":true,\"user\":{\"username\":"
+	"\"system:serviceaccount:team-a:default\",\"uid\":\"uid-1\",\"groups\":"
+	"[\"system:serviceaccounts\",\"system:serviceaccounts:team-a\",\"system:authenticated\"],"
+	"\"extra\":{\"authentication.kubernetes.io/pod-name\":[\"pod-2\"]}}}}";
+
+/* tr_ok's extra plus a second key, written first: keys are a map. */
+static const char tr_ok_two_keys[] =
+	"{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":\"TokenReview\","
+	"\"status\":{\"authenticated\":true,\"user\":{\"username\":"
+	"\"system:serviceaccount:team-a:default\",\"uid\":\"uid-1\",\"groups\":"
+	"[\"system:serviceaccounts\",\"system:serviceaccounts:team-a\",\"system:authenticated\"],"
+	"\"extra\":{\"a/node\":[\"n1\"],\"authentication.kubernetes.io/pod-name\":[\"pod-1\"]}}}}";
+
+static const char tr_ok_two_keys_reordered[] =
+	"{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":\"TokenReview\","
+	"\"status\":{\"authenticated\":true,\"user\":{\"username\":"
+	"\"system:serviceaccount:team-a:default\",\"uid\":\"uid-1\",\"groups\":"
+	"[\"system:serviceaccounts\",\"system:serviceaccounts:team-a\",\"system:authenticated\"],"
+	"\"extra\":{\"authentication.kubernetes.io/pod-name\":[\"pod-1\"],\"a/node\":[\"n1\"]}}}}";
 
 static const char tr_no[] =
 	"{\"apiVersion\":\"authentication.k8s.io/v1\",\"kind\":\"TokenReview\","
@@ -765,7 +790,16 @@ static void test_authorize_key(void)
 	CHECK_INT(z.status, AUTH_OK);
 	outcome_clear(&z);
 	/* An identity the backend did not make (or whose TokenReview left the
-	 * cache): same subject, same key; its SAR simply has no extra. */
+	 * cache) has no extra: its SAR has none, and a decision made with
+	 * a1's extra is not its own. Two such identities share one. */
+	loose = auth_identity_new("system:serviceaccount:team-a:default", "uid-1", groups, 3);
+	CHECK(authz(b, loose, c, AUTH_VERB_PULL, &z) != NULL);
+	CHECK_INT(W.n_reqs, 4);
+	CHECK(W.n_reqs < 4 || strstr(W.reqs[3]->body, "extra") == NULL);
+	respond(3, 201, sar_yes);
+	CHECK_INT(z.status, AUTH_OK);
+	outcome_clear(&z);
+	auth_identity_unref(loose);
 	loose = auth_identity_new("system:serviceaccount:team-a:default", "uid-1", groups, 3);
 	CHECK(authz(b, loose, c, AUTH_VERB_PULL, &z) == NULL);
 	CHECK_INT(z.status, AUTH_OK);
@@ -773,19 +807,19 @@ static void test_authorize_key(void)
 	auth_identity_unref(loose);
 	loose = auth_identity_new("system:serviceaccount:team-a:default", "uid-2", groups, 3);
 	CHECK(authz(b, loose, c, AUTH_VERB_PULL, &z) != NULL);
-	CHECK_INT(W.n_reqs, 4);
-	check_sar_body(__LINE__, W.reqs[3]->body, "uid-2", "get", NULL, false);
-	CHECK(strstr(W.reqs[3]->body, "\"uid\":\"uid-2\"") != NULL);
-	CHECK(strstr(W.reqs[3]->body, "extra") == NULL);
-	respond(3, 201, sar_no);
+	CHECK_INT(W.n_reqs, 5);
+	check_sar_body(__LINE__, W.reqs[4]->body, "uid-2", "get", NULL, false);
+	CHECK(strstr(W.reqs[4]->body, "\"uid\":\"uid-2\"") != NULL);
+	CHECK(strstr(W.reqs[4]->body, "extra") == NULL);
+	respond(4, 201, sar_no);
 	CHECK_INT(z.status, AUTH_DENIED);
 	outcome_clear(&z);
 	/* One group fewer: another subject. */
 	auth_identity_unref(loose);
 	loose = auth_identity_new("system:serviceaccount:team-a:default", "uid-1", groups, 2);
 	CHECK(authz(b, loose, c, AUTH_VERB_PULL, &z) != NULL);
-	CHECK_INT(W.n_reqs, 5);
-	respond(4, 201, sar_yes);
+	CHECK_INT(W.n_reqs, 6);
+	respond(5, 201, sar_yes);
 	outcome_clear(&z);
 	auth_identity_unref(loose);
 	/* Many long groups (more than any inline buffer), in two orders: one
@@ -802,8 +836,8 @@ static void test_authorize_key(void)
 		x = auth_identity_new("u", "uid-9", many, 64);
 		y = auth_identity_new("u", "uid-9", rev, 64);
 		CHECK(authz(b, x, c, AUTH_VERB_PULL, &z) != NULL);
-		CHECK_INT(W.n_reqs, 6);
-		respond(5, 201, sar_yes);
+		CHECK_INT(W.n_reqs, 7);
+		respond(6, 201, sar_yes);
 		CHECK_INT(z.status, AUTH_OK);
 		outcome_clear(&z);
 		CHECK(authz(b, y, c, AUTH_VERB_PULL, &z) == NULL);
@@ -816,6 +850,59 @@ static void test_authorize_key(void)
 	}
 	outcome_clear(&a1);
 	outcome_clear(&a2);
+	connector_unref(c);
+	auth_backend_free(b);
+}
+
+/* The SubjectAccessReview carries the user's extra, so the cached decision
+ * is keyed by it too: another pod of the same ServiceAccount gets its own
+ * review; the same extra with its keys in another order does not. */
+static void test_authorize_key_extra(void)
+{
+	struct auth_backend *b;
+	struct outcome a[4] = { { 0 } }, z = { 0 };
+	struct connector *c = connector_make("team-a", "harbor");
+	const char *reviews[] = { tr_ok, tr_ok_other_pod, tr_ok_two_keys, tr_ok_two_keys_reordered };
+	const char *tokens[] = { "tok-p1", "tok-p2", "tok-k1", "tok-k2" };
+
+	world_reset();
+	b = backend_new(&default_settings);
+	for (int i = 0; i < 4; i++) {
+		CHECK(authn(b, tokens[i], &a[i]) != NULL);
+		respond((size_t)i, 201, reviews[i]);
+		if (!a[i].id) {
+			CHECK(!"authentication failed");
+			goto out;
+		}
+	}
+	CHECK(authz(b, a[0].id, c, AUTH_VERB_PULL, &z) != NULL);
+	CHECK_INT(W.n_reqs, 5);
+	CHECK(strstr(W.reqs[4]->body, "pod-1") != NULL);
+	respond(4, 201, sar_yes);
+	CHECK_INT(z.status, AUTH_OK);
+	outcome_clear(&z);
+	/* pod-2: a new review, whose denial is its own */
+	CHECK(authz(b, a[1].id, c, AUTH_VERB_PULL, &z) != NULL);
+	CHECK_INT(W.n_reqs, 6);
+	CHECK(W.n_reqs < 6 || strstr(W.reqs[5]->body, "pod-2") != NULL);
+	respond(5, 201, sar_no);
+	CHECK_INT(z.status, AUTH_DENIED);
+	outcome_clear(&z);
+	CHECK(authz(b, a[0].id, c, AUTH_VERB_PULL, &z) == NULL);
+	CHECK_INT(z.status, AUTH_OK);
+	outcome_clear(&z);
+	/* a second key: another subject; the same map in another order: the same */
+	CHECK(authz(b, a[2].id, c, AUTH_VERB_PULL, &z) != NULL);
+	CHECK_INT(W.n_reqs, 7);
+	respond(6, 201, sar_yes);
+	outcome_clear(&z);
+	CHECK(authz(b, a[3].id, c, AUTH_VERB_PULL, &z) == NULL);
+	CHECK_INT(z.status, AUTH_OK);
+	outcome_clear(&z);
+	CHECK_INT(W.n_reqs, 7);
+out:
+	for (int i = 0; i < 4; i++)
+		outcome_clear(&a[i]);
 	connector_unref(c);
 	auth_backend_free(b);
 }
@@ -942,6 +1029,7 @@ int main(void)
 	test_lru_size();
 	test_authorize();
 	test_authorize_key();
+	test_authorize_key_extra();
 	test_strict_and_audiences();
 	test_reentrant();
 	test_find_connector();

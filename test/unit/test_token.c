@@ -68,8 +68,47 @@ static void test_invalid(void)
 	CHECK(tok == NULL);
 }
 
+/* Lifetimes are bounded whatever the token service says: an hour at most,
+ * never lengthened by an issued_at in the future, no overflow on giant
+ * numbers. */
+static void test_bounds(void)
+{
+	char *tok = NULL, err[200];
+	int64_t life = 0;
+
+	CHECK_INT(parse("{\"token\":\"t\",\"expires_in\":86400000}", T0, &tok, &life, err), 0);
+	CHECK_INT(life, 3600);
+	free(tok);
+	tok = NULL;
+	CHECK_INT(parse("{\"token\":\"t\",\"expires_in\":9223372036854775807,"
+			"\"issued_at\":\"2026-01-01T00:00:00Z\"}", T0 + 10, &tok, &life, err), 0);
+	CHECK_INT(life, 3600);
+	free(tok);
+	tok = NULL;
+	/* issued "tomorrow" (a skewed clock): no longer than expires_in */
+	CHECK_INT(parse("{\"token\":\"t\",\"expires_in\":300,\"issued_at\":\"2026-01-02T00:00:00Z\"}",
+			T0, &tok, &life, err), 0);
+	CHECK_INT(life, 300);
+	free(tok);
+	tok = NULL;
+	/* issued in year 9999: the same */
+	CHECK_INT(parse("{\"token\":\"t\",\"expires_in\":300,\"issued_at\":\"9999-12-31T23:59:59Z\"}",
+			T0, &tok, &life, err), 0);
+	CHECK_INT(life, 300);
+	free(tok);
+	tok = NULL;
+	/* beyond int64, negative, fractional: refused, not wrapped */
+	CHECK_INT(parse("{\"token\":\"t\",\"expires_in\":99999999999999999999999}", T0, &tok, &life,
+			err), -1);
+	CHECK_INT(parse("{\"token\":\"t\",\"expires_in\":-9223372036854775808}", T0, &tok, &life,
+			err), -1);
+	CHECK_INT(parse("{\"token\":\"t\",\"expires_in\":1e300}", T0, &tok, &life, err), -1);
+	CHECK(tok == NULL);
+}
+
 int main(void)
 {
+	test_bounds();
 	test_valid();
 	test_invalid();
 	CHECK_DONE();

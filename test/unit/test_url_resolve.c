@@ -44,6 +44,13 @@ int main(void)
 	resolve("../../../../../../../x", 0, true, "reg.example.com", 443, "/x");
 	resolve("/a/./b/../c/.", 0, true, "reg.example.com", 443, "/a/c/");
 	resolve("./y?q=../z", 0, true, "reg.example.com", 443, "/v2/a/b/blobs/y?q=../z");
+	/* absolute and network-path references lose their dot segments too */
+	resolve("https://reg.example.com/v2/../admin?x=/../y", 0, true, "reg.example.com", 443,
+		"/admin?x=/../y");
+	resolve("https://reg.example.com/v2/a/./b/../../../../etc", 0, true, "reg.example.com", 443,
+		"/etc");
+	resolve("//cdn.example.com/a/b/../c/./d", 0, true, "cdn.example.com", 443, "/a/c/d");
+	resolve("http://cdn:81/..", 0, false, "cdn", 81, "/");
 	resolve("/a b", -1, false, NULL, 0, NULL);
 	resolve("ftp://x/y", -1, false, NULL, 0, NULL);
 	resolve("https://user:pw@host/", -1, false, NULL, 0, NULL);

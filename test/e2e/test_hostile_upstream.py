@@ -1,0 +1,605 @@
+#!/usr/bin/env python3
+"""Hostile peers on the upstream side: a storage host that a blob redirects
+to, a registry that moves or downgrades its token realm, a token service
+that redirects or answers too much, and user names that try to forge log
+fields.  The connector's credentials must go to the registry and to the
+token realm the registry itself named, nowhere else, and nothing a storage
+host says may change how ocigate talks to the registry.
+
+Real components: Debian docker-registry over TLS (one with htpasswd, one
+with token auth and test/e2e/tokenservice.py), each behind
+test/e2e/redirector.py, whose blob redirects the tests point at an "evil"
+TLS host of this file (a valid certificate for localhost: the worst case).
+The evil host records every request it gets.
+
+    python3 test/e2e/test_hostile_upstream.py --ocigate build/ocigate
+"""
+
+import http.server
+import json
+import os
+import re
+import secrets
+import sys
+import threading
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ocitest as T  # noqa: E402
+from redirector import Redirector, Seen  # noqa: E402
+from tokenservice import Served, TokenService, server_context  # noqa: E402
+
+NS = "team-a"
+BASIC, TOK, MOVE, HTTPREALM, REDIR = (
+    "basic", "tok", "tokmove", "tokhttp", "tokredir")
+# one connector per token response case: each learns its realm once
+HUGE = ("tokhuge", "tokchunked", "toknegative", "tokgiant")
+MAX_RETRY_AFTER = 3600
+# 16 MiB of growth for 16 MiB of oversized token responses would mean they
+# were buffered; the ASan test setup raises the limit (its shadow memory and
+# quarantine are not ocigate's), as for test_memory.py.
+GROWTH_LIMIT_MIB = int(os.environ.get("OCIGATE_TEST_RSS_LIMIT_MIB", "16"))
+# a user name from a TokenReview or a tokens file may hold anything
+FORGED_USER = 'mallory" status=200 forged="1'
+
+
+class Stub:
+    """A TLS (or plain) HTTP server answering as `mode` says, recording
+    every request: the evil storage host, or a token service that
+    misbehaves."""
+
+    def __init__(self, pki, name, blobs=None, tls=True):
+        self.name = name
+        self.blobs = dict(blobs or {})
+        self.mode = "challenge"
+        self.redirect_to = None      # "back" mode and /token redirects
+        self.token_doc = None        # callable(query) -> dict for /token-doc
+        self.seen = []
+        self._lock = threading.Lock()
+        self.tls = tls
+        ctx = server_context(pki.cert, pki.key) if tls else None
+        self.served = Served(self._handler(), ctx)
+
+    def start(self):
+        self.served.start()
+        return self
+
+    def stop(self):
+        self.served.stop()
+
+    @property
+    def origin(self):
+        """Addressed as localhost: another origin than any 127.0.0.1 server."""
+        return "%s://localhost:%d" % ("https" if self.tls else "http",
+                                      self.served.port)
+
+    @property
+    def ip_origin(self):
+        return "%s://127.0.0.1:%d" % ("https" if self.tls else "http",
+                                      self.served.port)
+
+    def mark(self):
+        with self._lock:
+            return len(self.seen)
+
+    def requests(self, since=0):
+        with self._lock:
+            return self.seen[since:]
+
+    def _handler(self):
+        stub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            timeout = 30
+
+            def log_message(self, *a):
+                pass
+
+            def _any(self):
+                with stub._lock:
+                    stub.seen.append(Seen(stub.name, self.command, self.path,
+                                          list(self.headers.items())))
+                try:
+                    stub._serve(self)
+                except OSError:
+                    self.close_connection = True
+
+            do_GET = do_HEAD = do_POST = do_PUT = _any
+
+        return Handler
+
+    def _send(self, h, status, body, headers=(), ctype="application/json"):
+        h.send_response(status)
+        h.send_header("Content-Type", ctype)
+        h.send_header("Content-Length", str(len(body)))
+        for k, v in headers:
+            h.send_header(k, v)
+        h.end_headers()
+        if h.command != "HEAD":
+            h.wfile.write(body)
+
+    def _serve(self, h):
+        path, _, query = h.path.partition("?")
+        if path == "/token":
+            if self.redirect_to:
+                return self._send(h, 302, b"", [("Location", self.redirect_to)])
+            doc = {"token": "evil-token-" + secrets.token_hex(8),
+                   "expires_in": 300}
+            return self._send(h, 200, json.dumps(doc).encode())
+        if path == "/token-doc":
+            return self._send(h, 200, json.dumps(self.token_doc(query)).encode())
+        if path == "/huge-token":
+            return self._huge(h, chunked=False)
+        if path == "/huge-chunked":
+            return self._huge(h, chunked=True)
+        challenge = ('Bearer realm="%s/token",service="evil",'
+                     'scope="repository:demo/app:pull"' % self.origin)
+        if self.mode == "challenge":
+            return self._send(h, 401, b'{"errors":[{"code":"UNAUTHORIZED"}]}',
+                              [("WWW-Authenticate", challenge),
+                               ("WWW-Authenticate", 'Basic realm="evil"')])
+        if self.mode == "forbidden":
+            return self._send(h, 403, b"<Error>AccessDenied</Error>",
+                              [("WWW-Authenticate", challenge),
+                               ("Set-Cookie", "evil=1; Path=/")],
+                              ctype="application/xml")
+        if self.mode == "back":
+            return self._send(h, 302, b"", [("Location", self.redirect_to)])
+        if self.mode == "headers":
+            return self._blob_with_hostile_headers(h, path, challenge)
+        raise AssertionError(self.mode)
+
+    def _blob_with_hostile_headers(self, h, path, challenge):
+        m = re.match(r"^/blob/sha256/([0-9a-f]{64})$", path)
+        fpath = self.blobs.get("sha256:" + m.group(1)) if m else None
+        if fpath is None:
+            return self._send(h, 404, b"no such blob", ctype="text/plain")
+        with open(fpath, "rb") as f:
+            data = f.read()
+        self._send(h, 200, data, [
+            ("WWW-Authenticate", challenge),
+            ("Proxy-Authenticate", 'Basic realm="evil"'),
+            ("Set-Cookie", "session=evil; Domain=127.0.0.1; Path=/"),
+            ("Location", "https://evil.example/phish"),
+            ("Link", '</v2/evil/tags/list?n=1>; rel="next"'),
+            ("Docker-Content-Digest", "sha256:" + "0" * 64),
+            ("Docker-Distribution-Api-Version", "evil/9"),
+            ("OCI-Subject", "sha256:" + "1" * 64),
+            ("RateLimit-Remaining", "0"),
+            ("Retry-After", "99999999999999999999"),
+            ("Retry-After", "1"),
+            ("Retry-After", "2"),
+            ("X-Evil", "1"),
+            ("ETag", '"etag-from-storage"'),
+        ], ctype="application/octet-stream")
+
+    def _huge(self, h, chunked):
+        size = 8 * T.MiB
+        piece = b'{"token":"' + b"A" * 65536
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        if chunked:
+            h.send_header("Transfer-Encoding", "chunked")
+        else:
+            h.send_header("Content-Length", str(size))
+        h.end_headers()
+        sent = 0
+        while sent < size:
+            chunk = piece[:min(len(piece), size - sent)]
+            if chunked:
+                h.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            else:
+                h.wfile.write(chunk)
+            sent += len(chunk)
+        if chunked:
+            h.wfile.write(b"0\r\n\r\n")
+
+
+class HostileTest(T.CrashGuard):
+    def __init__(self, args, env):
+        self.args = args
+        self.env = env
+        self.alice = T.Token("alice")
+        self.mallory = T.Token('"%s"' % FORGED_USER.replace('"', '""'),
+                               uid="uid-mallory")
+        self.dead = []
+
+    # -- fixture ----------------------------------------------------------
+
+    def setup(self):
+        env = self.env
+        self.pki = T.make_pki(env.path("pki"))
+        self.lay = T.make_oci_layout(env.path("layout"), 1 * T.MiB)
+        blobs = {d: b.path for d, b in self.lay.all_blobs().items()}
+        # htpasswd registry
+        self.bpw = "upw-basic-" + secrets.token_hex(8)
+        self.breg = T.Registry(env, self.pki, users={"robot": self.bpw},
+                               name="basic-registry").start()
+        T.seed_registry(self.breg, self.lay, tags=("v1",), index_repo=None)
+        # token registry
+        self.seed_pw = "seed-" + secrets.token_hex(8)
+        self.tpw = "upw-token-" + secrets.token_hex(8)
+        self.ts = TokenService(
+            env, self.pki, users={"seeder": self.seed_pw, "robot": self.tpw},
+            grants={"seeder": [("*", ["pull", "push"])],
+                    "robot": [("demo/*", ["pull"])]}).start()
+        self.treg = T.Registry(env, self.pki, users={"seeder": self.seed_pw},
+                               token_auth=self.ts, name="token-registry").start()
+        T.seed_registry(self.treg, self.lay, tags=("v1",), index_repo=None)
+        T.skopeo_copy(env, "oci:%s:single" % self.lay.dir,
+                      "docker://%s/demo/second:v1" % self.treg.host,
+                      ["--dest-cert-dir", self.pki.certdir, "--dest-creds",
+                       "seeder:" + self.seed_pw])
+        self.brd = Redirector(self.pki, self.breg, blobs).start()
+        self.trd = Redirector(self.pki, self.treg, blobs).start()
+        self.evil = Stub(self.pki, "evil", blobs).start()
+        self.tsredir = Stub(self.pki, "tsredir").start()
+        self.plain = Stub(self.pki, "plain", tls=False).start()
+        conns = [self.connector(BASIC, self.brd, self.bpw)]
+        for name in (TOK, MOVE, HTTPREALM, REDIR) + HUGE:
+            conns.append(self.connector(name, self.trd, self.tpw))
+        self.og = T.Ocigate(env, self.args.ocigate, [self.alice, self.mallory],
+                            conns).start()
+        T.diag("ocigate %s, basic front %s, token front %s, evil %s"
+               % (self.og.host, self.brd.url, self.trd.url, self.evil.origin))
+
+    def connector(self, name, rd, pw):
+        return T.Connector("%s/%s" % (NS, name), rd.url, username="robot",
+                           password=pw, ca_file=self.pki.ca_pem,
+                           allow=["alice"])
+
+    def teardown(self):
+        for name in ("brd", "trd", "evil", "tsredir", "plain", "ts"):
+            if hasattr(self, name):
+                getattr(self, name).stop()
+
+    # -- helpers ----------------------------------------------------------
+
+    def get(self, conn, repo, kind, ref, method="GET", token=None):
+        h = {"Authorization": (token or self.alice).basic(),
+             "Accept": T.ACCEPT_ALL}
+        return T.request(self.og.port, method,
+                         T.proxy_path(NS, conn, repo, kind, ref), h,
+                         timeout=60)
+
+    def manifest(self, conn, repo="demo/app", ref="v1"):
+        return self.get(conn, repo, "manifests", ref)
+
+    def expect_blob(self, conn, blob, what):
+        r = self.get(conn, "demo/app", "blobs", blob.digest)
+        T.expect_status(r, 200, what)
+        T.expect_eq(T.sha256_bytes(r.body), blob.digest, what + ": sha256")
+        return r
+
+    def to_evil(self, rd):
+        rd.mode = "custom"
+        rd.custom_location = lambda d: "%s/blob/sha256/%s?X-Amz-Signature=%s" % (
+            self.evil.origin, d.split(":")[1], secrets.token_hex(8))
+
+    def credentials(self):
+        """Every secret of the connectors: passwords, their Basic forms and
+        every token the token service issued."""
+        out = [self.bpw, self.tpw, T.basic_auth("robot", self.bpw).split()[1],
+               T.basic_auth("robot", self.tpw).split()[1]]
+        return out + list(self.ts.tokens)
+
+    def expect_no_credentials(self, reqs, where):
+        for q in reqs:
+            T.expect(q.header("Authorization") is None,
+                     "%s received Authorization %r on %s %s"
+                     % (where, q.header("Authorization"), q.method, q.path))
+            for k, v in q.headers:
+                for s in self.credentials():
+                    T.expect(s not in v, "%s received a connector credential "
+                             "in %s: on %s %s" % (where, k, q.method, q.path))
+
+    def layer(self, i):
+        return self.lay.single.layers[i]
+
+    # -- cases ------------------------------------------------------------
+
+    def t_fixture(self):
+        """The evil host answers as described, without ocigate."""
+        cp = T.curl(self.env, ["--cacert", self.pki.ca_pem, "-o", "/dev/null",
+                               "-D", "-", self.evil.origin + "/blob/x"])
+        head = cp.stdout.decode()
+        T.expect(head.startswith("HTTP/1.1 401"), "evil status: %r" % head[:40])
+        T.expect_in('Bearer realm="%s/token"' % self.evil.origin, head,
+                    "evil challenge")
+
+    def t_storage_challenge_basic(self):
+        """Storage 401 + Bearer realm on itself, htpasswd registry: the
+        request fails, the site stays on Basic, the evil host never gets
+        the password (before the fix, the next pull sent Basic to it)."""
+        self.to_evil(self.brd)
+        self.evil.mode = "challenge"
+        emark = self.evil.mark()
+        for i in (0, 1):
+            r = self.get(BASIC, "demo/app", "blobs", self.layer(i).digest)
+            msg = T.expect_error(r, 502, "UNAVAILABLE",
+                                 "blob redirected to a host answering 401")
+            T.expect_in("storage host", msg, "502 message")
+            T.expect_eq(r.header("WWW-Authenticate"), None,
+                        "the storage host's challenge relayed to the client")
+        T.expect_eq(len(self.evil.requests(emark)), 2, "requests the evil host got")
+        self.brd.mode = "absolute"
+        fmark = self.brd.mark()
+        self.expect_blob(BASIC, self.layer(1), "blob after the attack")
+        T.expect_status(self.manifest(BASIC), 200, "manifest after the attack")
+        front = self.brd.requests("front", fmark)
+        T.expect(front, "the registry saw no request after the attack")
+        for q in front:
+            T.expect_eq(q.header("Authorization"),
+                        T.basic_auth("robot", self.bpw),
+                        "Authorization the registry got after the attack (%s)"
+                        % q.path)
+        self.expect_no_credentials(self.evil.requests(), "the evil host")
+        T.expect_eq([q.path for q in self.evil.requests() if
+                     q.path.startswith("/token")], [],
+                    "token requests the evil host got")
+
+    def t_storage_challenge_token(self):
+        """The same against a token registry: the realm the registry named
+        stays; a new scope is fetched from it, not from the evil realm."""
+        T.expect_status(self.manifest(TOK), 200, "first manifest (realm learned)")
+        self.to_evil(self.trd)
+        self.evil.mode = "challenge"
+        r = self.get(TOK, "demo/app", "blobs", self.layer(0).digest)
+        T.expect_error(r, 502, "UNAVAILABLE", "blob redirected to a host answering 401")
+        self.trd.mode = "absolute"
+        tmark = self.ts.mark()
+        T.expect_status(self.manifest(TOK, "demo/second"), 200,
+                        "manifest of a new scope after the attack")
+        T.expect(self.ts.count(scope="repository:demo/second:pull", since=tmark) >= 1,
+                 "the registry's token service was not asked for the new scope")
+        self.expect_blob(TOK, self.layer(1), "blob after the attack")
+        self.expect_no_credentials(self.evil.requests(), "the evil host")
+        T.expect(not any("evil-token" in v for q in self.trd.requests("front")
+                         for _, v in q.headers),
+                 "a token from the evil realm reached the registry")
+
+    def t_hostile_headers(self):
+        """A storage host's 200 reaches the client with the bytes and the
+        framing/caching headers only: no cookie, challenge, Location, Link,
+        digest, registry or rate-limit fields; one Retry-After, capped."""
+        self.to_evil(self.brd)
+        self.evil.mode = "headers"
+        try:
+            blob = self.layer(0)
+            for method in ("GET", "HEAD"):
+                r = self.get(BASIC, "demo/app", "blobs", blob.digest, method=method)
+                what = "%s blob served by a hostile storage host" % method
+                T.expect_status(r, 200, what)
+                if method == "GET":
+                    T.expect_eq(T.sha256_bytes(r.body), blob.digest, what + ": sha256")
+                for name in ("WWW-Authenticate", "Proxy-Authenticate", "Set-Cookie",
+                             "Location", "Link", "Docker-Distribution-Api-Version",
+                             "OCI-Subject", "RateLimit-Remaining", "X-Evil"):
+                    T.expect_eq(r.header_all(name), [], what + ": " + name)
+                T.expect(r.header("Docker-Content-Digest") in (None, blob.digest),
+                         "%s: Docker-Content-Digest %r from the storage host"
+                         % (what, r.header("Docker-Content-Digest")))
+                ra = r.header_all("Retry-After")
+                T.expect(len(ra) <= 1, "%s: %d Retry-After fields" % (what, len(ra)))
+                for v in ra:
+                    T.expect(v.isdigit() and int(v) <= MAX_RETRY_AFTER,
+                             "%s: Retry-After %r not capped" % (what, v))
+                T.expect_eq(r.header("ETag"), '"etag-from-storage"', what + ": ETag kept")
+        finally:
+            self.brd.mode = "absolute"
+        self.expect_no_credentials(self.evil.requests(), "the evil host")
+
+    def t_storage_403(self):
+        """A storage 403 with a challenge and a cookie: relayed as a 403
+        without them, the site unchanged."""
+        self.to_evil(self.brd)
+        self.evil.mode = "forbidden"
+        try:
+            r = self.get(BASIC, "demo/app", "blobs", self.layer(0).digest)
+            T.expect_status(r, 403, "storage 403")
+            for name in ("WWW-Authenticate", "Set-Cookie"):
+                T.expect_eq(r.header_all(name), [], "storage 403: " + name)
+        finally:
+            self.brd.mode = "absolute"
+        self.expect_blob(BASIC, self.layer(0), "blob after a storage 403")
+        self.expect_no_credentials(self.evil.requests(), "the evil host")
+
+    def t_back_to_registry(self):
+        """The storage host redirects back to the registry's origin, to a
+        path of its choosing: that request goes without the connector's
+        credential (before the fix it carried Basic, and the manifest came
+        back as the blob)."""
+        self.to_evil(self.brd)
+        self.evil.mode = "back"
+        self.evil.redirect_to = self.brd.url + "/v2/demo/app/manifests/v1"
+        fmark = self.brd.mark()
+        try:
+            r = self.get(BASIC, "demo/app", "blobs", self.layer(0).digest)
+        finally:
+            self.evil.redirect_to = None
+            self.brd.mode = "absolute"
+        T.expect_error(r, 502, "UNAVAILABLE", "storage redirect back to the registry")
+        back = [q for q in self.brd.requests("front", fmark)
+                if q.path == "/v2/demo/app/manifests/v1"]
+        T.expect_eq(len(back), 1, "requests for the path the storage host chose")
+        for q in back:
+            T.expect_eq(q.header("Authorization"), None,
+                        "Authorization on the hop the storage host chose")
+        self.expect_blob(BASIC, self.layer(0), "blob afterwards")
+
+    def t_realm_change(self):
+        """The registry itself names another realm: taken, with a warning,
+        and the token comes from the new realm."""
+        T.expect_status(self.manifest(MOVE), 200, "manifest with the first realm")
+        old = self.ts.realm
+        new = "https://localhost:%d/token" % self.ts.port
+        self.trd.rewrite_realm = new
+        try:
+            # a token the registry refuses makes it answer 401 with its realm
+            self.ts.set_mode("useless")
+            r = self.manifest(MOVE, "demo/second")
+            T.expect_error(r, 502, "DENIED", "useless token")
+            self.ts.set_mode("ok")
+            tmark = self.ts.mark()
+            T.expect_status(self.manifest(MOVE, "demo/second"), 200,
+                            "manifest with the new realm")
+            hosts = [q.headers.get("Host") for q in self.ts.requests[tmark:]]
+            T.expect_eq(hosts, ["localhost:%d" % self.ts.port],
+                        "Host of the token requests after the move")
+        finally:
+            self.ts.set_mode("ok")
+            self.trd.rewrite_realm = None
+        lines = [l for l in self.og.log.splitlines() if "token_realm_changed" in l]
+        T.expect(any("connector=%s/%s" % (NS, MOVE) in l and "from=" + old in l
+                     and "to=" + new in l and "level=warn" in l for l in lines),
+                 "no token_realm_changed warning naming both realms: %r" % lines)
+
+    def t_http_realm(self):
+        """An http realm without allow_insecure: refused before any request
+        goes there, logged, and the site stays usable (before the fix it
+        kept the http realm and every later request failed)."""
+        pmark = self.plain.mark()
+        self.trd.rewrite_realm = self.plain.ip_origin + "/token"
+        try:
+            r = self.manifest(HTTPREALM)
+            msg = T.expect_error(r, 502, "UNAVAILABLE", "http token realm")
+            T.expect_in("plain http", msg, "502 message")
+        finally:
+            self.trd.rewrite_realm = None
+        T.expect_eq(self.plain.requests(pmark), [], "requests to the http realm")
+        T.expect_status(self.manifest(HTTPREALM), 200,
+                        "manifest once the registry names an https realm again")
+        T.expect(any("token_realm_refused" in l and "connector=%s/%s" % (NS, HTTPREALM) in l
+                     for l in self.og.log.splitlines()),
+                 "no token_realm_refused line in the log")
+
+    def t_token_redirect(self):
+        """The realm the registry named answers 302 to another origin: not
+        followed, the credentials stay where the registry said."""
+        self.tsredir.redirect_to = self.evil.origin + "/token"
+        self.trd.rewrite_realm = self.tsredir.ip_origin + "/token"
+        emark = self.evil.mark()
+        try:
+            r = self.manifest(REDIR)
+            msg = T.expect_error(r, 502, "UNAVAILABLE", "redirecting token service")
+            T.expect_in("302", msg, "502 message")
+        finally:
+            self.trd.rewrite_realm = None
+            self.tsredir.redirect_to = None
+        T.expect_eq(self.evil.requests(emark), [], "requests the redirect target got")
+        T.expect(len(self.tsredir.requests()) >= 1, "the named realm got no request")
+
+    def t_token_responses(self):
+        """Too large (Content-Length or chunked), negative and giant
+        lifetimes: bounded failures or a capped lifetime, small memory."""
+        rss0 = self.og.rss_kib()
+        try:
+            for conn, path in zip(HUGE, ("/huge-token", "/huge-chunked")):
+                self.trd.rewrite_realm = self.tsredir.ip_origin + path
+                r = self.manifest(conn)
+                msg = T.expect_error(r, 502, "UNAVAILABLE", "token response " + path)
+                T.expect_in("too large", msg, "502 message for " + path)
+            self.trd.rewrite_realm = self.tsredir.ip_origin + "/token-doc"
+
+            def doc(expires_in, issued_at):
+                def make(query):
+                    q = urllib.parse.parse_qs(query)
+                    tok = self.ts.mint("robot", q.get("scope", []))
+                    return {"token": tok, "expires_in": expires_in,
+                            "issued_at": issued_at}
+                return make
+            self.tsredir.token_doc = doc(-5, None)
+            r = self.manifest(HUGE[2])
+            msg = T.expect_error(r, 502, "UNAVAILABLE", "negative expires_in")
+            T.expect_in("expires_in", msg, "502 message")
+            # issued 2020 for 2^63-1 seconds: a sum would overflow
+            self.tsredir.token_doc = doc(2 ** 63 - 1, "2020-01-01T00:00:00Z")
+            T.expect_status(self.manifest(HUGE[3]), 200,
+                            "token with a giant expires_in (issued 2020)")
+        finally:
+            self.trd.rewrite_realm = None
+            self.tsredir.token_doc = None
+        grew = self.og.rss_kib() - rss0
+        T.diag("  RSS grew by %d KiB over the token-response cases" % grew)
+        T.expect(grew < GROWTH_LIMIT_MIB * 1024, "RSS grew by %d KiB (limit %d MiB)"
+                 % (grew, GROWTH_LIMIT_MIB))
+
+    def t_user_log(self):
+        """A user name with quotes is logged quoted: it adds no field."""
+        r = T.request(self.og.port, "GET", "/v2/",
+                      {"Authorization": self.mallory.basic()})
+        T.expect_status(r, 200, "GET /v2/ as the user with quotes in the name")
+        lines = [l for l in self.og.log.splitlines()
+                 if "event=access" in l and "mallory" in l]
+        T.expect(lines, "no access line for the user")
+        want = 'user="mallory\\" status=200 forged=\\"1"'
+        for l in lines:
+            T.expect(l.endswith(want), "access line with the user: %r" % l)
+
+    def t_still_working(self):
+        """After everything: both kinds of connector pull, the evil host
+        never saw a credential or a registry token."""
+        self.brd.mode = self.trd.mode = "absolute"
+        for conn in (BASIC, TOK):
+            T.expect_status(self.manifest(conn), 200, "manifest via " + conn)
+            self.expect_blob(conn, self.lay.big, "big blob via " + conn)
+        self.expect_no_credentials(self.evil.requests(), "the evil host")
+        self.expect_no_credentials(self.plain.requests(), "the plain host")
+        n = len(self.evil.requests())
+        T.expect(n > 0, "the evil host got no request at all")
+        T.diag("  the evil host got %d requests, none with a credential" % n)
+        moved = [l for l in self.og.log.splitlines() if "token_realm_changed" in l
+                 and "connector=%s/%s " % (NS, MOVE) not in l]
+        T.expect_eq(moved, [], "realm changes on connectors only a storage host attacked")
+
+    def t_log_clean(self):
+        for og in self.dead + [self.og]:
+            og.assert_log_clean(secrets=self.credentials())
+
+
+def main():
+    args = T.parse_args(__doc__)
+    T.start_watchdog(args.timeout)
+    with T.Env("hostile-upstream", keep=args.keep) as env:
+        t = HostileTest(args, env)
+        tap = T.Tap(env)
+        try:
+            rc = tap.run_all([
+                ("setup: pki, registries, token service, redirectors, evil host, "
+                 "ocigate", t.setup, True),
+                ("fixture: the evil host answers 401 with a realm on itself",
+                 t.t_fixture),
+                ("storage 401 + realm on itself (htpasswd registry): 502, the "
+                 "password never goes there, Basic kept", t.guard(t.t_storage_challenge_basic)),
+                ("storage 401 + realm on itself (token registry): the registry's "
+                 "realm kept for new scopes", t.guard(t.t_storage_challenge_token)),
+                ("a storage host's other headers do not reach the client",
+                 t.guard(t.t_hostile_headers)),
+                ("storage 403: relayed without challenge or cookie, site unchanged",
+                 t.guard(t.t_storage_403)),
+                ("storage redirect back to the registry: no credential on that hop",
+                 t.guard(t.t_back_to_registry)),
+                ("the registry moves its realm: followed, warning logged",
+                 t.guard(t.t_realm_change)),
+                ("http realm without allow_insecure: refused, logged, site usable",
+                 t.guard(t.t_http_realm)),
+                ("token service redirecting to another origin: not followed",
+                 t.guard(t.t_token_redirect)),
+                ("huge, negative and giant-lifetime token responses: bounded",
+                 t.guard(t.t_token_responses)),
+                ("a user name with quotes cannot forge access-log fields",
+                 t.guard(t.t_user_log)),
+                ("connectors still work; no credential ever reached the evil host",
+                 t.guard(t.t_still_working)),
+                ("ocigate never crashed", t.guard(t.t_no_crash)),
+                ("ocigate logs have no token or upstream password",
+                 t.guard(t.t_log_clean)),
+            ])
+        finally:
+            t.teardown()
+    sys.exit(rc)
+
+
+if __name__ == "__main__":
+    main()
