@@ -10,6 +10,7 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 
+#include "proxy/metrics.h"
 #include "proxy/conn_priv.h"
 #include "proxy/fetch.h"
 #include "proxy/respond.h"
@@ -575,6 +576,7 @@ static bool exchange_read_head(struct conn *c)
 			evbuffer_drain(in, (size_t)r);
 			continue;
 		}
+		metrics_upstream_response(c->connector, resp.status);
 		if (c->state == CONN_REQUEST_BODY)
 			c->keep_alive = false; /* answered before the client's body was read */
 		if (resp.status == 401 || resp.status == 407) {

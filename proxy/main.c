@@ -13,6 +13,7 @@
 #include "proxy/webhook.h"
 #include "util/config.h"
 #include "util/log.h"
+#include "util/tls_server.h"
 #include "util/xalloc.h"
 
 #ifndef OCIGATE_VERSION
@@ -44,7 +45,10 @@ static void main_usage(FILE *f)
 		"Signals: SIGTERM/SIGINT stop accepting and let in-flight requests finish\n"
 		"(server.shutdown_timeout); a second one exits at once. SIGHUP reloads the\n"
 		"configuration, tokens and connectors.\n"
-		"Health: GET /healthz and /readyz on the listen address.\n");
+		"Health: GET /healthz and /readyz on the client listeners and on\n"
+		"[server] admin_listen, which also serves GET /metrics (Prometheus).\n"
+		"Under systemd (Type=notify) it reports READY=1, RELOADING=1, STOPPING=1\n"
+		"and STATUS= on $NOTIFY_SOCKET.\n");
 }
 
 struct main_args {
@@ -95,7 +99,17 @@ static void main_free_config(struct config *cfg)
 static int main_check(const char *path, const struct config *cfg)
 {
 	struct auth_backend *auth;
+	struct tls_server tls;
 	char err[1024], desc[1024];
+
+	if (config_address_set(&cfg->tls.listen)) {
+		if (tls_server_init(&tls, cfg->tls.cert_file, cfg->tls.key_file, true, err,
+				    sizeof(err)) != 0) {
+			fprintf(stderr, "%s: [tls]: %s\n", path, err);
+			return 1;
+		}
+		tls_server_free(&tls);
+	}
 
 	if (cfg->kubernetes.enabled) {
 		if (k8s_auth_check_config(cfg, desc, sizeof(desc), err, sizeof(err)) != 0) {
