@@ -1253,6 +1253,39 @@ class Ocigate:
         return proc_rss_kib(self.proc.pid)
 
 
+def prometheus_parser():
+    """Debian's python3-prometheus-client text parser, also when the python3
+    on PATH is not Debian's own (a pyenv shim, say): the module is pure
+    Python."""
+    try:
+        from prometheus_client.parser import text_string_to_metric_families
+    except ImportError:
+        sys.path.append("/usr/lib/python3/dist-packages")
+        from prometheus_client.parser import text_string_to_metric_families
+    return text_string_to_metric_families
+
+
+def scrape_metrics(port):
+    """GET /metrics on an admin listener: ({family name: family}, text),
+    parsed by Prometheus' own parser (which drops a counter's _total from
+    the family name)."""
+    r = request(port, "GET", "/metrics")
+    expect_eq(r.status, 200, "GET /metrics status")
+    expect_eq(r.header("Content-Type"),
+              "text/plain; version=0.0.4; charset=utf-8", "/metrics type")
+    text = r.body.decode()
+    return {f.name: f for f in prometheus_parser()(text)}, text
+
+
+def metric_value(fams, sample, **labels):
+    """One sample's value in a scrape, 0 when absent."""
+    for f in fams.values():
+        for s in f.samples:
+            if s.name == sample and s.labels == labels:
+                return s.value
+    return 0
+
+
 def proc_rss_kib(pid):
     try:
         with open("/proc/%d/status" % pid) as f:

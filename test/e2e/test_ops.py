@@ -36,17 +36,6 @@ BUCKETS = ["0.001", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5",
            "1", "2.5", "5", "10", "30", "60", "300", "+Inf"]
 
 
-def prometheus_parser():
-    """Debian's python3-prometheus-client, also when the python3 on PATH
-    is not Debian's own (a pyenv shim, say): the module is pure Python."""
-    try:
-        from prometheus_client.parser import text_string_to_metric_families
-    except ImportError:
-        sys.path.append("/usr/lib/python3/dist-packages")
-        from prometheus_client.parser import text_string_to_metric_families
-    return text_string_to_metric_families
-
-
 class Notify:
     """A datagram socket like systemd's notify socket."""
 
@@ -112,15 +101,7 @@ class OpsTest:
         return T.request(self.og.port, method, path, h)
 
     def scrape(self):
-        text_string_to_metric_families = prometheus_parser()
-        r = T.request(self.admin, "GET", "/metrics")
-        T.expect_status(r, 200, "GET /metrics")
-        T.expect_eq(r.header("Content-Type"),
-                    "text/plain; version=0.0.4; charset=utf-8", "content type")
-        fams = {}
-        for f in text_string_to_metric_families(r.body.decode()):
-            fams[f.name] = f
-        return fams, r.body.decode()
+        return T.scrape_metrics(self.admin)
 
     @staticmethod
     def family(fams, name, mtype):
@@ -227,15 +208,11 @@ class OpsTest:
                      ("token", "hit"), ("token", "miss")],
                     "auth cache series")
 
-    def delta(self, before, after, sample, **labels):
+    @staticmethod
+    def delta(before, after, sample, **labels):
         """The change of one sample between two scrapes."""
-        def find(fams):
-            for f in fams.values():
-                for s in f.samples:
-                    if s.name == sample and s.labels == labels:
-                        return s.value
-            return 0
-        return find(after) - find(before)
+        return T.metric_value(after, sample, **labels) - \
+            T.metric_value(before, sample, **labels)
 
     def t_bytes_exact(self):
         """Body bytes of the connector's responses, exactly."""
