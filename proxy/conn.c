@@ -609,10 +609,9 @@ static struct bufferevent *conn_new_bev(struct proxy *px, evutil_socket_t fd, SS
 		return bufferevent_socket_new(px->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	bev = bufferevent_openssl_socket_new(px->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
 					     BEV_OPT_CLOSE_ON_FREE);
-	if (!bev) {
-		SSL_free(ssl);
-		return NULL;
-	}
+	if (!bev)
+		return NULL; /* out of memory; whether ssl was freed differs between
+			      * libevent versions, so a leak is the safe side */
 	/* Runtimes often close without close_notify; the framing tells a
 	 * complete request from a cut one. */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);

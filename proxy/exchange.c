@@ -10,9 +10,9 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 
-#include "proxy/metrics.h"
 #include "proxy/conn_priv.h"
 #include "proxy/fetch.h"
+#include "proxy/metrics.h"
 #include "proxy/respond.h"
 #include "proxy/token.h"
 #include "util/http1_buf.h"
