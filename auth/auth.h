@@ -46,6 +46,12 @@ typedef void (*auth_done_fn)(void *arg, const struct auth_decision *d);
 struct auth_pending;
 struct auth_backend;
 
+/* Lookups in a backend's decision caches, for the metrics. */
+struct auth_cache_counts {
+	uint64_t token_hits, token_misses;   /* authentication (TokenReview) */
+	uint64_t access_hits, access_misses; /* authorization (SubjectAccessReview) */
+};
+
 struct auth_backend_ops {
 	const char *name;
 	/* token_sha256 is the SHA-256 of the raw token, computed once by the
@@ -63,6 +69,8 @@ struct auth_backend_ops {
 	/* False while the backend cannot serve yet (Kubernetes mode before the
 	 * first list of connectors); NULL means always ready. */
 	bool (*ready)(struct auth_backend *b);
+	/* Fills the cache counts; NULL for a backend without caches. */
+	void (*cache_counts)(struct auth_backend *b, struct auth_cache_counts *out);
 	void (*free)(struct auth_backend *b);
 };
 

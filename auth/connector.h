@@ -32,6 +32,7 @@ struct connector {
 	 * through the destructor the proxy registered. */
 	void *proxy_data;
 	void (*proxy_data_free)(void *proxy_data);
+	unsigned metrics_slot; /* the proxy's metrics series for this id; 0 = not looked up */
 };
 
 struct connector_spec {

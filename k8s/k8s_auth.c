@@ -766,6 +766,18 @@ static bool k8s_auth_ready(struct auth_backend *b)
 	return ka->env.synced(ka->env.ctx);
 }
 
+static void k8s_auth_cache_counts(struct auth_backend *b, struct auth_cache_counts *out)
+{
+	struct k8s_auth *ka = k8s_auth_of(b);
+	const struct auth_cache_stats *t = auth_cache_stats(ka->tokens);
+	const struct auth_cache_stats *a = auth_cache_stats(ka->sars);
+
+	out->token_hits = t->hits;
+	out->token_misses = t->misses;
+	out->access_hits = a->hits;
+	out->access_misses = a->misses;
+}
+
 static const struct auth_backend_ops k8s_auth_ops = {
 	.name = "kubernetes",
 	.authenticate = k8s_auth_authenticate,
@@ -773,6 +785,7 @@ static const struct auth_backend_ops k8s_auth_ops = {
 	.cancel = k8s_auth_cancel,
 	.find_connector = k8s_auth_find_connector,
 	.ready = k8s_auth_ready,
+	.cache_counts = k8s_auth_cache_counts,
 	.free = k8s_auth_free,
 };
 

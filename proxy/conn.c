@@ -11,13 +11,17 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <openssl/ssl.h>
 
 #include "auth/credentials.h"
+#include "proxy/admin.h"
 #include "proxy/conn_priv.h"
+#include "proxy/metrics.h"
 #include "proxy/respond.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -185,6 +189,8 @@ static void conn_log_access(struct conn *c)
  * the next request or close. */
 void conn_finish_response(struct conn *c, bool upstream_reusable)
 {
+	metrics_request_done(c->connector, c->head ? c->req.method : HTTP_M_OTHER, c->status,
+			     c->body_bytes, c->head ? conn_ms_since(&c->req_start) / 1e3 : 0.0);
 	conn_log_access(c);
 	if (c->up && upstream_reusable) {
 		upstream_release(c->up);
@@ -438,20 +444,12 @@ bool conn_has_body(const struct http1_request *req)
 
 static bool conn_handle_health(struct conn *c)
 {
-	if (og_str_eq(c->req.target, "/healthz")) {
-		conn_respond_plain(c, 200, "text/plain", "ok\n");
-		return true;
-	}
-	if (og_str_eq(c->req.target, "/readyz")) {
-		if (c->px->shutting_down)
-			conn_respond_plain(c, 503, "text/plain", "shutting down\n");
-		else if (!auth_backend_ready(c->px->auth))
-			conn_respond_plain(c, 503, "text/plain", "connectors not loaded yet\n");
-		else
-			conn_respond_plain(c, 200, "text/plain", "ok\n");
-		return true;
-	}
-	return false;
+	const char *body;
+	int st = admin_health(c->px, c->req.target, &body);
+
+	if (st)
+		conn_respond_plain(c, st, "text/plain", body);
+	return st != 0;
 }
 
 /* Which methods each route takes, and whether they read or write. Returns
@@ -548,6 +546,8 @@ static void conn_client_event(struct bufferevent *bev, short events, void *arg)
 	struct conn *c = arg;
 
 	(void)bev;
+	if (events & BEV_EVENT_CONNECTED)
+		return; /* the TLS handshake is done; the request follows */
 	if (events & BEV_EVENT_TIMEOUT)
 		conn_close(c, "send_timeout");
 	else if (events & BEV_EVENT_ERROR)
@@ -601,6 +601,29 @@ static void conn_format_peer(char *buf, size_t cap, const struct sockaddr *sa)
 
 void conn_accept(struct proxy *px, evutil_socket_t fd, const struct sockaddr *addr, int addrlen)
 {
+	conn_accept_ssl(px, fd, addr, addrlen, NULL);
+}
+
+static struct bufferevent *conn_new_bev(struct proxy *px, evutil_socket_t fd, SSL *ssl)
+{
+	struct bufferevent *bev;
+
+	if (!ssl)
+		return bufferevent_socket_new(px->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	bev = bufferevent_openssl_socket_new(px->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+					     BEV_OPT_CLOSE_ON_FREE);
+	if (!bev)
+		return NULL; /* out of memory; whether ssl was freed differs between
+			      * libevent versions, so a leak is the safe side */
+	/* Runtimes often close without close_notify; the framing tells a
+	 * complete request from a cut one. */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+void conn_accept_ssl(struct proxy *px, evutil_socket_t fd, const struct sockaddr *addr,
+		     int addrlen, SSL *ssl)
+{
 	struct conn *c = x_new(struct conn);
 	size_t watermark = px->cfg->server.body_buffer;
 	int one = 1;
@@ -612,7 +635,7 @@ void conn_accept(struct proxy *px, evutil_socket_t fd, const struct sockaddr *ad
 	c->state = CONN_READ_HEAD;
 	clock_gettime(CLOCK_MONOTONIC, &c->accepted_at);
 	conn_format_peer(c->peer, sizeof(c->peer), addr);
-	c->bev = bufferevent_socket_new(px->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->bev = conn_new_bev(px, fd, ssl);
 	c->timer = evtimer_new(px->base, conn_timer, c);
 	if (!c->bev || !c->timer) {
 		log_error("accept_failed", "peer=%s reason=out_of_resources", c->peer);

@@ -27,6 +27,10 @@ bool conn_transition_allowed(enum conn_state from, enum conn_state to);
 
 /* Takes ownership of fd, an accepted client socket. */
 void conn_accept(struct proxy *px, evutil_socket_t fd, const struct sockaddr *addr, int addrlen);
+/* The same over TLS (the handshake runs first); takes ownership of ssl too. */
+struct ssl_st;
+void conn_accept_ssl(struct proxy *px, evutil_socket_t fd, const struct sockaddr *addr,
+		     int addrlen, struct ssl_st *ssl);
 
 /* Closes idle keep-alive connections and marks busy ones to close after
  * their current response (graceful shutdown). */

@@ -12,6 +12,7 @@
 
 #include "proxy/conn_priv.h"
 #include "proxy/fetch.h"
+#include "proxy/metrics.h"
 #include "proxy/respond.h"
 #include "proxy/token.h"
 #include "util/http1_buf.h"
@@ -643,6 +644,7 @@ static bool exchange_read_head(struct conn *c)
 			evbuffer_drain(in, (size_t)r);
 			continue;
 		}
+		metrics_upstream_response(c->connector, resp.status);
 		if (c->state == CONN_REQUEST_BODY)
 			c->keep_alive = false; /* answered before the client's body was read */
 		if (resp.status == 401 || resp.status == 407) {

@@ -13,6 +13,7 @@
 #include "proxy/webhook.h"
 #include "util/config.h"
 #include "util/log.h"
+#include "util/tls_server.h"
 #include "util/xalloc.h"
 
 #ifndef OCIGATE_VERSION
@@ -33,7 +34,8 @@ static void main_usage(FILE *f)
 		"never sees.\n"
 		"\n"
 		"Options:\n"
-		"  -c, --config FILE   configuration file (see packaging/ocigate.conf.example)\n"
+		"  -c, --config FILE   configuration file (ocigate.conf(5), ocigate --help-config,\n"
+		"                      /etc/ocigate/ocigate.conf.example)\n"
 		"  -t, --check-config  validate the configuration and the tokens file (Kubernetes\n"
 		"                      mode: the kubeconfig or in-cluster files), then exit\n"
 		"                      (exit status 0 when valid, 1 with FILE:LINE: message)\n"
@@ -44,7 +46,12 @@ static void main_usage(FILE *f)
 		"Signals: SIGTERM/SIGINT stop accepting and let in-flight requests finish\n"
 		"(server.shutdown_timeout); a second one exits at once. SIGHUP reloads the\n"
 		"configuration, tokens and connectors.\n"
-		"Health: GET /healthz and /readyz on the listen address.\n");
+		"Listeners: [server] listen (plain HTTP), [tls] listen (TLS; its certificate\n"
+		"is re-read on SIGHUP and when the files change).\n"
+		"Health: GET /healthz and /readyz on the client listeners and on\n"
+		"[server] admin_listen, which also serves GET /metrics (Prometheus).\n"
+		"Under systemd (Type=notify) it reports READY=1, RELOADING=1, STOPPING=1\n"
+		"and STATUS= on $NOTIFY_SOCKET.\n");
 }
 
 struct main_args {
@@ -95,7 +102,17 @@ static void main_free_config(struct config *cfg)
 static int main_check(const char *path, const struct config *cfg)
 {
 	struct auth_backend *auth;
+	struct tls_server tls;
 	char err[1024], desc[1024];
+
+	if (config_address_set(&cfg->tls.listen)) {
+		if (tls_server_init(&tls, cfg->tls.cert_file, cfg->tls.key_file, true, err,
+				    sizeof(err)) != 0) {
+			fprintf(stderr, "%s: [tls]: %s\n", path, err);
+			return 1;
+		}
+		tls_server_free(&tls);
+	}
 
 	if (cfg->kubernetes.enabled) {
 		if (k8s_auth_check_config(cfg, desc, sizeof(desc), err, sizeof(err)) != 0) {

@@ -15,6 +15,8 @@ struct evdns_base;
 struct evconnlistener;
 struct event;
 struct conn;
+struct admin;
+struct tls_listener;
 
 struct proxy_stats {
 	uint64_t accepted;
@@ -47,6 +49,8 @@ struct proxy {
 	struct timeval connect_timeout, read_timeout, pool_idle_timeout;
 	char listen_text[128];
 	struct proxy_stats stats;
+	struct admin *admin;          /* [server] admin_listen, or NULL */
+	struct tls_listener *tls;     /* [tls] listen, or NULL */
 };
 
 /* Creates the loop, DNS, listener and signal handlers for cfg (which the

@@ -11,9 +11,14 @@
 #include <event2/listener.h>
 
 #include "auth/static_auth.h"
+#include "proxy/admin.h"
 #include "proxy/conn.h"
+#include "proxy/listen.h"
+#include "proxy/metrics.h"
 #include "proxy/proxy.h"
+#include "proxy/tls_listener.h"
 #include "util/log.h"
+#include "util/notify.h"
 #include "util/xalloc.h"
 
 static void proxy_ms_to_tv(uint64_t ms, struct timeval *tv)
@@ -76,56 +81,41 @@ void proxy_conn_gone(struct proxy *px)
 		evconnlistener_enable(px->listener);
 		px->listener_paused = false;
 	}
+	tls_listener_conn_gone(px);
 	if (px->shutting_down && px->n_conns == 0)
 		event_base_loopexit(px->base, NULL);
 }
 
-static void proxy_format_sockaddr(const struct sockaddr *sa, char *buf, size_t cap)
-{
-	char host[NI_MAXHOST], serv[NI_MAXSERV];
-
-	if (getnameinfo(sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
-			sizeof(struct sockaddr_in), host, sizeof(host), serv, sizeof(serv),
-			NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
-		snprintf(buf, cap, "?");
-		return;
-	}
-	snprintf(buf, cap, sa->sa_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, serv);
-}
-
 /* Start-up only: resolving the listen address may block, the loop is not
- * running yet. */
+ * running yet. Without a plain listener ([tls] only), nothing to do. */
 static int proxy_listen(struct proxy *px)
 {
 	const struct config_address *a = &px->cfg->server.listen;
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
-	struct addrinfo *res = NULL;
-	char port[8];
-	struct sockaddr_storage bound;
-	socklen_t blen = sizeof(bound);
 
-	snprintf(port, sizeof(port), "%u", (unsigned)a->port);
-	int gai = getaddrinfo(a->host && *a->host ? a->host : NULL, port, &hints, &res);
-	if (gai != 0) {
-		log_error("listen_failed", "addr=%s:%s reason=\"%s\"", a->host, port, gai_strerror(gai));
+	if (!config_address_set(a))
+		return 0;
+	px->listener = listen_bind(px->base, a, "plain", proxy_on_accept, px, px->listen_text,
+				   sizeof(px->listen_text));
+	if (!px->listener)
 		return -1;
-	}
-	px->listener = evconnlistener_new_bind(px->base, proxy_on_accept, px,
-					       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-					       LEV_OPT_CLOSE_ON_EXEC, 1024, res->ai_addr,
-					       (int)res->ai_addrlen);
-	freeaddrinfo(res);
-	if (!px->listener) {
-		log_error("listen_failed", "addr=%s:%s reason=\"%s\"", a->host, port,
-			  strerror(errno));
-		return -1;
-	}
 	evconnlistener_set_error_cb(px->listener, proxy_on_accept_error);
-	getsockname(evconnlistener_get_fd(px->listener), (struct sockaddr *)&bound, &blen);
-	proxy_format_sockaddr((struct sockaddr *)&bound, px->listen_text, sizeof(px->listen_text));
 	log_info("listening", "addr=%s connectors=%zu", px->listen_text, px->cfg->n_connectors);
 	return 0;
+}
+
+/* The service manager's view (sd_notify): readiness and a status line. */
+static void proxy_notify(struct proxy *px, const char *state)
+{
+	char msg[256];
+
+	if (px->cfg->kubernetes.enabled)
+		snprintf(msg, sizeof(msg), "%sSTATUS=serving, connectors from the Kubernetes API\n",
+			 state);
+	else
+		snprintf(msg, sizeof(msg), "%sSTATUS=serving, %zu connectors\n", state,
+			 px->cfg->n_connectors);
+	if (notify_send(msg) != 0)
+		log_warn("notify_failed", "reason=\"%s\"", strerror(errno));
 }
 
 /* ---- signals: shutdown and reload ----------------------------------------- */
@@ -153,8 +143,12 @@ static void proxy_begin_shutdown(struct proxy *px, int sig)
 	}
 	px->shutting_down = true;
 	log_info("shutdown", "signal=%d open_connections=%zu", sig, px->n_conns);
-	evconnlistener_free(px->listener);
+	if (notify_send("STOPPING=1\nSTATUS=shutting down\n") != 0)
+		log_warn("notify_failed", "reason=\"%s\"", strerror(errno));
+	if (px->listener)
+		evconnlistener_free(px->listener);
 	px->listener = NULL;
+	tls_listener_close(px);
 	conn_shutdown_all(px);
 	proxy_ms_to_tv(px->cfg->server.shutdown_timeout_ms, &tv);
 	px->shutdown_timer = evtimer_new(px->base, proxy_shutdown_deadline, px);
@@ -184,7 +178,7 @@ static void proxy_keep_static_options(struct proxy *px, struct config *next)
 	next->server.shutdown_timeout_ms = cur->server.shutdown_timeout_ms;
 }
 
-static void proxy_reload(struct proxy *px)
+static void proxy_reload_config(struct proxy *px)
 {
 	char err[512];
 	struct config *next = x_new(struct config);
@@ -192,6 +186,7 @@ static void proxy_reload(struct proxy *px)
 
 	if (config_load(px->cfg->path, next, err, sizeof(err)) != 0) {
 		log_error("reload_failed", "reason=\"%s\"", err);
+		metrics_count(METRICS_RELOAD_FAILED);
 		config_free(next);
 		free(next);
 		return;
@@ -199,6 +194,7 @@ static void proxy_reload(struct proxy *px)
 	if (next->kubernetes.enabled != px->cfg->kubernetes.enabled) {
 		log_error("reload_failed", "reason=\"switching between standalone and Kubernetes "
 			  "mode needs a restart\"");
+		metrics_count(METRICS_RELOAD_FAILED);
 		config_free(next);
 		free(next);
 		return;
@@ -209,6 +205,7 @@ static void proxy_reload(struct proxy *px)
 	auth = next->kubernetes.enabled ? NULL : static_auth_new(next, err, sizeof(err));
 	if (!auth && !next->kubernetes.enabled) {
 		log_error("reload_failed", "reason=\"%s\"", err);
+		metrics_count(METRICS_RELOAD_FAILED);
 		config_free(next);
 		free(next);
 		return;
@@ -224,7 +221,19 @@ static void proxy_reload(struct proxy *px)
 	free(px->cfg);
 	px->cfg = next;
 	proxy_apply_settings(px);
+	metrics_count(METRICS_RELOAD_OK);
 	log_info("reloaded", "connectors=%zu", next->n_connectors);
+}
+
+/* systemd's Type=notify-reload protocol: RELOADING=1 with the monotonic
+ * time, then READY=1 whether the new configuration took or not. */
+static void proxy_reload(struct proxy *px)
+{
+	if (notify_reloading("STATUS=reloading\n") != 0)
+		log_warn("notify_failed", "reason=\"%s\"", strerror(errno));
+	proxy_reload_config(px);
+	tls_listener_reload(px);
+	proxy_notify(px, "READY=1\n");
 }
 
 static void proxy_on_signal(evutil_socket_t sig, short what, void *arg)
@@ -266,11 +275,14 @@ int proxy_init(struct proxy *px, struct config *cfg, struct auth_backend *auth)
 		event_add(px->sig_events[i], NULL);
 	}
 	proxy_apply_settings(px);
-	return proxy_listen(px);
+	if (proxy_listen(px) != 0 || tls_listener_start(px) != 0 || admin_start(px) != 0)
+		return -1;
+	return 0;
 }
 
 int proxy_run(struct proxy *px)
 {
+	proxy_notify(px, "READY=1\n");
 	if (event_base_dispatch(px->base) < 0)
 		return 1;
 	conn_close_all(px, "exit");
@@ -286,6 +298,8 @@ void proxy_free(struct proxy *px)
 {
 	if (px->listener)
 		evconnlistener_free(px->listener);
+	tls_listener_free(px->tls);
+	admin_free(px->admin);
 	auth_backend_free(px->auth);
 	for (size_t i = 0; i < OG_ARRAY_LEN(px->sig_events); i++)
 		if (px->sig_events[i])

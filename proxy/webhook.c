@@ -27,6 +27,7 @@
 #include "util/http1.h"
 #include "util/http1_buf.h"
 #include "util/log.h"
+#include "util/tls_server.h"
 #include "util/xalloc.h"
 
 #define WH_MAX_HEAD 16384
@@ -38,16 +39,6 @@
  * peer reads the answer. */
 #define WH_LINGER_MS 1000
 
-/* What identifies a version of a file: Secret volumes replace files by
- * swapping a symlink, editors by renaming, so inode and times all count. */
-struct wh_file_sig {
-	bool ok;
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtime, ctime;
-};
-
 struct wh_conn;
 
 struct webhook {
@@ -56,9 +47,7 @@ struct webhook {
 	char *listen_host, *cert_file, *key_file, *public_address;
 	struct evconnlistener *listener;
 	uint16_t port;
-	SSL_CTX *ctx;
-	struct wh_file_sig cert_sig, key_sig;   /* of the pair in ctx */
-	struct wh_file_sig bad_cert, bad_key;   /* of a pair that failed, logged once */
+	struct tls_server tls;
 	struct event *cert_timer;
 	struct wh_conn *conns;
 	size_t n_conns;
@@ -90,98 +79,26 @@ struct wh_conn {
 
 /* ---- certificates ---- */
 
-static void wh_stat(const char *path, struct wh_file_sig *sig)
-{
-	struct stat st;
-
-	memset(sig, 0, sizeof(*sig));
-	if (stat(path, &st) != 0)
-		return;
-	sig->ok = true;
-	sig->dev = st.st_dev;
-	sig->ino = st.st_ino;
-	sig->size = st.st_size;
-	sig->mtime = st.st_mtim;
-	sig->ctime = st.st_ctim;
-}
-
-static bool wh_sig_eq(const struct wh_file_sig *a, const struct wh_file_sig *b)
-{
-	return a->ok == b->ok && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-	       a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
-	       a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
-}
-
-static void wh_ssl_error(const char *what, char *err, size_t cap)
-{
-	unsigned long e = ERR_get_error();
-	char buf[256] = "";
-
-	if (e)
-		ERR_error_string_n(e, buf, sizeof(buf));
-	ERR_clear_error();
-	snprintf(err, cap, "%s%s%s", what, *buf ? ": " : "", buf);
-}
-
-static SSL_CTX *wh_load_ctx(const char *cert, const char *key, char *err, size_t cap)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	char what[1024];
-
-	if (!ctx) {
-		wh_ssl_error("cannot create a TLS context", err, cap);
-		return NULL;
-	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
-		snprintf(what, sizeof(what), "cert_file %s: cannot load a PEM certificate chain", cert);
-		goto fail;
-	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-		snprintf(what, sizeof(what), "key_file %s: cannot load a PEM private key", key);
-		goto fail;
-	}
-	if (SSL_CTX_check_private_key(ctx) != 1) {
-		snprintf(what, sizeof(what), "key_file %s does not match cert_file %s", key, cert);
-		goto fail;
-	}
-	return ctx;
-fail:
-	wh_ssl_error(what, err, cap);
-	SSL_CTX_free(ctx);
-	return NULL;
-}
-
 /* Connections already open keep the context they started with (each SSL
  * holds a reference), so the old one can go at once. */
 static void wh_check_cert(evutil_socket_t fd, short what, void *arg)
 {
 	struct webhook *w = arg;
-	struct wh_file_sig cs, ks;
 	char err[512];
-	SSL_CTX *ctx;
 
 	(void)fd;
 	(void)what;
-	wh_stat(w->cert_file, &cs);
-	wh_stat(w->key_file, &ks);
-	if (wh_sig_eq(&cs, &w->cert_sig) && wh_sig_eq(&ks, &w->key_sig))
-		return;
-	ctx = wh_load_ctx(w->cert_file, w->key_file, err, sizeof(err));
-	if (!ctx) {
-		/* A renewal writes two files: the first check may see one of them. */
-		if (!wh_sig_eq(&cs, &w->bad_cert) || !wh_sig_eq(&ks, &w->bad_key))
-			log_warn("webhook_cert_reload_failed", "reason=\"%s\" keeping=previous", err);
-		w->bad_cert = cs;
-		w->bad_key = ks;
-		return;
+	switch (tls_server_reload(&w->tls, NULL, NULL, false, err, sizeof(err))) {
+	case TLS_SERVER_RELOADED:
+		log_info("webhook_cert_reloaded", "cert_file=%s", w->cert_file);
+		break;
+	case TLS_SERVER_FAILED:
+		log_warn("webhook_cert_reload_failed", "reason=\"%s\" keeping=previous", err);
+		break;
+	case TLS_SERVER_UNCHANGED:
+	case TLS_SERVER_FAILED_AGAIN:
+		break;
 	}
-	SSL_CTX_free(w->ctx);
-	w->ctx = ctx;
-	w->cert_sig = cs;
-	w->key_sig = ks;
-	log_info("webhook_cert_reloaded", "cert_file=%s", w->cert_file);
 }
 
 /* ---- connections ---- */
@@ -506,7 +423,7 @@ static void wh_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct so
 	(void)l;
 	(void)addr;
 	(void)len;
-	if (w->n_conns >= WH_MAX_CONNS || !(ssl = SSL_new(w->ctx))) {
+	if (w->n_conns >= WH_MAX_CONNS || !(ssl = SSL_new(w->tls.ctx))) {
 		log_warn("webhook_refused", "reason=%s", w->n_conns >= WH_MAX_CONNS ?
 			 "too_many_connections" : "tls");
 		evutil_closesocket(fd);
@@ -582,10 +499,8 @@ struct webhook *webhook_new(struct event_base *base, const struct webhook_opts *
 	w->public_address = x_strdup(o->public_address);
 	if (!w->o.cert_check_ms)
 		w->o.cert_check_ms = WH_CERT_CHECK_MS;
-	wh_stat(w->cert_file, &w->cert_sig);
-	wh_stat(w->key_file, &w->key_sig);
-	w->ctx = wh_load_ctx(w->cert_file, w->key_file, err, err_cap);
-	if (!w->ctx || wh_listen(w, err, err_cap) != 0) {
+	if (tls_server_init(&w->tls, w->cert_file, w->key_file, false, err, err_cap) != 0 ||
+	    wh_listen(w, err, err_cap) != 0) {
 		webhook_free(w);
 		return NULL;
 	}
@@ -608,7 +523,7 @@ void webhook_free(struct webhook *w)
 		evconnlistener_free(w->listener);
 	if (w->cert_timer)
 		event_free(w->cert_timer);
-	SSL_CTX_free(w->ctx);
+	tls_server_free(&w->tls);
 	free(w->listen_host);
 	free(w->cert_file);
 	free(w->key_file);

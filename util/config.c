@@ -35,11 +35,15 @@ static const struct config_option options[] = {
 	{ .section = "server", .name = "listen", .type = CFG_ADDRESS,
 	  .default_value = "127.0.0.1:5000", .reloadable = false,
 	  .offset = G(server.listen, struct config_address),
-	  .doc = "where runtimes connect (plain HTTP)" },
+	  .doc = "where runtimes connect (plain HTTP); empty = no plain listener (needs [tls] listen)" },
 	{ .section = "server", .name = "public_address", .type = CFG_STRING,
 	  .default_value = "", .reloadable = false,
 	  .offset = G(server.public_address, char *),
 	  .doc = "host:port that appears in rewritten images and status URLs (empty = same as listen)" },
+	{ .section = "server", .name = "admin_listen", .type = CFG_ADDRESS,
+	  .default_value = "", .reloadable = false,
+	  .offset = G(server.admin_listen, struct config_address),
+	  .doc = "where GET /metrics (Prometheus), /healthz and /readyz are served (plain HTTP); empty = nowhere" },
 	{ .section = "server", .name = "max_connections", .type = CFG_UINT,
 	  .default_value = "10000", .reloadable = false, .min = 1, .max = 1000000,
 	  .offset = G(server.max_connections, unsigned),
@@ -178,6 +182,19 @@ static const struct config_option options[] = {
 	  .offset = G(webhook.max_body, size_t),
 	  .doc = "largest AdmissionReview request body accepted (413 beyond it)" },
 
+	{ .section = "tls", .name = "listen", .type = CFG_ADDRESS,
+	  .default_value = "", .reloadable = false,
+	  .offset = G(tls.listen, struct config_address),
+	  .doc = "where runtimes connect over TLS (1.2 or later, ALPN http/1.1); empty = no TLS listener" },
+	{ .section = "tls", .name = "cert_file", .type = CFG_PATH,
+	  .default_value = "", .reloadable = true,
+	  .offset = G(tls.cert_file, char *),
+	  .doc = "PEM certificate chain of the TLS listener, leaf first; re-read on SIGHUP and when the file changes" },
+	{ .section = "tls", .name = "key_file", .type = CFG_PATH,
+	  .default_value = "", .reloadable = true,
+	  .offset = G(tls.key_file, char *),
+	  .doc = "PEM private key of cert_file; a pair that does not load keeps the previous one" },
+
 	{ .section = "status", .name = "enabled", .type = CFG_BOOL,
 	  .default_value = "yes", .reloadable = false,
 	  .offset = G(status.enabled, bool),
@@ -233,7 +250,7 @@ static const struct config_option options[] = {
 #define N_OPTIONS OG_ARRAY_LEN(options)
 
 static const char *const section_names[] = { "server", "upstream", "auth", "log", "connector",
-					     "kubernetes", "webhook", "status", "pull_secrets" };
+					     "kubernetes", "webhook", "status", "pull_secrets", "tls" };
 #define N_SECTIONS OG_ARRAY_LEN(section_names)
 #define SECTION_CONNECTOR 4
 #define SECTION_KUBERNETES 5
@@ -564,6 +581,10 @@ static int parse_address(struct parser *p, const struct config_option *opt, cons
 	const char *host, *port;
 	size_t hn;
 
+	if (!*s) { /* that listener is off; check_listeners says where that is allowed */
+		memset(out, 0, sizeof(*out));
+		return 0;
+	}
 	if (s[0] == '[') {
 		const char *close = strchr(s, ']');
 		if (!close || close[1] != ':')
@@ -1547,6 +1568,23 @@ static int check_webhook(struct parser *p)
 	return 0;
 }
 
+/* An empty address turns a listener off: the client side needs one
+ * listener, the webhook and a [tls] listener need theirs. */
+static int check_listeners(struct parser *p)
+{
+	const struct config *cfg = p->cfg;
+	bool no_cert = !cfg->tls.cert_file || !*cfg->tls.cert_file;
+	bool no_key = !cfg->tls.key_file || !*cfg->tls.key_file;
+
+	if (!config_address_set(&cfg->server.listen) && !config_address_set(&cfg->tls.listen))
+		return fail_at(p, 0, "[server] listen may only be empty when [tls] listen is set");
+	if (cfg->webhook.enabled && !config_address_set(&cfg->webhook.listen))
+		return fail_at(p, p->section_line[SECTION_WEBHOOK], "[webhook] listen must not be empty");
+	if (config_address_set(&cfg->tls.listen) && (no_cert || no_key))
+		return fail_at(p, 0, "[tls] listen needs %s", no_cert ? "cert_file" : "key_file");
+	return 0;
+}
+
 /* listen's text: what public_address means when it is not given. */
 static char *format_address(const struct config_address *a)
 {
@@ -1583,11 +1621,12 @@ int config_parse_ex(const char *text, size_t len, const struct config_parse_opts
 	apply_defaults(&p, false, (char *)out);
 	if (parse_lines(&p, text, len) != 0 || check_missing_sections(&p) != 0 ||
 	    check_kubernetes_mode(&p) != 0 || check_webhook(&p) != 0 ||
-	    check_pull_secrets(&p) != 0)
+	    check_pull_secrets(&p) != 0 || check_listeners(&p) != 0)
 		goto out;
 	if (!*out->server.public_address) {
 		free(out->server.public_address);
-		out->server.public_address = format_address(&out->server.listen);
+		out->server.public_address = format_address(config_address_set(&out->server.listen) ?
+							    &out->server.listen : &out->tls.listen);
 	}
 	rc = 0;
 out:

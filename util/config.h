@@ -47,6 +47,12 @@ struct config_address {
 	uint16_t port; /* 0 = any free port */
 };
 
+/* An address option left empty: that listener is off. */
+static inline bool config_address_set(const struct config_address *a)
+{
+	return a->host != NULL;
+}
+
 struct config_url {
 	bool https;
 	char *host;        /* lower-cased; IPv6 without brackets */
@@ -78,6 +84,7 @@ struct config {
 	struct {
 		struct config_address listen;
 		char *public_address; /* never empty after parsing: listen's text by default */
+		struct config_address admin_listen; /* off when not config_address_set */
 		unsigned max_connections;
 		uint64_t header_timeout_ms, idle_timeout_ms, send_timeout_ms, shutdown_timeout_ms;
 		size_t max_header_bytes;
@@ -118,6 +125,11 @@ struct config {
 		bool inject;       /* false: Pods asking for injection are refused */
 		size_t max_body;   /* largest AdmissionReview accepted */
 	} webhook;
+	struct {
+		struct config_address listen; /* off when not config_address_set */
+		char *cert_file;              /* PEM chain, leaf first */
+		char *key_file;
+	} tls;
 	struct {
 		bool enabled;               /* Kubernetes mode: write Connector status */
 		uint64_t probe_interval_ms;

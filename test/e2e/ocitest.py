@@ -1094,19 +1094,26 @@ def registry_connector(name, registry, allow, password=None, ca=True, **kw):
 
 
 LISTEN_RE = re.compile(r'event=listening\b.*?\baddr="?127\.0\.0\.1:(\d+)')
+# the admin and TLS listeners: event=listening listener=admin|tls addr=...
+LISTENER_RE = re.compile(r'event=listening listener=(\w+) addr="?127\.0\.0\.1:(\d+)')
 
 
 class Ocigate:
     def __init__(self, env, binary, tokens, connectors, server=None,
-                 name="ocigate", upstream=None):
+                 name="ocigate", upstream=None, sections=None, proc_env=None):
         """server: extra [server] options, e.g. {"header_timeout": "2s"};
-        upstream: [upstream] options, e.g. {"read_timeout": "3s"}."""
+        upstream: [upstream] options, e.g. {"read_timeout": "3s"};
+        sections: more sections, e.g. {"tls": {"listen": "127.0.0.1:0"}};
+        proc_env: the process environment (None: inherit)."""
         self.env = env
         self.binary = binary
         self.tokens = list(tokens)
         self.connectors = list(connectors)
         self.server = dict(server or {})
         self.upstream = dict(upstream or {})
+        self.sections = dict(sections or {})
+        self.proc_env = proc_env
+        self.listeners = {}  # "admin", "tls": port
         self.name = name
         self.dir = env.mkdir(name)
         self.config = os.path.join(self.dir, "ocigate.conf")
@@ -1127,11 +1134,16 @@ class Ocigate:
         return self.proc.pid
 
     def config_text(self):
-        out = ["[server]", "listen = 127.0.0.1:0"]
+        out = ["[server]"]
+        if "listen" not in self.server:
+            out.append("listen = 127.0.0.1:0")
         out += ["%s = %s" % kv for kv in self.server.items()]
         if self.upstream:
             out += ["", "[upstream]"]
             out += ["%s = %s" % kv for kv in self.upstream.items()]
+        for name, opts in self.sections.items():
+            out += ["", "[%s]" % name]
+            out += ["%s = %s" % kv for kv in opts.items()]
         out += ["", "[auth]", "tokens_file = %s" % self.tokens_file, ""]
         for c in self.connectors:
             out.append(c.render())
@@ -1154,14 +1166,25 @@ class Ocigate:
                  % self.binary)
         self.write_config()
         self.proc = self.env.spawn(self.name, [self.binary, "--config",
-                                               self.config])
+                                               self.config], env=self.proc_env)
+        want = {n for n in ("admin", "tls")
+                if self.sections.get(n, {}).get("listen") or
+                (n == "admin" and self.server.get("admin_listen"))}
+        plain = self.server.get("listen", "x") != ""
         deadline = time.monotonic() + timeout
         while True:
             for line in self.proc.log_text().splitlines():
+                m = LISTENER_RE.search(line)
+                if m:
+                    self.listeners[m.group(1)] = int(m.group(2))
+                    continue
                 m = LISTEN_RE.search(line)
-                if m and "admin" not in line:
+                if m:
                     self.port = int(m.group(1))
-                    return self
+            if (self.port or not plain) and want <= set(self.listeners):
+                if not plain:
+                    self.port = self.listeners["tls"]
+                return self
             if not self.proc.alive():
                 fail("%s exited with %s before listening; log:\n%s"
                      % (self.name, self.proc.returncode(),
@@ -1177,7 +1200,8 @@ class Ocigate:
         this one crashed (its log stays for the diagnostics)."""
         return Ocigate(self.env, self.binary, self.tokens, self.connectors,
                        server=self.server, name=name,
-                       upstream=self.upstream).start()
+                       upstream=self.upstream, sections=self.sections,
+                       proc_env=self.proc_env).start()
 
     def stop(self, timeout=15):
         """SIGTERM and wait; the exit status (None if it had to be killed)."""
@@ -1227,6 +1251,39 @@ class Ocigate:
 
     def rss_kib(self):
         return proc_rss_kib(self.proc.pid)
+
+
+def prometheus_parser():
+    """Debian's python3-prometheus-client text parser, also when the python3
+    on PATH is not Debian's own (a pyenv shim, say): the module is pure
+    Python."""
+    try:
+        from prometheus_client.parser import text_string_to_metric_families
+    except ImportError:
+        sys.path.append("/usr/lib/python3/dist-packages")
+        from prometheus_client.parser import text_string_to_metric_families
+    return text_string_to_metric_families
+
+
+def scrape_metrics(port):
+    """GET /metrics on an admin listener: ({family name: family}, text),
+    parsed by Prometheus' own parser (which drops a counter's _total from
+    the family name)."""
+    r = request(port, "GET", "/metrics")
+    expect_eq(r.status, 200, "GET /metrics status")
+    expect_eq(r.header("Content-Type"),
+              "text/plain; version=0.0.4; charset=utf-8", "/metrics type")
+    text = r.body.decode()
+    return {f.name: f for f in prometheus_parser()(text)}, text
+
+
+def metric_value(fams, sample, **labels):
+    """One sample's value in a scrape, 0 when absent."""
+    for f in fams.values():
+        for s in f.samples:
+            if s.name == sample and s.labels == labels:
+                return s.value
+    return 0
 
 
 def proc_rss_kib(pid):

@@ -44,12 +44,14 @@ class K8sOcigate(T.Ocigate):
     connectors."""
 
     def __init__(self, env, binary, kubeconfig, kubernetes, name="ocigate"):
-        T.Ocigate.__init__(self, env, binary, [], [], name=name)
+        T.Ocigate.__init__(self, env, binary, [], [], name=name,
+                           server={"admin_listen": "127.0.0.1:0"})
         self.kubeconfig = kubeconfig
         self.kubernetes = dict(kubernetes)
 
     def config_text(self):
-        out = ["[server]", "listen = 127.0.0.1:0", "",
+        out = ["[server]", "listen = 127.0.0.1:0",
+               "admin_listen = 127.0.0.1:0", "",
                "[kubernetes]", "kubeconfig = %s" % self.kubeconfig]
         out += ["%s = %s" % kv for kv in self.kubernetes.items()]
         return "\n".join(out) + "\n"
@@ -248,6 +250,28 @@ class K8sTest:
         T.expect_eq((tr, sar), (1, 1),
                     "(TokenReviews, SARs) for %d concurrent requests" % BURST)
 
+    def t_cache_metrics(self):
+        """ocigate_auth_cache_requests_total follows the decision caches:
+        a new ServiceAccount's first request misses both (one TokenReview,
+        one SAR), the next ones hit both."""
+        tok, user = self.new_sa()
+        n = 5
+        admin = self.og.listeners["admin"]
+        before, _ = T.scrape_metrics(admin)
+        for i in range(n):
+            self.expect_manifest(tok, "request %d of a new ServiceAccount" % i)
+        after, _ = T.scrape_metrics(admin)
+        name = "ocigate_auth_cache_requests_total"
+        got = {(c, res): T.metric_value(after, name, cache=c, result=res) -
+               T.metric_value(before, name, cache=c, result=res)
+               for c in ("token", "access") for res in ("hit", "miss")}
+        T.expect_eq(got, {("token", "miss"): 1, ("token", "hit"): n - 1,
+                          ("access", "miss"): 1, ("access", "hit"): n - 1},
+                    "cache lookups of %d requests" % n)
+        T.expect_eq((self.api.tokenreview_count(tok),
+                     self.api.sar_count(user, CONN)), (1, 1),
+                    "TokenReviews and SARs behind them")
+
     def t_other_namespace_denied_then_bound(self):
         tok = self.new_token(OTHER_NS)
         r = self.get(tok, "demo/app", "manifests", "v1")
@@ -442,6 +466,8 @@ def main():
             ("ctr pull, multi-layer: 1 TokenReview + 1 SAR", t.t_ctr_pull_counts),
             ("%d concurrent requests, new token: 1 TokenReview + 1 SAR" % BURST,
              t.t_burst),
+            ("metrics: auth cache hits and misses match the reviews made",
+             t.t_cache_metrics),
             ("other namespace: 403 naming user/verb/connector; RoleBinding "
              "works after the denied TTL", t.t_other_namespace_denied_then_bound),
             ("expired and unknown tokens: 401; exp caps the cache", t.t_expired),

@@ -126,9 +126,9 @@ static void test_table(void)
 	size_t n, required = 0;
 	const struct config_option *opts = config_options(&n);
 	static const char *const sections[] = { "server", "upstream", "auth", "log", "kubernetes",
-						"connector", "webhook", "status", "pull_secrets" };
+						"connector", "webhook", "status", "pull_secrets", "tls" };
 
-	CHECK_INT(n, 47);
+	CHECK_INT(n, 51);
 	for (size_t i = 0; i < n; i++) {
 		const struct config_option *o = &opts[i];
 		bool known = false;
@@ -407,7 +407,6 @@ static void test_address(void)
 	VALUE_ERROR("server", "listen", "[::1]:99999", bad_port);
 	VALUE_ERROR("server", "listen", "127.0.0.1", malformed);
 	VALUE_ERROR("server", "listen", "5000", malformed);
-	VALUE_ERROR("server", "listen", "", malformed);
 	VALUE_ERROR("server", "listen", "[::1]5000", malformed);
 	VALUE_ERROR("server", "listen", "[::1", malformed);
 	VALUE_ERROR("server", "listen", "::1:5000",
@@ -464,6 +463,34 @@ static void url_error_at(int line, const char *value, const char *message)
 	expect_error_len_at(line, text, strlen(text), &no_files, expected);
 }
 #define URL_ERROR(value, message) url_error_at(__LINE__, (value), (message))
+
+/* An empty address turns a listener off, where that leaves a way in. */
+static void test_listeners(void)
+{
+	struct config cfg;
+
+	if (PARSE_OK(AUTH "[server]\n", &cfg)) {
+		CHECK(!config_address_set(&cfg.server.admin_listen));
+		CHECK(!config_address_set(&cfg.tls.listen));
+		config_free(&cfg);
+	}
+	if (PARSE_OK(AUTH "[server]\nadmin_listen = 127.0.0.1:9090\n", &cfg)) {
+		CHECK(config_address_set(&cfg.server.admin_listen));
+		CHECK_INT(cfg.server.admin_listen.port, 9090);
+		config_free(&cfg);
+	}
+	EXPECT_ERROR(AUTH "[server]\nlisten =\n",
+		     "t.conf: [server] listen may only be empty when [tls] listen is set");
+	EXPECT_ERROR(AUTH "[tls]\nlisten = :5443\nkey_file = k.pem\n", "t.conf: [tls] listen needs cert_file");
+	EXPECT_ERROR(AUTH "[tls]\nlisten = :5443\ncert_file = c.pem\n", "t.conf: [tls] listen needs key_file");
+	if (PARSE_OK(AUTH "[server]\nlisten =\n[tls]\nlisten = 127.0.0.1:5443\ncert_file = c.pem\n"
+		     "key_file = k.pem\n", &cfg)) {
+		CHECK(!config_address_set(&cfg.server.listen));
+		CHECK_STR(cfg.server.public_address, "127.0.0.1:5443");
+		CHECK_STR(cfg.tls.cert_file, "/etc/ocigate/c.pem");
+		config_free(&cfg);
+	}
+}
 
 static void test_url(void)
 {
@@ -1306,7 +1333,7 @@ static void test_print_options(void)
 	config_print_options(f);
 	fclose(f);
 	CHECK(contains(buf, "[server]\n  listen (address, default \"127.0.0.1:5000\", restart needed)\n"
-			    "      where runtimes connect (plain HTTP)\n"));
+			    "      where runtimes connect (plain HTTP); empty = no plain listener (needs [tls] listen)\n"));
 	CHECK(contains(buf, "  max_header_bytes (size 1k..1m, default \"16k\", reloadable)\n"));
 	CHECK(contains(buf, "  header_timeout (duration 1ms..24h, default \"10s\", reloadable)\n"));
 	CHECK(contains(buf, "  shutdown_timeout (duration 0..24h, default \"30s\", restart needed)\n"));
@@ -1335,6 +1362,7 @@ int main(void)
 	test_uint();
 	test_bool_enum();
 	test_address();
+	test_listeners();
 	test_url();
 	test_list();
 	test_quoting_and_comments();

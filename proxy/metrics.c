@@ -1,0 +1,319 @@
+#include "proxy/metrics.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "auth/connector.h"
+#include "proxy/proxy.h"
+
+#ifndef OCIGATE_VERSION
+#define OCIGATE_VERSION "dev"
+#endif
+
+/* Slot 0: no connector; the last slot: connectors beyond the limit. */
+#define M_SLOTS (METRICS_MAX_CONNECTORS + 2)
+#define M_SLOT_NONE 0
+#define M_SLOT_OTHER (M_SLOTS - 1)
+#define M_METHODS (HTTP_M_OPTIONS + 1)
+#define M_NAME_MAX 320 /* "ns/name": a DNS label, '/', a DNS subdomain */
+
+/* Status codes worth a series of their own; any other code is counted
+ * under its class ("1xx".."5xx"). */
+static const int m_codes[] = {
+	200, 201, 202, 204, 206, 301, 302, 303, 307, 308, 400, 401, 403, 404, 405, 408, 409,
+	413, 416, 429, 431, 500, 501, 502, 503, 504,
+};
+#define M_N_CODES OG_ARRAY_LEN(m_codes)
+#define M_CODE_SLOTS (M_N_CODES + 5)
+
+/* Upper bounds in microseconds: integer compares on the hot path. A blob
+ * pull can take minutes, so the buckets go that far. */
+static const uint64_t m_buckets_us[] = {
+	1000, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000,
+	10000000, 30000000, 60000000, 300000000,
+};
+#define M_N_BUCKETS OG_ARRAY_LEN(m_buckets_us)
+
+struct m_connector {
+	uint64_t requests[M_METHODS][M_CODE_SLOTS];
+	uint64_t duration_buckets[M_N_BUCKETS + 1]; /* not cumulative; last = +Inf */
+	double duration_sum;
+	uint64_t response_bytes;
+	uint64_t upstream[M_CODE_SLOTS];
+};
+
+static struct {
+	struct m_connector slot[M_SLOTS];
+	char name[M_SLOTS][M_NAME_MAX];
+	unsigned n_named; /* slots 1..n_named carry a connector name */
+	bool other_used;
+	uint64_t events[METRICS_N_EVENTS];
+} m;
+
+static unsigned metrics_code_slot(int status)
+{
+	for (size_t i = 0; i < M_N_CODES; i++)
+		if (m_codes[i] == status)
+			return (unsigned)i;
+	if (status >= 100 && status < 600)
+		return (unsigned)(M_N_CODES + (size_t)(status / 100 - 1));
+	return M_N_CODES + 4; /* not a status: count it as a server error */
+}
+
+static void metrics_code_label(unsigned slot, char *buf, size_t cap)
+{
+	if (slot < M_N_CODES)
+		snprintf(buf, cap, "%d", m_codes[slot]);
+	else
+		snprintf(buf, cap, "%uxx", slot - (unsigned)M_N_CODES + 1);
+}
+
+/* A connector object learns its slot once; a reload makes new objects
+ * with the same id, which find the same slot by name. */
+static unsigned metrics_slot(struct connector *c)
+{
+	if (!c)
+		return M_SLOT_NONE;
+	if (c->metrics_slot)
+		return c->metrics_slot;
+	for (unsigned i = 1; i <= m.n_named; i++) {
+		if (strcmp(m.name[i], c->id) == 0) {
+			c->metrics_slot = i;
+			return i;
+		}
+	}
+	if (m.n_named < METRICS_MAX_CONNECTORS && strlen(c->id) < M_NAME_MAX) {
+		unsigned i = ++m.n_named;
+		memcpy(m.name[i], c->id, strlen(c->id) + 1);
+		c->metrics_slot = i;
+		return i;
+	}
+	c->metrics_slot = M_SLOT_OTHER;
+	m.other_used = true;
+	return M_SLOT_OTHER;
+}
+
+void metrics_request_done(struct connector *c, enum http_method meth, int status,
+			  uint64_t response_bytes, double seconds)
+{
+	struct m_connector *s = &m.slot[metrics_slot(c)];
+	uint64_t us = seconds > 0 ? (uint64_t)(seconds * 1e6) : 0;
+	size_t b = 0;
+
+	if ((unsigned)meth >= M_METHODS)
+		meth = HTTP_M_OTHER;
+	s->requests[meth][metrics_code_slot(status)]++;
+	while (b < M_N_BUCKETS && us > m_buckets_us[b])
+		b++;
+	s->duration_buckets[b]++;
+	s->duration_sum += seconds;
+	s->response_bytes += response_bytes;
+}
+
+void metrics_upstream_response(struct connector *c, int status)
+{
+	m.slot[metrics_slot(c)].upstream[metrics_code_slot(status)]++;
+}
+
+void metrics_count(enum metrics_event e)
+{
+	if (e < METRICS_N_EVENTS)
+		m.events[e]++;
+}
+
+void metrics_reset(void)
+{
+	memset(&m, 0, sizeof(m));
+}
+
+/* ---- rendering (scrape time only) ---------------------------------------- */
+
+static const char *metrics_slot_name(unsigned i)
+{
+	if (i == M_SLOT_NONE)
+		return "none";
+	if (i == M_SLOT_OTHER)
+		return "_other";
+	return m.name[i];
+}
+
+/* Connector ids are DNS names and '/', but a label value must escape
+ * '\\', '"' and newlines whatever it holds. */
+static void metrics_label_value(struct evbuffer *out, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"')
+			evbuffer_add_printf(out, "\\%c", *v);
+		else if (*v == '\n')
+			evbuffer_add(out, "\\n", 2);
+		else
+			evbuffer_add(out, v, 1);
+	}
+}
+
+static void metrics_head(struct evbuffer *out, const char *name, const char *type,
+			 const char *help)
+{
+	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static bool metrics_slot_used(unsigned i)
+{
+	return i == M_SLOT_NONE || i <= m.n_named || (i == M_SLOT_OTHER && m.other_used);
+}
+
+static void metrics_conn_label(struct evbuffer *out, const char *family, unsigned i)
+{
+	evbuffer_add_printf(out, "%s{connector=\"", family);
+	metrics_label_value(out, metrics_slot_name(i));
+	evbuffer_add(out, "\"", 1);
+}
+
+static void metrics_render_requests(struct evbuffer *out)
+{
+	char code[8];
+
+	metrics_head(out, "ocigate_http_requests_total", "counter",
+		     "Client requests answered, by connector, method and status code.");
+	for (unsigned i = 0; i < M_SLOTS; i++) {
+		for (unsigned meth = 0; meth < M_METHODS; meth++) {
+			for (unsigned k = 0; k < M_CODE_SLOTS; k++) {
+				uint64_t v = m.slot[i].requests[meth][k];
+				if (!v)
+					continue;
+				metrics_code_label(k, code, sizeof(code));
+				metrics_conn_label(out, "ocigate_http_requests_total", i);
+				evbuffer_add_printf(out, ",method=\"%s\",code=\"%s\"} %llu\n",
+						    http1_method_name((enum http_method)meth), code,
+						    (unsigned long long)v);
+			}
+		}
+	}
+}
+
+static void metrics_render_durations(struct evbuffer *out)
+{
+	static const char fam[] = "ocigate_http_request_duration_seconds";
+
+	metrics_head(out, fam, "histogram",
+		     "Time from a complete request head to the end of the response, by connector.");
+	for (unsigned i = 0; i < M_SLOTS; i++) {
+		const struct m_connector *s = &m.slot[i];
+		uint64_t cum = 0;
+
+		if (!metrics_slot_used(i))
+			continue;
+		for (size_t b = 0; b <= M_N_BUCKETS; b++) {
+			cum += s->duration_buckets[b];
+			metrics_conn_label(out, "ocigate_http_request_duration_seconds_bucket", i);
+			if (b < M_N_BUCKETS)
+				evbuffer_add_printf(out, ",le=\"%g\"} %llu\n",
+						    (double)m_buckets_us[b] / 1e6, (unsigned long long)cum);
+			else
+				evbuffer_add_printf(out, ",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+		}
+		metrics_conn_label(out, "ocigate_http_request_duration_seconds_sum", i);
+		evbuffer_add_printf(out, "} %.6f\n", s->duration_sum);
+		metrics_conn_label(out, "ocigate_http_request_duration_seconds_count", i);
+		evbuffer_add_printf(out, "} %llu\n", (unsigned long long)cum);
+	}
+}
+
+static void metrics_render_bytes_upstream(struct evbuffer *out)
+{
+	char code[8];
+
+	metrics_head(out, "ocigate_http_response_bytes_total", "counter",
+		     "Response body bytes sent to clients, by connector.");
+	for (unsigned i = 0; i < M_SLOTS; i++) {
+		if (!metrics_slot_used(i))
+			continue;
+		metrics_conn_label(out, "ocigate_http_response_bytes_total", i);
+		evbuffer_add_printf(out, "} %llu\n", (unsigned long long)m.slot[i].response_bytes);
+	}
+	metrics_head(out, "ocigate_upstream_requests_total", "counter",
+		     "Responses from upstream registries (every hop: token challenges and redirects "
+		     "too), by connector and status code.");
+	for (unsigned i = 0; i < M_SLOTS; i++) {
+		for (unsigned k = 0; k < M_CODE_SLOTS; k++) {
+			if (!m.slot[i].upstream[k])
+				continue;
+			metrics_code_label(k, code, sizeof(code));
+			metrics_conn_label(out, "ocigate_upstream_requests_total", i);
+			evbuffer_add_printf(out, ",code=\"%s\"} %llu\n", code,
+					    (unsigned long long)m.slot[i].upstream[k]);
+		}
+	}
+}
+
+static void metrics_render_auth(const struct proxy *px, struct evbuffer *out)
+{
+	struct auth_cache_counts cc = { 0 };
+
+	if (px->auth && px->auth->ops->cache_counts)
+		px->auth->ops->cache_counts(px->auth, &cc);
+	metrics_head(out, "ocigate_auth_cache_requests_total", "counter",
+		     "Lookups in the decision caches of Kubernetes mode: token (TokenReview) and "
+		     "access (SubjectAccessReview).");
+	evbuffer_add_printf(out,
+			    "ocigate_auth_cache_requests_total{cache=\"token\",result=\"hit\"} %llu\n"
+			    "ocigate_auth_cache_requests_total{cache=\"token\",result=\"miss\"} %llu\n"
+			    "ocigate_auth_cache_requests_total{cache=\"access\",result=\"hit\"} %llu\n"
+			    "ocigate_auth_cache_requests_total{cache=\"access\",result=\"miss\"} %llu\n",
+			    (unsigned long long)cc.token_hits, (unsigned long long)cc.token_misses,
+			    (unsigned long long)cc.access_hits, (unsigned long long)cc.access_misses);
+}
+
+static void metrics_render_events(struct evbuffer *out)
+{
+	metrics_head(out, "ocigate_config_reloads_total", "counter",
+		     "SIGHUP reloads of the configuration, by result.");
+	evbuffer_add_printf(out, "ocigate_config_reloads_total{result=\"ok\"} %llu\n"
+			    "ocigate_config_reloads_total{result=\"failed\"} %llu\n",
+			    (unsigned long long)m.events[METRICS_RELOAD_OK],
+			    (unsigned long long)m.events[METRICS_RELOAD_FAILED]);
+	metrics_head(out, "ocigate_tls_certificate_reloads_total", "counter",
+		     "Reloads of the [tls] certificate pair, by result (failed keeps the old pair).");
+	evbuffer_add_printf(out, "ocigate_tls_certificate_reloads_total{result=\"ok\"} %llu\n"
+			    "ocigate_tls_certificate_reloads_total{result=\"failed\"} %llu\n",
+			    (unsigned long long)m.events[METRICS_TLS_CERT_RELOAD_OK],
+			    (unsigned long long)m.events[METRICS_TLS_CERT_RELOAD_FAILED]);
+	metrics_head(out, "ocigate_tls_handshake_failures_total", "counter",
+		     "Client connections on the TLS listener that failed before a request.");
+	evbuffer_add_printf(out, "ocigate_tls_handshake_failures_total %llu\n",
+			    (unsigned long long)m.events[METRICS_TLS_HANDSHAKE_FAILED]);
+}
+
+static void metrics_render_process(const struct proxy *px, struct evbuffer *out)
+{
+	metrics_head(out, "ocigate_connections", "gauge", "Client connections open now.");
+	evbuffer_add_printf(out, "ocigate_connections %zu\n", px->n_conns);
+	metrics_head(out, "ocigate_connections_accepted_total", "counter",
+		     "Client connections accepted.");
+	evbuffer_add_printf(out, "ocigate_connections_accepted_total %llu\n",
+			    (unsigned long long)px->stats.accepted);
+	metrics_head(out, "ocigate_upstream_connections_total", "counter",
+		     "Upstream connections used for a request: new ones, and reused from the pool.");
+	evbuffer_add_printf(out, "ocigate_upstream_connections_total{reused=\"no\"} %llu\n"
+			    "ocigate_upstream_connections_total{reused=\"yes\"} %llu\n",
+			    (unsigned long long)px->stats.upstream_connects,
+			    (unsigned long long)px->stats.upstream_reuses);
+	metrics_head(out, "ocigate_ready", "gauge",
+		     "1 when /readyz answers 200 (connectors loaded, not shutting down).");
+	evbuffer_add_printf(out, "ocigate_ready %d\n",
+			    !px->shutting_down && auth_backend_ready(px->auth));
+	metrics_head(out, "ocigate_build_info", "gauge", "Always 1; the version as a label.");
+	evbuffer_add_printf(out, "ocigate_build_info{version=\"%s\"} 1\n", OCIGATE_VERSION);
+}
+
+void metrics_render(const struct proxy *px, struct evbuffer *out)
+{
+	metrics_render_requests(out);
+	metrics_render_durations(out);
+	metrics_render_bytes_upstream(out);
+	metrics_render_auth(px, out);
+	metrics_render_events(out);
+	metrics_render_process(px, out);
+}
