@@ -34,6 +34,7 @@ MANIFESTS = os.path.join(ROOT, "packaging", "kubernetes")
 CONN = "/apis/connectors.alauda.io/v1alpha1"
 TR = "/apis/authentication.k8s.io/v1/tokenreviews"
 SAR = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/%s/leases"
 UNAUTHORIZED = (b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":'
                 b'"Failure","message":"Unauthorized","reason":"Unauthorized",'
                 b'"code":401}\n')
@@ -1273,6 +1274,96 @@ class FixtureTest:
             w.close()
             api.remove_rbac("ClusterRoleBinding", "status-writer")
 
+    def t_leases(self):
+        """coordination.k8s.io/v1 Lease: create, get, update with
+        resourceVersion (409 on a stale one, 422 without), MicroTime
+        exactly, spec validation, RBAC only in ocigate's namespace."""
+        api = self.api
+        ns = K.OCIGATE_NAMESPACE
+        coll = LEASES % ns
+        now = time.time()
+        spec = {"holderIdentity": "a", "leaseDurationSeconds": 15,
+                "acquireTime": K.microtime(now), "renewTime": K.microtime(now),
+                "leaseTransitions": 0}
+        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": "el", "namespace": ns}, "spec": spec}
+        r = self.c.req("GET", coll + "/el")
+        T.expect_eq(r.status, 404, "no Lease yet")
+        T.expect_eq(r.json()["details"], {"name": "el", "group":
+                    "coordination.k8s.io", "kind": "leases"}, "404 details")
+        r = self.c.req("POST", coll, body)
+        T.expect_eq(r.status, 201, "create")
+        js = r.json()
+        T.expect_eq(list(js), ["kind", "apiVersion", "metadata", "spec"],
+                    "Lease field order")
+        T.expect_eq((js["kind"], js["apiVersion"]),
+                    ("Lease", "coordination.k8s.io/v1"), "kind/apiVersion")
+        T.expect_eq(js["spec"], spec, "spec stored as sent")
+        T.expect_eq(list(js["spec"]), ["holderIdentity",
+                                       "leaseDurationSeconds", "acquireTime",
+                                       "renewTime", "leaseTransitions"],
+                    "LeaseSpec field order")
+        rv1 = js["metadata"]["resourceVersion"]
+        r = self.c.req("POST", coll, body)
+        T.expect_eq((r.status, r.json()["reason"]), (409, "AlreadyExists"),
+                    "second create: someone else won")
+        upd = json.loads(json.dumps(body))
+        upd["metadata"]["resourceVersion"] = rv1
+        upd["spec"]["holderIdentity"] = "b"
+        upd["spec"]["leaseTransitions"] = 1
+        r = self.c.req("PUT", coll + "/el", upd)
+        T.expect_eq(r.status, 200, "update at the current resourceVersion")
+        rv2 = r.json()["metadata"]["resourceVersion"]
+        T.expect(int(rv2) > int(rv1), "resourceVersion moves")
+        upd["spec"]["holderIdentity"] = "c"
+        r = self.c.req("PUT", coll + "/el", upd)
+        T.expect_eq((r.status, r.json()["reason"]), (409, "Conflict"),
+                    "update at a stale resourceVersion")
+        T.expect_in("Operation cannot be fulfilled on leases."
+                    "coordination.k8s.io \"el\": the object has been "
+                    "modified", r.json()["message"], "409 message")
+        T.expect_eq(api.get_lease(ns, "el")["spec"]["holderIdentity"], "b",
+                    "the stale write changed nothing")
+        del upd["metadata"]["resourceVersion"]
+        r = self.c.req("PUT", coll + "/el", upd)
+        T.expect_eq((r.status, r.json()["reason"]), (422, "Invalid"),
+                    "update without resourceVersion")
+        # MicroTime needs exactly six fraction digits, like time.Parse
+        # with RFC3339Micro in the real server
+        for bad in ("2024-01-01T00:00:00Z", "2024-01-01T00:00:00.123Z",
+                    "yesterday"):
+            b2 = json.loads(json.dumps(body))
+            b2["metadata"]["name"] = "bad"
+            b2["spec"]["renewTime"] = bad
+            r = self.c.req("POST", coll, b2)
+            T.expect_eq(r.status, 400, "renewTime %r refused" % bad)
+        b2["spec"]["renewTime"] = K.microtime(now)
+        b2["spec"]["leaseDurationSeconds"] = 0
+        r = self.c.req("POST", coll, b2)
+        T.expect_eq((r.status, r.json()["reason"]), (422, "Invalid"),
+                    "leaseDurationSeconds 0 refused")
+        T.expect_eq(K.parse_microtime("2023-11-15T00:13:20.000001+02:00"),
+                    1700000000.000001, "MicroTime with an offset")
+        # ocigate's Role covers leases in its own namespace only
+        r = self.c.req("GET", LEASES % "default" + "/el")
+        T.expect_eq(r.status, 403, "no Lease access outside ocigate's "
+                    "namespace")
+        r = self.c.req("DELETE", coll + "/el")
+        T.expect_eq(r.status, 403, "the Role does not allow delete")
+        # set_lease for tests; fail_next limited to one token
+        api.set_lease(ns, "el", "x", renew=now - 100)
+        T.expect_eq(api.get_lease(ns, "el")["spec"]["holderIdentity"], "x",
+                    "set_lease")
+        other = api.add_token("other-" + os.urandom(4).hex(), K.OCIGATE_USER,
+                              groups=["system:serviceaccounts"])
+        inj = api.fail_next("/leases/", 503, times=5, token=other)
+        r = self.c.req("GET", coll + "/el")
+        T.expect_eq(r.status, 200, "another token is not affected")
+        r = self.c.req("GET", coll + "/el", token=other)
+        T.expect_eq(r.status, 503, "the token's request is")
+        T.expect_eq(inj.hits, 1, "one hit")
+        api.clear_failures()
+
     def t_counters(self):
         api = self.api
         api.reset_counters()
@@ -1511,7 +1602,13 @@ class FixtureTest:
         docs = self._manifest("rbac.yaml")
         by_kind = {d["kind"]: d for d in docs}
         T.expect_eq(sorted(by_kind), ["ClusterRole", "ClusterRoleBinding",
-                                      "Namespace", "ServiceAccount"], "kinds")
+                                      "Namespace", "Role", "RoleBinding",
+                                      "ServiceAccount"], "kinds")
+        lrole, lbinding = K.ocigate_lease_rbac()
+        T.expect_eq(by_kind["Role"], lrole,
+                    "rbac.yaml Role = the fixture's ocigate_lease_rbac()")
+        T.expect_eq(by_kind["RoleBinding"], lbinding,
+                    "rbac.yaml RoleBinding = the fixture's ocigate_lease_rbac()")
         T.expect_eq((by_kind["ServiceAccount"]["metadata"]["name"],
                      by_kind["ServiceAccount"]["metadata"]["namespace"]),
                     (K.OCIGATE_SA, K.OCIGATE_NAMESPACE), "ServiceAccount")
@@ -1531,13 +1628,20 @@ class FixtureTest:
         rb = K.Rbac()
         rb.apply(by_kind["ClusterRole"])
         rb.apply(by_kind["ClusterRoleBinding"])
+        rb.apply(by_kind["Role"])
+        rb.apply(by_kind["RoleBinding"])
         u, g = K.OCIGATE_USER, ["system:serviceaccounts"]
         allowed = [("create", "authentication.k8s.io", "tokenreviews", ""),
                    ("create", "authorization.k8s.io", "subjectaccessreviews",
                     ""),
                    ("watch", "connectors.alauda.io", "connectors", "ns"),
-                   ("list", "", "secrets", ""), ("get", "", "secrets", "ns")]
-        denied = [("create", "connectors.alauda.io", "connectors", "ns"),
+                   ("list", "", "secrets", ""), ("get", "", "secrets", "ns"),
+                   ("get", "coordination.k8s.io", "leases", "ocigate"),
+                   ("create", "coordination.k8s.io", "leases", "ocigate"),
+                   ("update", "coordination.k8s.io", "leases", "ocigate")]
+        denied = [("update", "coordination.k8s.io", "leases", "ns"),
+                  ("delete", "coordination.k8s.io", "leases", "ocigate"),
+                  ("create", "connectors.alauda.io", "connectors", "ns"),
                   ("patch", "", "secrets", "ns"), ("get", "", "configmaps", ""),
                   ("create", "authorization.k8s.io",
                    "selfsubjectaccessreviews", "")]
@@ -1691,6 +1795,8 @@ def main():
                 ("fail_next: 429, 500, 503, hang, close", t.t_fail_next),
                 ("stop/start on the same port", t.t_stop_start),
                 ("status PATCH/PUT, conflicts, generation", t.t_status_patch),
+                ("Leases: create, update, 409, MicroTime, RBAC",
+                 t.t_leases),
                 ("counters and request log", t.t_counters),
                 ("kubeconfig for ocigate", t.t_kubeconfig),
                 ("standalone: --port 0 --state, URL on stdout",
