@@ -26,6 +26,7 @@ import zlib
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ocitest as T  # noqa: E402
 import k8sapi as K  # noqa: E402
+import kustomize as Z  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -1671,12 +1672,15 @@ class FixtureTest:
         (ctr,) = pod["containers"]
         T.expect_eq(ctr["args"], ["--config", "/etc/ocigate/ocigate.conf"],
                     "args")
-        T.expect_eq(ctr["ports"], [{"name": "http", "containerPort": 5000,
-                                    "protocol": "TCP"}], "ports")
+        T.expect_eq(ctr["ports"], [
+            {"name": "http", "containerPort": 5000, "protocol": "TCP"},
+            {"name": "webhook", "containerPort": 8443, "protocol": "TCP"},
+            {"name": "admin", "containerPort": 9090, "protocol": "TCP"}],
+            "ports")
         T.expect_eq((ctr["readinessProbe"]["httpGet"],
                      ctr["livenessProbe"]["httpGet"]),
-                    ({"path": "/readyz", "port": "http"},
-                     {"path": "/healthz", "port": "http"}), "probes")
+                    ({"path": "/readyz", "port": "admin"},
+                     {"path": "/healthz", "port": "admin"}), "probes")
         mount = ctr["volumeMounts"][0]
         T.expect_eq((mount["mountPath"], pod["volumes"][0]["configMap"]["name"]),
                     ("/etc/ocigate", by_kind["ConfigMap"]["metadata"]["name"]),
@@ -1688,6 +1692,269 @@ class FixtureTest:
                     (5000, "http"), "Service port")
         T.expect_in(":%d" % svc["ports"][0]["nodePort"], conf,
                     "public_address uses the nodePort")
+
+    # ---- kustomize renderings: every object against the API's shapes
+
+    KINDS = {
+        ("v1", "Namespace"): False, ("v1", "ServiceAccount"): True,
+        ("v1", "ConfigMap"): True, ("v1", "Service"): True,
+        ("apps/v1", "Deployment"): True, ("apps/v1", "DaemonSet"): True,
+        ("policy/v1", "PodDisruptionBudget"): True,
+        ("networking.k8s.io/v1", "NetworkPolicy"): True,
+        ("rbac.authorization.k8s.io/v1", "ClusterRole"): False,
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): False,
+        ("rbac.authorization.k8s.io/v1", "Role"): True,
+        ("rbac.authorization.k8s.io/v1", "RoleBinding"): True,
+        ("admissionregistration.k8s.io/v1",
+         "MutatingWebhookConfiguration"): False,
+        ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): False,
+        ("cert-manager.io/v1", "Issuer"): True,
+        ("cert-manager.io/v1", "Certificate"): True,
+    }
+    DNS1123 = __import__("re").compile(
+        r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+    def _render(self, rel, components=()):
+        """kubectl kustomize packaging/kubernetes/REL, optionally with
+        components added (as a user uncommenting them would)."""
+        d = os.path.join(MANIFESTS, rel)
+        if components:
+            tmp = self.env.mkdir("kust-" + "-".join(
+                c.replace("/", "_") for c in components))
+            with open(os.path.join(tmp, "kustomization.yaml"), "w") as f:
+                f.write("apiVersion: kustomize.config.k8s.io/v1beta1\n"
+                        "kind: Kustomization\nresources:\n  - %s\n"
+                        "components:\n%s" % (d, "".join(
+                            "  - %s\n" % os.path.join(MANIFESTS, c)
+                            for c in components)))
+            d = tmp
+        return Z.render(d)
+
+    def _check_object(self, o, where):
+        key = (o.get("apiVersion"), o.get("kind"))
+        T.expect(key in self.KINDS, "%s: unknown kind %r" % (where, key))
+        m = o.get("metadata") or {}
+        name = m.get("name") or ""
+        T.expect(self.DNS1123.match(name) and len(name) <= 253,
+                 "%s: metadata.name %r" % (where, name))
+        T.expect_eq(bool(m.get("namespace")), self.KINDS[key],
+                    "%s %s: namespaced" % (where, name))
+        if self.KINDS[key]:
+            T.expect_eq(m["namespace"], "ocigate", "%s %s namespace"
+                        % (where, name))
+        T.expect(set(o) <= {"apiVersion", "kind", "metadata", "spec", "data",
+                            "rules", "roleRef", "subjects", "webhooks"},
+                 "%s %s: top-level fields %s" % (where, name, sorted(o)))
+
+    @staticmethod
+    def _conf_port(conf, section, key):
+        cur = None
+        for line in conf.splitlines():
+            line = line.split(";")[0].split("#")[0].strip()
+            if line.startswith("["):
+                cur = line.strip("[]")
+            elif cur == section and line.split("=")[0].strip() == key:
+                return int(line.split("=", 1)[1].strip().rsplit(":", 1)[1])
+        T.fail("[%s] %s not in ocigate.conf" % (section, key))
+
+    def _check_workload(self, objs, where):
+        by = {(o["kind"], o["metadata"]["name"]): o for o in objs}
+        work = [o for o in objs if o["kind"] in ("Deployment", "DaemonSet")]
+        T.expect_eq(len(work), 1, "%s: one workload" % where)
+        w = work[0]
+        spec = w["spec"]
+        tpl = spec["template"]
+        labels = tpl["metadata"]["labels"]
+        T.expect_eq(spec["selector"]["matchLabels"], labels,
+                    "%s: selector = template labels" % where)
+        pod = tpl["spec"]
+        T.expect(("ServiceAccount", pod["serviceAccountName"]) in by,
+                 "%s: ServiceAccount exists" % where)
+        psc = pod["securityContext"]
+        T.expect_eq((psc["runAsNonRoot"], psc["runAsUser"],
+                     psc["seccompProfile"]), (True, 65532,
+                                              {"type": "RuntimeDefault"}),
+                    "%s: pod securityContext" % where)
+        (c,) = pod["containers"]
+        sc = c["securityContext"]
+        T.expect_eq((sc["runAsNonRoot"], sc["readOnlyRootFilesystem"],
+                     sc["allowPrivilegeEscalation"], sc["capabilities"],
+                     sc["seccompProfile"]),
+                    (True, True, False, {"drop": ["ALL"]},
+                     {"type": "RuntimeDefault"}),
+                    "%s: container securityContext" % where)
+        T.expect(c["resources"]["requests"]["cpu"]
+                 and c["resources"]["requests"]["memory"]
+                 and c["resources"]["limits"]["memory"],
+                 "%s: resources" % where)
+        T.expect_eq(c["image"], "registry.example.com/ocigate/ocigate:0.1.0",
+                    "%s: image from kustomization images" % where)
+        ports = {p["name"]: p for p in c["ports"]}
+        T.expect_eq(len(ports), len(c["ports"]), "%s: port names unique"
+                    % where)
+        for n, p in ports.items():
+            T.expect(len(n) <= 15 and self.DNS1123.match(n),
+                     "%s: port name %r (IANA_SVC_NAME)" % (where, n))
+            T.expect_eq(p["protocol"], "TCP", "%s: %s protocol" % (where, n))
+        T.expect_eq((ports["http"]["containerPort"],
+                     ports["webhook"]["containerPort"],
+                     ports["admin"]["containerPort"]), (5000, 8443, 9090),
+                    "%s: http/webhook/admin ports" % where)
+        for probe, path in (("readinessProbe", "/readyz"),
+                            ("livenessProbe", "/healthz")):
+            T.expect_eq(c[probe]["httpGet"], {"path": path, "port": "admin"},
+                        "%s: %s on the admin port" % (where, probe))
+        ann = tpl["metadata"]["annotations"]
+        T.expect_eq((ann["prometheus.io/scrape"], ann["prometheus.io/port"],
+                     ann["prometheus.io/path"]),
+                    ("true", str(ports["admin"]["containerPort"]), "/metrics"),
+                    "%s: metrics annotations" % where)
+        vols = {v["name"]: v for v in pod["volumes"]}
+        mounts = {m["name"]: m for m in c["volumeMounts"]}
+        T.expect_eq(sorted(mounts), sorted(vols), "%s: volumes mounted"
+                    % where)
+        T.expect(all(m.get("readOnly") for m in mounts.values()),
+                 "%s: read-only mounts" % where)
+        cm = by[("ConfigMap", vols["config"]["configMap"]["name"])]
+        conf = cm["data"]["ocigate.conf"]
+        T.expect_eq(mounts["config"]["mountPath"], os.path.dirname(
+            c["args"][c["args"].index("--config") + 1]),
+            "%s: --config in the ConfigMap mount" % where)
+        T.expect_eq(self._conf_port(conf, "server", "listen"),
+                    ports["http"]["containerPort"], "%s: listen" % where)
+        T.expect_eq(self._conf_port(conf, "server", "admin_listen"),
+                    ports["admin"]["containerPort"], "%s: admin_listen"
+                    % where)
+        T.expect_eq(self._conf_port(conf, "webhook", "listen"),
+                    ports["webhook"]["containerPort"], "%s: webhook listen"
+                    % where)
+        tls = mounts["webhook-tls"]["mountPath"]
+        T.expect_in("cert_file = %s/tls.crt\n" % tls, conf,
+                    "%s: cert_file in the Secret mount" % where)
+        T.expect_in("key_file = %s/tls.key\n" % tls, conf,
+                    "%s: key_file in the Secret mount" % where)
+        T.expect_eq(vols["webhook-tls"]["secret"]["secretName"],
+                    "ocigate-webhook-tls", "%s: webhook Secret" % where)
+        # Services: selector matches, targetPort names a container port
+        for o in objs:
+            if o["kind"] != "Service":
+                continue
+            sel = o["spec"]["selector"]
+            T.expect(all(labels.get(k) == v for k, v in sel.items()),
+                     "%s: Service %s selects the Pods"
+                     % (where, o["metadata"]["name"]))
+            for sp in o["spec"]["ports"]:
+                tp = sp["targetPort"]
+                T.expect(tp in ports if isinstance(tp, str) else
+                         tp in [p["containerPort"] for p in ports.values()],
+                         "%s: Service %s targetPort %r is a container port"
+                         % (where, o["metadata"]["name"], tp))
+        # the webhook: its Service, port and path
+        mwc = by[("MutatingWebhookConfiguration", "ocigate-image-rewrite")]
+        (wh,) = mwc["webhooks"]
+        ref = wh["clientConfig"]["service"]
+        svc = by[("Service", ref["name"])]
+        T.expect_eq(ref["namespace"], svc["metadata"]["namespace"],
+                    "%s: webhook Service namespace" % where)
+        (sp,) = [p for p in svc["spec"]["ports"] if p["port"] == ref["port"]]
+        T.expect_eq(sp["targetPort"], "webhook",
+                    "%s: webhook Service port -> container port webhook"
+                    % where)
+        T.expect_eq((wh["sideEffects"], wh["admissionReviewVersions"],
+                     ref["path"]), ("None", ["v1"], "/mutate"),
+                    "%s: webhook required fields" % where)
+        T.expect("caBundle" in wh["clientConfig"], "%s: caBundle" % where)
+        # NetworkPolicy: the Pods, by port names they have
+        (np,) = [o for o in objs if o["kind"] == "NetworkPolicy"]
+        T.expect_eq(np["spec"]["podSelector"]["matchLabels"], labels,
+                    "%s: NetworkPolicy selects the Pods" % where)
+        np_ports = [p["port"] for r in np["spec"]["ingress"]
+                    for p in r["ports"]]
+        T.expect_eq(sorted(np_ports), sorted(ports),
+                    "%s: NetworkPolicy opens exactly the container ports"
+                    % where)
+        # the Lease Role in the workload's namespace
+        T.expect_eq(by[("Role", "ocigate-leader-election")]["metadata"][
+            "namespace"], w["metadata"]["namespace"],
+            "%s: Lease Role in ocigate's namespace" % where)
+        return w, c, conf, by
+
+    def t_kustomize(self):
+        for rel, comps in (("", ()), ("", ("components/cert-manager",)),
+                           ("daemonset", ())):
+            where = "kustomize %s%s" % (rel or "base", "+" + ",".join(comps)
+                                        if comps else "")
+            objs = self._render(rel, comps)
+            for o in objs:
+                self._check_object(o, where)
+            w, c, conf, by = self._check_workload(objs, where)
+            mwc = by[("MutatingWebhookConfiguration",
+                      "ocigate-image-rewrite")]
+            ann = mwc["metadata"].get("annotations") or {}
+            if comps:
+                cert = by[("Certificate", "ocigate-webhook")]
+                T.expect_eq(cert["spec"]["secretName"], "ocigate-webhook-tls",
+                            "%s: Certificate writes the mounted Secret"
+                            % where)
+                T.expect_eq(ann.get("cert-manager.io/inject-ca-from"),
+                            "ocigate/" + cert["metadata"]["name"],
+                            "%s: CA injection" % where)
+                T.expect_in("ocigate-webhook.ocigate.svc",
+                            cert["spec"]["dnsNames"], "%s: DNS name" % where)
+                T.expect(("Issuer", cert["spec"]["issuerRef"]["name"]) in by,
+                         "%s: Issuer" % where)
+            else:
+                T.expect("cert-manager.io/inject-ca-from" not in ann,
+                         "%s: no cert-manager annotation" % where)
+            if rel == "daemonset":
+                T.expect_eq(w["kind"], "DaemonSet", "overlay: a DaemonSet")
+                http = [p for p in c["ports"] if p["name"] == "http"][0]
+                T.expect_eq(http.get("hostPort"), 5000, "hostPort")
+                T.expect_in("public_address = 127.0.0.1:%d\n"
+                            % http["hostPort"], conf,
+                            "public_address = the node-local hostPort")
+                T.expect(("PodDisruptionBudget", "ocigate") not in by
+                         and ("Service", "ocigate") not in by,
+                         "overlay drops the PDB and the NodePort Service")
+                T.expect_eq(w["spec"]["updateStrategy"]["rollingUpdate"][
+                    "maxSurge"], 0, "no surge with a hostPort")
+            else:
+                T.expect_eq(w["kind"], "Deployment", "base: a Deployment")
+                pdb = by[("PodDisruptionBudget", "ocigate")]
+                T.expect_eq(pdb["spec"]["selector"]["matchLabels"],
+                            w["spec"]["template"]["metadata"]["labels"],
+                            "PDB selects the Pods")
+                T.expect(pdb["spec"]["minAvailable"] < w["spec"]["replicas"],
+                         "PDB leaves room for a drain")
+                svc = by[("Service", "ocigate")]
+                T.expect_in("public_address = ocigate.example.com:%d\n"
+                            % svc["spec"]["ports"][0]["nodePort"], conf,
+                            "public_address uses the nodePort")
+
+    def t_webhook_cert_script(self):
+        d = self.env.path("webhook-cert")
+        self.env.run(["bash", os.path.join(MANIFESTS, "make-webhook-cert.sh"),
+                      d])
+        r = self.env.run(["openssl", "verify", "-CAfile",
+                          os.path.join(d, "ca.crt"), "-purpose", "sslserver",
+                          os.path.join(d, "tls.crt")], check=False)
+        T.expect_eq(r.returncode, 0, "certificate verifies for serverAuth: %s"
+                    % r.stdout.decode() + r.stderr.decode())
+        r = self.env.run(["openssl", "x509", "-in", os.path.join(d, "tls.crt"),
+                          "-noout", "-ext", "subjectAltName"])
+        T.expect_in("DNS:ocigate-webhook.ocigate.svc,", r.stdout.decode(),
+                    "SAN names the webhook Service")
+        with open(os.path.join(d, "ca-bundle.b64")) as f, \
+                open(os.path.join(d, "ca.crt"), "rb") as g:
+            T.expect_eq(base64.b64decode(f.read()), g.read(),
+                        "caBundle = base64 of ca.crt")
+        T.expect_eq(os.stat(os.path.join(d, "tls.key")).st_mode & 0o077, 0,
+                    "key not readable by others")
+        # a TLS server on that pair, checked like the API server would
+        import ssl as _ssl
+        ctx = _ssl.SSLContext(_ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(d, "tls.crt"),
+                            os.path.join(d, "tls.key"))
 
     def t_example_manifests(self):
         api = K.FakeKubeAPI(self.pki)   # not started: the store and RBAC only
@@ -1807,6 +2074,9 @@ def main():
                 ("manifests: rbac.yaml matches the fixture", t.t_rbac_manifest),
                 ("manifests: Deployment, Service, ConfigMap",
                  t.t_deployment_manifest),
+                ("manifests: kustomize base, cert-manager, daemonset",
+                 t.t_kustomize),
+                ("manifests: make-webhook-cert.sh", t.t_webhook_cert_script),
                 ("manifests: examples work against the fixture",
                  t.t_example_manifests),
                 ("no exception in the fixture's threads",
