@@ -56,6 +56,7 @@ struct k8s_request {
 	enum k8s_phase phase;
 	bool post, watch;
 	bool patch;             /* a post sent as PATCH */
+	bool put;               /* a post sent as PUT */
 	char *content_type;     /* of a post's body; NULL: application/json */
 	char *path;
 	unsigned char *body;
@@ -419,6 +420,15 @@ struct k8s_request *k8s_client_patch(struct k8s_client *c, const char *path,
 	return r;
 }
 
+struct k8s_request *k8s_client_put(struct k8s_client *c, const char *path, struct evbuffer *json_body,
+				   k8s_response_fn done, void *arg)
+{
+	struct k8s_request *r = k8s_client_post(c, path, json_body, done, arg);
+
+	r->put = true;
+	return r;
+}
+
 struct k8s_request *k8s_client_get(struct k8s_client *c, const char *path, k8s_response_fn done,
 				   void *arg)
 {
@@ -559,7 +569,7 @@ static void k8s_request_send(struct k8s_request *r, struct k8s_conn *conn)
 	k8s_response_reset(r);
 	evbuffer_add_printf(out, "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: ocigate/%s\r\n"
 			    "Accept: application/json\r\n",
-			    r->patch ? "PATCH" : r->post ? "POST" : "GET", c->url.path_prefix,
+			    r->patch ? "PATCH" : r->put ? "PUT" : r->post ? "POST" : "GET", c->url.path_prefix,
 			    r->path, c->host_header,
 			    OCIGATE_VERSION);
 	if (!c->o.no_gzip)

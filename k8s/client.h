@@ -83,6 +83,10 @@ struct k8s_request *k8s_client_post(struct k8s_client *c, const char *path,
 struct k8s_request *k8s_client_patch(struct k8s_client *c, const char *path,
 				     const char *content_type, struct evbuffer *body,
 				     k8s_response_fn done, void *arg);
+/* Like k8s_client_post, sent as PUT (an update: the body carries
+ * metadata.resourceVersion, so a stale write gets 409 Conflict). */
+struct k8s_request *k8s_client_put(struct k8s_client *c, const char *path,
+				   struct evbuffer *json_body, k8s_response_fn done, void *arg);
 struct k8s_request *k8s_client_get(struct k8s_client *c, const char *path,
 				   k8s_response_fn done, void *arg);
 /* A watch: if the status is 200, line runs once per complete line of the

@@ -5,8 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "auth/static_auth.h"
 #include "k8s/k8s_auth.h"
+#include "k8s/lease.h"
 #include "k8s/refresher.h"
 #include "proxy/proxy.h"
 #include "proxy/status.h"
@@ -166,6 +169,81 @@ static struct k8s_refresher *main_start_refresher(struct proxy *px)
 	return k8s_refresher_new(px->base, k8s_auth_client(px->auth), &ro);
 }
 
+/* The controllers that write to the API: with leader election they run
+ * only while this replica holds the Lease. */
+struct main_leader {
+	struct proxy *px;
+	struct status_writer *status;
+	struct k8s_refresher *refresher;
+	struct k8s_lease *lease;
+};
+
+static void main_lead_start(void *arg)
+{
+	struct main_leader *m = arg;
+
+	m->status = main_start_status(m->px);
+	m->refresher = main_start_refresher(m->px);
+}
+
+static void main_lead_stop(void *arg)
+{
+	struct main_leader *m = arg;
+
+	k8s_refresher_free(m->refresher); /* its API requests use px->auth's client */
+	m->refresher = NULL;
+	status_writer_free(m->status); /* holds connectors and API requests of px->auth */
+	m->status = NULL;
+}
+
+static void main_start_leader(struct main_leader *m, struct proxy *px)
+{
+	const struct config *cfg = px->cfg;
+	char *ns, *identity;
+	struct k8s_lease_opts lo = {
+		.name = cfg->kubernetes.lease_name,
+		.duration_ms = cfg->kubernetes.lease_duration_ms,
+		.renew_deadline_ms = cfg->kubernetes.renew_deadline_ms,
+		.retry_period_ms = cfg->kubernetes.retry_period_ms,
+		.on_start = main_lead_start,
+		.on_stop = main_lead_stop,
+		.arg = m,
+	};
+
+	m->px = px;
+	if (!cfg->kubernetes.enabled || !k8s_auth_client(px->auth) ||
+	    !cfg->kubernetes.leader_election ||
+	    (!cfg->status.enabled && !cfg->pull_secrets.enabled)) {
+		main_lead_start(m);
+		return;
+	}
+	ns = k8s_lease_namespace(cfg->kubernetes.lease_namespace, cfg->kubernetes.kubeconfig,
+				 cfg->kubernetes.context, NULL);
+	identity = k8s_lease_identity();
+	lo.ns = ns;
+	lo.identity = identity;
+	m->lease = k8s_lease_new(px->base, k8s_auth_client(px->auth), &lo);
+	free(ns);
+	free(identity);
+}
+
+static void main_on_released(void *arg)
+{
+	event_base_loopbreak(arg);
+}
+
+/* Stops the controllers, then gives the Lease up so that a standby takes
+ * over at once; the loop runs again only for that one request (bounded by
+ * the API client's request timeout). */
+static void main_stop_leader(struct main_leader *m)
+{
+	main_lead_stop(m);
+	if (m->lease && k8s_lease_release(m->lease, main_on_released, m->px->base))
+		event_base_dispatch(m->px->base);
+	k8s_lease_free(m->lease);
+	m->lease = NULL;
+}
+
 /* Standalone mode builds its backend before the loop exists; Kubernetes
  * mode needs the loop (and DNS) for its API client, so it comes after
  * proxy_init, before the loop runs. */
@@ -203,8 +281,7 @@ int main(int argc, char **argv)
 	struct config *cfg = x_new(struct config);
 	struct proxy px;
 	struct webhook *webhook;
-	struct status_writer *status;
-	struct k8s_refresher *refresher;
+	struct main_leader leader = { 0 };
 	char err[1024];
 	int rc;
 
@@ -233,11 +310,9 @@ int main(int argc, char **argv)
 		proxy_free(&px);
 		return 1;
 	}
-	status = main_start_status(&px);
-	refresher = main_start_refresher(&px);
+	main_start_leader(&leader, &px);
 	rc = proxy_run(&px);
-	k8s_refresher_free(refresher); /* its API requests use px->auth's client */
-	status_writer_free(status); /* holds connectors and API requests of px->auth */
+	main_stop_leader(&leader);
 	webhook_free(webhook); /* its connections live on px's loop */
 	proxy_free(&px);
 	return rc;

@@ -18,8 +18,8 @@
  * API server applies it only to the version the writer computed from;
  * on 409 Conflict the writer GETs the object and recomputes from it
  * (usually finding the other replica already wrote the same status, and
- * writing nothing). No Lease: replicas reach the same conclusions from the
- * same registry, and a write never clobbers a newer one. */
+ * writing nothing). With leader election (k8s/lease.h, the default) only
+ * the Lease holder runs a writer: proxy/main.c creates and frees it. */
 #ifndef OCIGATE_PROXY_STATUS_H
 #define OCIGATE_PROXY_STATUS_H
 

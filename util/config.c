@@ -160,6 +160,30 @@ static const struct config_option options[] = {
 	  .default_value = "10s", .reloadable = false, .min = 100, .max = 10 * MS_MINUTE,
 	  .offset = G(kubernetes.api_timeout_ms, uint64_t),
 	  .doc = "one API server request (connect, TLS, answer); a review that takes longer is a 503" },
+	{ .section = "kubernetes", .name = "leader_election", .type = CFG_BOOL,
+	  .default_value = "yes", .reloadable = false,
+	  .offset = G(kubernetes.leader_election, bool),
+	  .doc = "run the status writer and the pull-secret refresher only on the replica holding a coordination.k8s.io/v1 Lease (no = on every replica)" },
+	{ .section = "kubernetes", .name = "lease_namespace", .type = CFG_STRING,
+	  .default_value = "", .reloadable = false,
+	  .offset = G(kubernetes.lease_namespace, char *),
+	  .doc = "namespace of the Lease (empty = the kubeconfig context's namespace, in-cluster the Pod's, else default)" },
+	{ .section = "kubernetes", .name = "lease_name", .type = CFG_STRING,
+	  .default_value = "ocigate", .reloadable = false,
+	  .offset = G(kubernetes.lease_name, char *),
+	  .doc = "name of the Lease; replicas sharing it elect one leader" },
+	{ .section = "kubernetes", .name = "lease_duration", .type = CFG_DURATION,
+	  .default_value = "15s", .reloadable = false, .min = 1000, .max = 10 * MS_MINUTE,
+	  .offset = G(kubernetes.lease_duration_ms, uint64_t),
+	  .doc = "how long after its last renew a Lease may be taken over by another replica (leaseDurationSeconds)" },
+	{ .section = "kubernetes", .name = "renew_deadline", .type = CFG_DURATION,
+	  .default_value = "10s", .reloadable = false, .min = 100, .max = 10 * MS_MINUTE,
+	  .offset = G(kubernetes.renew_deadline_ms, uint64_t),
+	  .doc = "the holder stops leading when no renew succeeded for this long; shorter than lease_duration" },
+	{ .section = "kubernetes", .name = "retry_period", .type = CFG_DURATION,
+	  .default_value = "2s", .reloadable = false, .min = 100, .max = 10 * MS_MINUTE,
+	  .offset = G(kubernetes.retry_period_ms, uint64_t),
+	  .doc = "how often the holder renews and the others try to acquire; shorter than renew_deadline" },
 
 	{ .section = "webhook", .name = "listen", .type = CFG_ADDRESS,
 	  .default_value = "0.0.0.0:8443", .reloadable = false,
@@ -1553,6 +1577,27 @@ static int check_pull_secrets(struct parser *p)
 		       "[pull_secrets] enabled = yes needs Kubernetes mode (a [kubernetes] section)");
 }
 
+/* client-go's rule: the holder must give up (renew_deadline) before anyone
+ * may take over (lease_duration), and retry at least once before that. */
+static int check_lease(struct parser *p)
+{
+	const struct config_option *rd = config_find_option("kubernetes", "renew_deadline");
+	const struct config_option *rp = config_find_option("kubernetes", "retry_period");
+	const struct config_option *ld = config_find_option("kubernetes", "lease_duration");
+	unsigned line = p->set_line[rd - options] ? p->set_line[rd - options]
+						  : p->section_line[SECTION_KUBERNETES];
+	const struct config *c = p->cfg;
+
+	if (!c->kubernetes.enabled || !c->kubernetes.leader_election)
+		return 0;
+	if (c->kubernetes.renew_deadline_ms >= c->kubernetes.lease_duration_ms)
+		return fail_at(p, line, "%s must be shorter than %s", rd->name, ld->name);
+	if (c->kubernetes.retry_period_ms >= c->kubernetes.renew_deadline_ms)
+		return fail_at(p, p->set_line[rp - options] ? p->set_line[rp - options] : line,
+			       "%s must be shorter than %s", rp->name, rd->name);
+	return 0;
+}
+
 /* A webhook without its certificate could only fail every API server call. */
 static int check_webhook(struct parser *p)
 {
@@ -1621,7 +1666,8 @@ int config_parse_ex(const char *text, size_t len, const struct config_parse_opts
 	apply_defaults(&p, false, (char *)out);
 	if (parse_lines(&p, text, len) != 0 || check_missing_sections(&p) != 0 ||
 	    check_kubernetes_mode(&p) != 0 || check_webhook(&p) != 0 ||
-	    check_pull_secrets(&p) != 0 || check_listeners(&p) != 0)
+	    check_pull_secrets(&p) != 0 || check_listeners(&p) != 0 ||
+	    check_lease(&p) != 0)
 		goto out;
 	if (!*out->server.public_address) {
 		free(out->server.public_address);

@@ -116,6 +116,10 @@ struct config {
 		uint64_t sar_allowed_ttl_ms, sar_denied_ttl_ms;
 		unsigned cache_size;
 		uint64_t api_timeout_ms;
+		bool leader_election;          /* status writer, refresher: Lease holder only */
+		char *lease_namespace;         /* "" = the Pod's namespace, else "default" */
+		char *lease_name;
+		uint64_t lease_duration_ms, renew_deadline_ms, retry_period_ms;
 	} kubernetes;
 	struct {
 		bool enabled;      /* the file has a [webhook] section */

@@ -35,7 +35,10 @@ Served (HTTPS on 127.0.0.1, HTTP/1.1 keep-alive, ALPN http/1.1 only):
   GET|POST       /apis/connectors.alauda.io/v1alpha1[/namespaces/NS]/connectors
   GET|PUT|PATCH|DELETE  .../namespaces/NS/connectors/NAME[/status]
   the same for /api/v1[/namespaces/NS]/secrets (no status subresource)
-  and /api/v1[/namespaces/NS]/serviceaccounts, plus
+  and /api/v1[/namespaces/NS]/serviceaccounts, and
+  /apis/coordination.k8s.io/v1[/namespaces/NS]/leases (Lease: spec
+        validated as the real server does, MicroTime with exactly six
+        fraction digits, updates need metadata.resourceVersion), plus
   POST /api/v1/namespaces/NS/serviceaccounts/NAME/token (TokenRequest:
         mints a token TokenReview accepts; token_request_max_lifetime caps
         expirationSeconds, as a real server's --service-account-max-token-
@@ -58,7 +61,8 @@ Deliberate differences from a real cluster, all switchable or harmless:
   - TokenReview failures omit "authenticated" (false is omitempty in the Go
     type), as the real server does; explicit_unauthenticated=True writes
     "authenticated":false instead.
-  - fail_next() injections happen before authentication.
+  - fail_next() injections happen before authentication (token= limits one
+    to the requests carrying that bearer token).
   - Not served: server-side apply, strategic merge patch for connectors
     (415, as for any custom resource), deletecollection, the deprecated
     /watch/ paths, discovery documents.
@@ -82,6 +86,7 @@ prints the URL on stdout, then serves until SIGTERM or SIGINT.  FILE.json:
 
 import argparse
 import base64
+import calendar
 import copy
 import gzip
 import http.server
@@ -294,8 +299,78 @@ SECRETS = Resource("secrets", "", "v1", "Secret", crd=False, status_sub=False,
                    extra_fields=("type",))
 SERVICEACCOUNTS = Resource("serviceaccounts", "", "v1", "ServiceAccount",
                            crd=False, status_sub=False)
+LEASES = Resource("leases", "coordination.k8s.io", "v1", "Lease", crd=False,
+                  status_sub=False)
 RESOURCES = {CONNECTORS.plural: CONNECTORS, SECRETS.plural: SECRETS,
-             SERVICEACCOUNTS.plural: SERVICEACCOUNTS}
+             SERVICEACCOUNTS.plural: SERVICEACCOUNTS, LEASES.plural: LEASES}
+# coordination/v1 LeaseSpec, in its Go field order
+LEASE_SPEC_FIELDS = ("holderIdentity", "leaseDurationSeconds", "acquireTime",
+                     "renewTime", "leaseTransitions", "strategy",
+                     "preferredHolder")
+_MICROTIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}"
+                        r"(Z|[+-]\d\d:\d\d)$")
+
+
+def parse_microtime(s):
+    """metav1.MicroTime as the API server decodes it (time.Parse with
+    RFC3339Micro: exactly six fraction digits): seconds since the epoch."""
+    if not isinstance(s, str) or not _MICROTIME.match(s):
+        raise ValueError("not a MicroTime: %r" % (s,))
+    base, frac = s[:19], s[20:26]
+    tz = s[26:]
+    t = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
+    if tz != "Z":
+        off = int(tz[1:3]) * 3600 + int(tz[4:6]) * 60
+        t -= off if tz[0] == "+" else -off
+    return t + int(frac) / 1e6
+
+
+def microtime(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + (
+        ".%06dZ" % (int(round(t * 1e6)) % 1000000))
+
+
+def lease_spec(res_name, spec):
+    """The spec of a Lease body as the API server stores it; ApiError 400
+    (decoding) or 422 (validation) as kube-apiserver answers."""
+    if spec is None:
+        return {}
+    if not isinstance(spec, dict):
+        raise err_bad_request("Lease in version \"v1\" cannot be handled as "
+                              "a Lease: spec must be an object")
+    out = {}
+    for k in LEASE_SPEC_FIELDS:
+        v = spec.get(k)
+        if v is None:
+            continue
+        if k in ("acquireTime", "renewTime"):
+            try:
+                parse_microtime(v)
+            except ValueError:
+                raise err_bad_request(
+                    "Lease in version \"v1\" cannot be handled as a Lease: "
+                    "parsing time %s as \"2006-01-02T15:04:05.000000Z07:00\": "
+                    "cannot parse" % go_quote(str(v)))
+        elif k in ("leaseDurationSeconds", "leaseTransitions"):
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise err_bad_request("Lease in version \"v1\" cannot be "
+                                      "handled as a Lease: spec.%s: expects "
+                                      "a number" % k)
+            if k == "leaseDurationSeconds" and v <= 0:
+                raise err_invalid("Lease", "coordination.k8s.io", res_name,
+                                  "spec.leaseDurationSeconds",
+                                  "Invalid value: %d: must be greater than 0"
+                                  % v)
+            if k == "leaseTransitions" and v < 0:
+                raise err_invalid("Lease", "coordination.k8s.io", res_name,
+                                  "spec.leaseTransitions",
+                                  "Invalid value: %d: must be greater than or "
+                                  "equal to 0" % v)
+        elif not isinstance(v, str):
+            raise err_bad_request("Lease in version \"v1\" cannot be handled "
+                                  "as a Lease: spec.%s: expects a string" % k)
+        out[k] = v
+    return out
 KIND_TO_RESOURCE = {r.kind: r for r in RESOURCES.values()}
 
 _META_ORDER = ("name", "generateName", "namespace", "selfLink", "uid",
@@ -323,6 +398,10 @@ def encode_object(res, obj, in_list=False):
         out["apiVersion"] = res.api_version
     out["metadata"] = _ordered_meta(obj.get("metadata", {}))
     if res is SERVICEACCOUNTS:
+        return out
+    if res is LEASES:
+        sp = obj.get("spec") or {}
+        out["spec"] = {k: sp[k] for k in LEASE_SPEC_FIELDS if k in sp}
         return out
     if obj.get("immutable") is not None:
         out["immutable"] = obj["immutable"]
@@ -599,6 +678,23 @@ def ocigate_rbac():
     return [role, binding]
 
 
+def ocigate_lease_rbac(namespace=OCIGATE_NAMESPACE):
+    """The Role and RoleBinding of packaging/kubernetes/rbac.yaml for leader
+    election: the Lease in ocigate's own namespace."""
+    role = {"apiVersion": RBAC_GROUP + "/v1", "kind": "Role",
+            "metadata": {"name": "ocigate-leader-election",
+                         "namespace": namespace},
+            "rules": [rule(["get", "create", "update"], ["leases"],
+                           ["coordination.k8s.io"])]}
+    binding = {"apiVersion": RBAC_GROUP + "/v1", "kind": "RoleBinding",
+               "metadata": {"name": "ocigate-leader-election",
+                            "namespace": namespace},
+               "roleRef": {"apiGroup": RBAC_GROUP, "kind": "Role",
+                           "name": "ocigate-leader-election"},
+               "subjects": [ServiceAccount(OCIGATE_NAMESPACE, OCIGATE_SA)]}
+    return [role, binding]
+
+
 def _has(lst, v):
     return v in lst or "*" in lst
 
@@ -782,8 +878,10 @@ class _Watch:
 class Injection:
     """One fail_next() rule; .hits counts the requests it answered."""
 
-    def __init__(self, pattern, action, times, method, retry_after):
+    def __init__(self, pattern, action, times, method, retry_after,
+                 token=None):
         self.pattern = re.compile(pattern)
+        self.token = token
         self.action = action
         self.remaining = times
         self.method = method
@@ -955,7 +1053,7 @@ class FakeKubeAPI:
             self.add_token(ocigate_token, OCIGATE_USER,
                            groups=self._sa_groups(OCIGATE_NAMESPACE))
         if ocigate_rbac_defaults:
-            for obj in ocigate_rbac():
+            for obj in ocigate_rbac() + ocigate_lease_rbac():
                 self.rbac.apply(obj)
         # objects
         self._rv = initial_rv
@@ -1245,6 +1343,8 @@ class FakeKubeAPI:
                     obj["status"] = copy.deepcopy(body["status"])
             elif res is SECRETS:
                 self._secret_body(obj, body)
+            elif res is LEASES:
+                obj["spec"] = lease_spec(name, body.get("spec"))
             return self._commit(res, "ADDED", obj, None)
 
     @staticmethod
@@ -1296,6 +1396,8 @@ class FakeKubeAPI:
                     for k in ("data", "type", "immutable"):
                         obj.pop(k, None)
                     self._secret_body(obj, new)
+                elif res is LEASES:
+                    obj["spec"] = lease_spec(name, new.get("spec"))
             if obj == cur:
                 return copy.deepcopy(cur)
             return self._commit(res, "MODIFIED", obj, cur)
@@ -1415,6 +1517,22 @@ class FakeKubeAPI:
 
     def get_service_account(self, namespace, name):
         return self._get(SERVICEACCOUNTS, namespace, name)
+
+    def get_lease(self, namespace, name):
+        return self._get(LEASES, namespace, name)
+
+    def set_lease(self, namespace, name, holder, duration=15, renew=None,
+                  acquire=None, transitions=0):
+        """Create or replace a Lease (renew, acquire: seconds since the
+        epoch; None = now)."""
+        now = self.clock()
+        spec = {"holderIdentity": holder, "leaseDurationSeconds": duration,
+                "acquireTime": microtime(now if acquire is None else acquire),
+                "renewTime": microtime(now if renew is None else renew),
+                "leaseTransitions": transitions}
+        return self.apply({"apiVersion": LEASES.api_version, "kind": "Lease",
+                           "metadata": {"name": name, "namespace": namespace},
+                           "spec": spec})
 
     def token_requests(self, namespace=None, name=None):
         """[(ns, name, expirationSeconds asked, seconds granted, audiences)]"""
@@ -1561,14 +1679,15 @@ class FakeKubeAPI:
                                 % (n, resource or "any resource"))
 
     def fail_next(self, path_regex, status, times=1, method=None,
-                  retry_after=1):
+                  retry_after=1, token=None):
         """Answer the next `times` requests whose path (with its query)
         matches path_regex (re.search) with: 429 (Retry-After + a
         TooManyRequests Status), 500 (InternalError), any other code (a
         Status with that code), "hang" (read the request, never answer,
         until stop() or hang_seconds), or "close" (cut the connection
-        without an answer).  Returns the Injection (its .hits)."""
-        inj = Injection(path_regex, status, times, method, retry_after)
+        without an answer).  token: only requests with this bearer token
+        (one replica among several).  Returns the Injection (its .hits)."""
+        inj = Injection(path_regex, status, times, method, retry_after, token)
         with self._cond:
             self._injections.append(inj)
         return inj
@@ -1641,7 +1760,8 @@ class FakeKubeAPI:
             self._log.append(rec)
         try:
             body = self._read_body(h)
-            inj = self._take_injection(h.command, h.path)
+            inj = self._take_injection(h.command, h.path,
+                                       h.headers.get("Authorization") or "")
             if inj is not None:
                 self._inject(h, rec, inj)
                 return
@@ -1727,11 +1847,13 @@ class FakeKubeAPI:
                                        "3145728"))
         return h.rfile.read(n) if n else b""
 
-    def _take_injection(self, method, path):
+    def _take_injection(self, method, path, authorization=""):
         with self._cond:
             for inj in self._injections:
                 if inj.remaining > 0 and (inj.method is None
                                           or inj.method == method) \
+                        and (inj.token is None
+                             or authorization == "Bearer " + inj.token) \
                         and inj.pattern.search(path):
                     inj.remaining -= 1
                     inj.hits += 1
@@ -2041,7 +2163,7 @@ class FakeKubeAPI:
     def _http_update(self, res, ns, name, sub, body):
         doc = self._http_object(res, ns, body, name)
         rv = (doc.get("metadata") or {}).get("resourceVersion")
-        if not rv and res.crd:
+        if not rv and (res.crd or res is LEASES):
             raise err_invalid(res.kind, res.group, name,
                               "metadata.resourceVersion",
                               "Invalid value: 0x0: must be specified for an "

@@ -26,6 +26,7 @@ import zlib
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ocitest as T  # noqa: E402
 import k8sapi as K  # noqa: E402
+import kustomize as Z  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -34,6 +35,7 @@ MANIFESTS = os.path.join(ROOT, "packaging", "kubernetes")
 CONN = "/apis/connectors.alauda.io/v1alpha1"
 TR = "/apis/authentication.k8s.io/v1/tokenreviews"
 SAR = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/%s/leases"
 UNAUTHORIZED = (b'{"kind":"Status","apiVersion":"v1","metadata":{},"status":'
                 b'"Failure","message":"Unauthorized","reason":"Unauthorized",'
                 b'"code":401}\n')
@@ -1273,6 +1275,96 @@ class FixtureTest:
             w.close()
             api.remove_rbac("ClusterRoleBinding", "status-writer")
 
+    def t_leases(self):
+        """coordination.k8s.io/v1 Lease: create, get, update with
+        resourceVersion (409 on a stale one, 422 without), MicroTime
+        exactly, spec validation, RBAC only in ocigate's namespace."""
+        api = self.api
+        ns = K.OCIGATE_NAMESPACE
+        coll = LEASES % ns
+        now = time.time()
+        spec = {"holderIdentity": "a", "leaseDurationSeconds": 15,
+                "acquireTime": K.microtime(now), "renewTime": K.microtime(now),
+                "leaseTransitions": 0}
+        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": "el", "namespace": ns}, "spec": spec}
+        r = self.c.req("GET", coll + "/el")
+        T.expect_eq(r.status, 404, "no Lease yet")
+        T.expect_eq(r.json()["details"], {"name": "el", "group":
+                    "coordination.k8s.io", "kind": "leases"}, "404 details")
+        r = self.c.req("POST", coll, body)
+        T.expect_eq(r.status, 201, "create")
+        js = r.json()
+        T.expect_eq(list(js), ["kind", "apiVersion", "metadata", "spec"],
+                    "Lease field order")
+        T.expect_eq((js["kind"], js["apiVersion"]),
+                    ("Lease", "coordination.k8s.io/v1"), "kind/apiVersion")
+        T.expect_eq(js["spec"], spec, "spec stored as sent")
+        T.expect_eq(list(js["spec"]), ["holderIdentity",
+                                       "leaseDurationSeconds", "acquireTime",
+                                       "renewTime", "leaseTransitions"],
+                    "LeaseSpec field order")
+        rv1 = js["metadata"]["resourceVersion"]
+        r = self.c.req("POST", coll, body)
+        T.expect_eq((r.status, r.json()["reason"]), (409, "AlreadyExists"),
+                    "second create: someone else won")
+        upd = json.loads(json.dumps(body))
+        upd["metadata"]["resourceVersion"] = rv1
+        upd["spec"]["holderIdentity"] = "b"
+        upd["spec"]["leaseTransitions"] = 1
+        r = self.c.req("PUT", coll + "/el", upd)
+        T.expect_eq(r.status, 200, "update at the current resourceVersion")
+        rv2 = r.json()["metadata"]["resourceVersion"]
+        T.expect(int(rv2) > int(rv1), "resourceVersion moves")
+        upd["spec"]["holderIdentity"] = "c"
+        r = self.c.req("PUT", coll + "/el", upd)
+        T.expect_eq((r.status, r.json()["reason"]), (409, "Conflict"),
+                    "update at a stale resourceVersion")
+        T.expect_in("Operation cannot be fulfilled on leases."
+                    "coordination.k8s.io \"el\": the object has been "
+                    "modified", r.json()["message"], "409 message")
+        T.expect_eq(api.get_lease(ns, "el")["spec"]["holderIdentity"], "b",
+                    "the stale write changed nothing")
+        del upd["metadata"]["resourceVersion"]
+        r = self.c.req("PUT", coll + "/el", upd)
+        T.expect_eq((r.status, r.json()["reason"]), (422, "Invalid"),
+                    "update without resourceVersion")
+        # MicroTime needs exactly six fraction digits, like time.Parse
+        # with RFC3339Micro in the real server
+        for bad in ("2024-01-01T00:00:00Z", "2024-01-01T00:00:00.123Z",
+                    "yesterday"):
+            b2 = json.loads(json.dumps(body))
+            b2["metadata"]["name"] = "bad"
+            b2["spec"]["renewTime"] = bad
+            r = self.c.req("POST", coll, b2)
+            T.expect_eq(r.status, 400, "renewTime %r refused" % bad)
+        b2["spec"]["renewTime"] = K.microtime(now)
+        b2["spec"]["leaseDurationSeconds"] = 0
+        r = self.c.req("POST", coll, b2)
+        T.expect_eq((r.status, r.json()["reason"]), (422, "Invalid"),
+                    "leaseDurationSeconds 0 refused")
+        T.expect_eq(K.parse_microtime("2023-11-15T00:13:20.000001+02:00"),
+                    1700000000.000001, "MicroTime with an offset")
+        # ocigate's Role covers leases in its own namespace only
+        r = self.c.req("GET", LEASES % "default" + "/el")
+        T.expect_eq(r.status, 403, "no Lease access outside ocigate's "
+                    "namespace")
+        r = self.c.req("DELETE", coll + "/el")
+        T.expect_eq(r.status, 403, "the Role does not allow delete")
+        # set_lease for tests; fail_next limited to one token
+        api.set_lease(ns, "el", "x", renew=now - 100)
+        T.expect_eq(api.get_lease(ns, "el")["spec"]["holderIdentity"], "x",
+                    "set_lease")
+        other = api.add_token("other-" + os.urandom(4).hex(), K.OCIGATE_USER,
+                              groups=["system:serviceaccounts"])
+        inj = api.fail_next("/leases/", 503, times=5, token=other)
+        r = self.c.req("GET", coll + "/el")
+        T.expect_eq(r.status, 200, "another token is not affected")
+        r = self.c.req("GET", coll + "/el", token=other)
+        T.expect_eq(r.status, 503, "the token's request is")
+        T.expect_eq(inj.hits, 1, "one hit")
+        api.clear_failures()
+
     def t_counters(self):
         api = self.api
         api.reset_counters()
@@ -1511,7 +1603,13 @@ class FixtureTest:
         docs = self._manifest("rbac.yaml")
         by_kind = {d["kind"]: d for d in docs}
         T.expect_eq(sorted(by_kind), ["ClusterRole", "ClusterRoleBinding",
-                                      "Namespace", "ServiceAccount"], "kinds")
+                                      "Namespace", "Role", "RoleBinding",
+                                      "ServiceAccount"], "kinds")
+        lrole, lbinding = K.ocigate_lease_rbac()
+        T.expect_eq(by_kind["Role"], lrole,
+                    "rbac.yaml Role = the fixture's ocigate_lease_rbac()")
+        T.expect_eq(by_kind["RoleBinding"], lbinding,
+                    "rbac.yaml RoleBinding = the fixture's ocigate_lease_rbac()")
         T.expect_eq((by_kind["ServiceAccount"]["metadata"]["name"],
                      by_kind["ServiceAccount"]["metadata"]["namespace"]),
                     (K.OCIGATE_SA, K.OCIGATE_NAMESPACE), "ServiceAccount")
@@ -1531,13 +1629,20 @@ class FixtureTest:
         rb = K.Rbac()
         rb.apply(by_kind["ClusterRole"])
         rb.apply(by_kind["ClusterRoleBinding"])
+        rb.apply(by_kind["Role"])
+        rb.apply(by_kind["RoleBinding"])
         u, g = K.OCIGATE_USER, ["system:serviceaccounts"]
         allowed = [("create", "authentication.k8s.io", "tokenreviews", ""),
                    ("create", "authorization.k8s.io", "subjectaccessreviews",
                     ""),
                    ("watch", "connectors.alauda.io", "connectors", "ns"),
-                   ("list", "", "secrets", ""), ("get", "", "secrets", "ns")]
-        denied = [("create", "connectors.alauda.io", "connectors", "ns"),
+                   ("list", "", "secrets", ""), ("get", "", "secrets", "ns"),
+                   ("get", "coordination.k8s.io", "leases", "ocigate"),
+                   ("create", "coordination.k8s.io", "leases", "ocigate"),
+                   ("update", "coordination.k8s.io", "leases", "ocigate")]
+        denied = [("update", "coordination.k8s.io", "leases", "ns"),
+                  ("delete", "coordination.k8s.io", "leases", "ocigate"),
+                  ("create", "connectors.alauda.io", "connectors", "ns"),
                   ("patch", "", "secrets", "ns"), ("get", "", "configmaps", ""),
                   ("create", "authorization.k8s.io",
                    "selfsubjectaccessreviews", "")]
@@ -1567,12 +1672,15 @@ class FixtureTest:
         (ctr,) = pod["containers"]
         T.expect_eq(ctr["args"], ["--config", "/etc/ocigate/ocigate.conf"],
                     "args")
-        T.expect_eq(ctr["ports"], [{"name": "http", "containerPort": 5000,
-                                    "protocol": "TCP"}], "ports")
+        T.expect_eq(ctr["ports"], [
+            {"name": "http", "containerPort": 5000, "protocol": "TCP"},
+            {"name": "webhook", "containerPort": 8443, "protocol": "TCP"},
+            {"name": "admin", "containerPort": 9090, "protocol": "TCP"}],
+            "ports")
         T.expect_eq((ctr["readinessProbe"]["httpGet"],
                      ctr["livenessProbe"]["httpGet"]),
-                    ({"path": "/readyz", "port": "http"},
-                     {"path": "/healthz", "port": "http"}), "probes")
+                    ({"path": "/readyz", "port": "admin"},
+                     {"path": "/healthz", "port": "admin"}), "probes")
         mount = ctr["volumeMounts"][0]
         T.expect_eq((mount["mountPath"], pod["volumes"][0]["configMap"]["name"]),
                     ("/etc/ocigate", by_kind["ConfigMap"]["metadata"]["name"]),
@@ -1584,6 +1692,269 @@ class FixtureTest:
                     (5000, "http"), "Service port")
         T.expect_in(":%d" % svc["ports"][0]["nodePort"], conf,
                     "public_address uses the nodePort")
+
+    # ---- kustomize renderings: every object against the API's shapes
+
+    KINDS = {
+        ("v1", "Namespace"): False, ("v1", "ServiceAccount"): True,
+        ("v1", "ConfigMap"): True, ("v1", "Service"): True,
+        ("apps/v1", "Deployment"): True, ("apps/v1", "DaemonSet"): True,
+        ("policy/v1", "PodDisruptionBudget"): True,
+        ("networking.k8s.io/v1", "NetworkPolicy"): True,
+        ("rbac.authorization.k8s.io/v1", "ClusterRole"): False,
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): False,
+        ("rbac.authorization.k8s.io/v1", "Role"): True,
+        ("rbac.authorization.k8s.io/v1", "RoleBinding"): True,
+        ("admissionregistration.k8s.io/v1",
+         "MutatingWebhookConfiguration"): False,
+        ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): False,
+        ("cert-manager.io/v1", "Issuer"): True,
+        ("cert-manager.io/v1", "Certificate"): True,
+    }
+    DNS1123 = __import__("re").compile(
+        r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+    def _render(self, rel, components=()):
+        """kubectl kustomize packaging/kubernetes/REL, optionally with
+        components added (as a user uncommenting them would)."""
+        d = os.path.join(MANIFESTS, rel)
+        if components:
+            tmp = self.env.mkdir("kust-" + "-".join(
+                c.replace("/", "_") for c in components))
+            with open(os.path.join(tmp, "kustomization.yaml"), "w") as f:
+                f.write("apiVersion: kustomize.config.k8s.io/v1beta1\n"
+                        "kind: Kustomization\nresources:\n  - %s\n"
+                        "components:\n%s" % (d, "".join(
+                            "  - %s\n" % os.path.join(MANIFESTS, c)
+                            for c in components)))
+            d = tmp
+        return Z.render(d)
+
+    def _check_object(self, o, where):
+        key = (o.get("apiVersion"), o.get("kind"))
+        T.expect(key in self.KINDS, "%s: unknown kind %r" % (where, key))
+        m = o.get("metadata") or {}
+        name = m.get("name") or ""
+        T.expect(self.DNS1123.match(name) and len(name) <= 253,
+                 "%s: metadata.name %r" % (where, name))
+        T.expect_eq(bool(m.get("namespace")), self.KINDS[key],
+                    "%s %s: namespaced" % (where, name))
+        if self.KINDS[key]:
+            T.expect_eq(m["namespace"], "ocigate", "%s %s namespace"
+                        % (where, name))
+        T.expect(set(o) <= {"apiVersion", "kind", "metadata", "spec", "data",
+                            "rules", "roleRef", "subjects", "webhooks"},
+                 "%s %s: top-level fields %s" % (where, name, sorted(o)))
+
+    @staticmethod
+    def _conf_port(conf, section, key):
+        cur = None
+        for line in conf.splitlines():
+            line = line.split(";")[0].split("#")[0].strip()
+            if line.startswith("["):
+                cur = line.strip("[]")
+            elif cur == section and line.split("=")[0].strip() == key:
+                return int(line.split("=", 1)[1].strip().rsplit(":", 1)[1])
+        T.fail("[%s] %s not in ocigate.conf" % (section, key))
+
+    def _check_workload(self, objs, where):
+        by = {(o["kind"], o["metadata"]["name"]): o for o in objs}
+        work = [o for o in objs if o["kind"] in ("Deployment", "DaemonSet")]
+        T.expect_eq(len(work), 1, "%s: one workload" % where)
+        w = work[0]
+        spec = w["spec"]
+        tpl = spec["template"]
+        labels = tpl["metadata"]["labels"]
+        T.expect_eq(spec["selector"]["matchLabels"], labels,
+                    "%s: selector = template labels" % where)
+        pod = tpl["spec"]
+        T.expect(("ServiceAccount", pod["serviceAccountName"]) in by,
+                 "%s: ServiceAccount exists" % where)
+        psc = pod["securityContext"]
+        T.expect_eq((psc["runAsNonRoot"], psc["runAsUser"],
+                     psc["seccompProfile"]), (True, 65532,
+                                              {"type": "RuntimeDefault"}),
+                    "%s: pod securityContext" % where)
+        (c,) = pod["containers"]
+        sc = c["securityContext"]
+        T.expect_eq((sc["runAsNonRoot"], sc["readOnlyRootFilesystem"],
+                     sc["allowPrivilegeEscalation"], sc["capabilities"],
+                     sc["seccompProfile"]),
+                    (True, True, False, {"drop": ["ALL"]},
+                     {"type": "RuntimeDefault"}),
+                    "%s: container securityContext" % where)
+        T.expect(c["resources"]["requests"]["cpu"]
+                 and c["resources"]["requests"]["memory"]
+                 and c["resources"]["limits"]["memory"],
+                 "%s: resources" % where)
+        T.expect_eq(c["image"], "registry.example.com/ocigate/ocigate:0.1.0",
+                    "%s: image from kustomization images" % where)
+        ports = {p["name"]: p for p in c["ports"]}
+        T.expect_eq(len(ports), len(c["ports"]), "%s: port names unique"
+                    % where)
+        for n, p in ports.items():
+            T.expect(len(n) <= 15 and self.DNS1123.match(n),
+                     "%s: port name %r (IANA_SVC_NAME)" % (where, n))
+            T.expect_eq(p["protocol"], "TCP", "%s: %s protocol" % (where, n))
+        T.expect_eq((ports["http"]["containerPort"],
+                     ports["webhook"]["containerPort"],
+                     ports["admin"]["containerPort"]), (5000, 8443, 9090),
+                    "%s: http/webhook/admin ports" % where)
+        for probe, path in (("readinessProbe", "/readyz"),
+                            ("livenessProbe", "/healthz")):
+            T.expect_eq(c[probe]["httpGet"], {"path": path, "port": "admin"},
+                        "%s: %s on the admin port" % (where, probe))
+        ann = tpl["metadata"]["annotations"]
+        T.expect_eq((ann["prometheus.io/scrape"], ann["prometheus.io/port"],
+                     ann["prometheus.io/path"]),
+                    ("true", str(ports["admin"]["containerPort"]), "/metrics"),
+                    "%s: metrics annotations" % where)
+        vols = {v["name"]: v for v in pod["volumes"]}
+        mounts = {m["name"]: m for m in c["volumeMounts"]}
+        T.expect_eq(sorted(mounts), sorted(vols), "%s: volumes mounted"
+                    % where)
+        T.expect(all(m.get("readOnly") for m in mounts.values()),
+                 "%s: read-only mounts" % where)
+        cm = by[("ConfigMap", vols["config"]["configMap"]["name"])]
+        conf = cm["data"]["ocigate.conf"]
+        T.expect_eq(mounts["config"]["mountPath"], os.path.dirname(
+            c["args"][c["args"].index("--config") + 1]),
+            "%s: --config in the ConfigMap mount" % where)
+        T.expect_eq(self._conf_port(conf, "server", "listen"),
+                    ports["http"]["containerPort"], "%s: listen" % where)
+        T.expect_eq(self._conf_port(conf, "server", "admin_listen"),
+                    ports["admin"]["containerPort"], "%s: admin_listen"
+                    % where)
+        T.expect_eq(self._conf_port(conf, "webhook", "listen"),
+                    ports["webhook"]["containerPort"], "%s: webhook listen"
+                    % where)
+        tls = mounts["webhook-tls"]["mountPath"]
+        T.expect_in("cert_file = %s/tls.crt\n" % tls, conf,
+                    "%s: cert_file in the Secret mount" % where)
+        T.expect_in("key_file = %s/tls.key\n" % tls, conf,
+                    "%s: key_file in the Secret mount" % where)
+        T.expect_eq(vols["webhook-tls"]["secret"]["secretName"],
+                    "ocigate-webhook-tls", "%s: webhook Secret" % where)
+        # Services: selector matches, targetPort names a container port
+        for o in objs:
+            if o["kind"] != "Service":
+                continue
+            sel = o["spec"]["selector"]
+            T.expect(all(labels.get(k) == v for k, v in sel.items()),
+                     "%s: Service %s selects the Pods"
+                     % (where, o["metadata"]["name"]))
+            for sp in o["spec"]["ports"]:
+                tp = sp["targetPort"]
+                T.expect(tp in ports if isinstance(tp, str) else
+                         tp in [p["containerPort"] for p in ports.values()],
+                         "%s: Service %s targetPort %r is a container port"
+                         % (where, o["metadata"]["name"], tp))
+        # the webhook: its Service, port and path
+        mwc = by[("MutatingWebhookConfiguration", "ocigate-image-rewrite")]
+        (wh,) = mwc["webhooks"]
+        ref = wh["clientConfig"]["service"]
+        svc = by[("Service", ref["name"])]
+        T.expect_eq(ref["namespace"], svc["metadata"]["namespace"],
+                    "%s: webhook Service namespace" % where)
+        (sp,) = [p for p in svc["spec"]["ports"] if p["port"] == ref["port"]]
+        T.expect_eq(sp["targetPort"], "webhook",
+                    "%s: webhook Service port -> container port webhook"
+                    % where)
+        T.expect_eq((wh["sideEffects"], wh["admissionReviewVersions"],
+                     ref["path"]), ("None", ["v1"], "/mutate"),
+                    "%s: webhook required fields" % where)
+        T.expect("caBundle" in wh["clientConfig"], "%s: caBundle" % where)
+        # NetworkPolicy: the Pods, by port names they have
+        (np,) = [o for o in objs if o["kind"] == "NetworkPolicy"]
+        T.expect_eq(np["spec"]["podSelector"]["matchLabels"], labels,
+                    "%s: NetworkPolicy selects the Pods" % where)
+        np_ports = [p["port"] for r in np["spec"]["ingress"]
+                    for p in r["ports"]]
+        T.expect_eq(sorted(np_ports), sorted(ports),
+                    "%s: NetworkPolicy opens exactly the container ports"
+                    % where)
+        # the Lease Role in the workload's namespace
+        T.expect_eq(by[("Role", "ocigate-leader-election")]["metadata"][
+            "namespace"], w["metadata"]["namespace"],
+            "%s: Lease Role in ocigate's namespace" % where)
+        return w, c, conf, by
+
+    def t_kustomize(self):
+        for rel, comps in (("", ()), ("", ("components/cert-manager",)),
+                           ("daemonset", ())):
+            where = "kustomize %s%s" % (rel or "base", "+" + ",".join(comps)
+                                        if comps else "")
+            objs = self._render(rel, comps)
+            for o in objs:
+                self._check_object(o, where)
+            w, c, conf, by = self._check_workload(objs, where)
+            mwc = by[("MutatingWebhookConfiguration",
+                      "ocigate-image-rewrite")]
+            ann = mwc["metadata"].get("annotations") or {}
+            if comps:
+                cert = by[("Certificate", "ocigate-webhook")]
+                T.expect_eq(cert["spec"]["secretName"], "ocigate-webhook-tls",
+                            "%s: Certificate writes the mounted Secret"
+                            % where)
+                T.expect_eq(ann.get("cert-manager.io/inject-ca-from"),
+                            "ocigate/" + cert["metadata"]["name"],
+                            "%s: CA injection" % where)
+                T.expect_in("ocigate-webhook.ocigate.svc",
+                            cert["spec"]["dnsNames"], "%s: DNS name" % where)
+                T.expect(("Issuer", cert["spec"]["issuerRef"]["name"]) in by,
+                         "%s: Issuer" % where)
+            else:
+                T.expect("cert-manager.io/inject-ca-from" not in ann,
+                         "%s: no cert-manager annotation" % where)
+            if rel == "daemonset":
+                T.expect_eq(w["kind"], "DaemonSet", "overlay: a DaemonSet")
+                http = [p for p in c["ports"] if p["name"] == "http"][0]
+                T.expect_eq(http.get("hostPort"), 5000, "hostPort")
+                T.expect_in("public_address = 127.0.0.1:%d\n"
+                            % http["hostPort"], conf,
+                            "public_address = the node-local hostPort")
+                T.expect(("PodDisruptionBudget", "ocigate") not in by
+                         and ("Service", "ocigate") not in by,
+                         "overlay drops the PDB and the NodePort Service")
+                T.expect_eq(w["spec"]["updateStrategy"]["rollingUpdate"][
+                    "maxSurge"], 0, "no surge with a hostPort")
+            else:
+                T.expect_eq(w["kind"], "Deployment", "base: a Deployment")
+                pdb = by[("PodDisruptionBudget", "ocigate")]
+                T.expect_eq(pdb["spec"]["selector"]["matchLabels"],
+                            w["spec"]["template"]["metadata"]["labels"],
+                            "PDB selects the Pods")
+                T.expect(pdb["spec"]["minAvailable"] < w["spec"]["replicas"],
+                         "PDB leaves room for a drain")
+                svc = by[("Service", "ocigate")]
+                T.expect_in("public_address = ocigate.example.com:%d\n"
+                            % svc["spec"]["ports"][0]["nodePort"], conf,
+                            "public_address uses the nodePort")
+
+    def t_webhook_cert_script(self):
+        d = self.env.path("webhook-cert")
+        self.env.run(["bash", os.path.join(MANIFESTS, "make-webhook-cert.sh"),
+                      d])
+        r = self.env.run(["openssl", "verify", "-CAfile",
+                          os.path.join(d, "ca.crt"), "-purpose", "sslserver",
+                          os.path.join(d, "tls.crt")], check=False)
+        T.expect_eq(r.returncode, 0, "certificate verifies for serverAuth: %s"
+                    % r.stdout.decode() + r.stderr.decode())
+        r = self.env.run(["openssl", "x509", "-in", os.path.join(d, "tls.crt"),
+                          "-noout", "-ext", "subjectAltName"])
+        T.expect_in("DNS:ocigate-webhook.ocigate.svc,", r.stdout.decode(),
+                    "SAN names the webhook Service")
+        with open(os.path.join(d, "ca-bundle.b64")) as f, \
+                open(os.path.join(d, "ca.crt"), "rb") as g:
+            T.expect_eq(base64.b64decode(f.read()), g.read(),
+                        "caBundle = base64 of ca.crt")
+        T.expect_eq(os.stat(os.path.join(d, "tls.key")).st_mode & 0o077, 0,
+                    "key not readable by others")
+        # a TLS server on that pair, checked like the API server would
+        import ssl as _ssl
+        ctx = _ssl.SSLContext(_ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(d, "tls.crt"),
+                            os.path.join(d, "tls.key"))
 
     def t_example_manifests(self):
         api = K.FakeKubeAPI(self.pki)   # not started: the store and RBAC only
@@ -1691,6 +2062,8 @@ def main():
                 ("fail_next: 429, 500, 503, hang, close", t.t_fail_next),
                 ("stop/start on the same port", t.t_stop_start),
                 ("status PATCH/PUT, conflicts, generation", t.t_status_patch),
+                ("Leases: create, update, 409, MicroTime, RBAC",
+                 t.t_leases),
                 ("counters and request log", t.t_counters),
                 ("kubeconfig for ocigate", t.t_kubeconfig),
                 ("standalone: --port 0 --state, URL on stdout",
@@ -1701,6 +2074,9 @@ def main():
                 ("manifests: rbac.yaml matches the fixture", t.t_rbac_manifest),
                 ("manifests: Deployment, Service, ConfigMap",
                  t.t_deployment_manifest),
+                ("manifests: kustomize base, cert-manager, daemonset",
+                 t.t_kustomize),
+                ("manifests: make-webhook-cert.sh", t.t_webhook_cert_script),
                 ("manifests: examples work against the fixture",
                  t.t_example_manifests),
                 ("no exception in the fixture's threads",

@@ -128,7 +128,7 @@ static void test_table(void)
 	static const char *const sections[] = { "server", "upstream", "auth", "log", "kubernetes",
 						"connector", "webhook", "status", "pull_secrets", "tls" };
 
-	CHECK_INT(n, 51);
+	CHECK_INT(n, 57);
 	for (size_t i = 0; i < n; i++) {
 		const struct config_option *o = &opts[i];
 		bool known = false;
@@ -1202,6 +1202,24 @@ static void test_kubernetes(void)
 {
 	struct config cfg;
 
+	/* Leader election: the holder must give up before anyone may take
+	 * over, and retry before it gives up. */
+	EXPECT_ERROR("[kubernetes]\nlease_duration = 10s\n",
+		     "t.conf:1: renew_deadline must be shorter than lease_duration");
+	EXPECT_ERROR("[kubernetes]\nrenew_deadline = 3s\nretry_period = 3s\n",
+		     "t.conf:3: retry_period must be shorter than renew_deadline");
+	if (PARSE_OK("[kubernetes]\nleader_election = no\nlease_duration = 10s\n", &cfg)) {
+		CHECK(!cfg.kubernetes.leader_election);
+		config_free(&cfg);
+	}
+	if (PARSE_OK("[kubernetes]\nlease_namespace = kube-system\nlease_name = x\n"
+		     "lease_duration = 4s\nrenew_deadline = 3s\nretry_period = 500ms\n", &cfg)) {
+		CHECK_STR(cfg.kubernetes.lease_namespace, "kube-system");
+		CHECK_STR(cfg.kubernetes.lease_name, "x");
+		CHECK_INT(cfg.kubernetes.retry_period_ms, 500);
+		config_free(&cfg);
+	}
+
 	/* Standalone: the section's fields keep their defaults, mode off. */
 	if (PARSE_OK(AUTH, &cfg)) {
 		CHECK(!cfg.kubernetes.enabled);
@@ -1223,6 +1241,12 @@ static void test_kubernetes(void)
 		CHECK_INT(cfg.kubernetes.sar_denied_ttl_ms, 30000);
 		CHECK_INT(cfg.kubernetes.cache_size, 10000);
 		CHECK_INT(cfg.kubernetes.api_timeout_ms, 10000);
+		CHECK(cfg.kubernetes.leader_election);
+		CHECK_STR(cfg.kubernetes.lease_namespace, "");
+		CHECK_STR(cfg.kubernetes.lease_name, "ocigate");
+		CHECK_INT(cfg.kubernetes.lease_duration_ms, 15000);
+		CHECK_INT(cfg.kubernetes.renew_deadline_ms, 10000);
+		CHECK_INT(cfg.kubernetes.retry_period_ms, 2000);
 		CHECK(cfg.auth.tokens_file == NULL);
 		CHECK_STR(cfg.auth.realm, "ocigate");
 		CHECK_INT(cfg.n_connectors, 0);
