@@ -73,18 +73,6 @@ static void expect_error_len_at(int line, const char *text, size_t len,
 #define EXPECT_ERROR(text, expected) \
 	expect_error_len_at(__LINE__, (text), strlen(text), &no_files, (expected))
 
-#define CHECK_STR(a, b)                                                                    \
-	do {                                                                               \
-		const char *check_x_ = (a), *check_y_ = (b);                               \
-		if (!check_x_ || !check_y_ ? check_x_ != check_y_                          \
-					   : strcmp(check_x_, check_y_) != 0) {            \
-			fprintf(stderr, "%s:%d: %s is \"%s\", expected \"%s\"\n", __FILE__,  \
-				__LINE__, #a, check_x_ ? check_x_ : "(null)",              \
-				check_y_ ? check_y_ : "(null)");                           \
-			check_failures++;                                                  \
-		}                                                                          \
-	} while (0)
-
 /* ---- defaults and the table ---- */
 
 static void test_defaults(void)

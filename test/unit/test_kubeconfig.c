@@ -14,16 +14,6 @@
 
 static const char *data_dir;
 
-#define CHECK_STR(a, b)                                                                     \
-	do {                                                                                \
-		const char *cs_a_ = (a), *cs_b_ = (b);                                      \
-		if (!cs_a_ || !cs_b_ || strcmp(cs_a_, cs_b_) != 0) {                         \
-			fprintf(stderr, "%s:%d: %s is \"%s\", expected \"%s\"\n", __FILE__,  \
-				__LINE__, #a, cs_a_ ? cs_a_ : "(null)", cs_b_ ? cs_b_ : "(null)"); \
-			check_failures++;                                                   \
-		}                                                                           \
-	} while (0)
-
 static const char CA[] = "-----BEGIN CERTIFICATE-----\nMIIC/kind/fake/ca\n-----END CERTIFICATE-----\n";
 static const char CRT[] =
 	"-----BEGIN CERTIFICATE-----\nMIIC/kind/fake/client\n-----END CERTIFICATE-----\n";
@@ -40,25 +30,7 @@ static char *fixture_path(const char *name)
 
 static char *load(const char *name, size_t *len)
 {
-	char *path = fixture_path(name);
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	long n;
-
-	if (!f) {
-		fprintf(stderr, "cannot open fixture %s\n", path);
-		exit(2);
-	}
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = x_malloc((size_t)n + 1);
-	if (fread(buf, 1, (size_t)n, f) != (size_t)n)
-		exit(2);
-	fclose(f);
-	free(path);
-	*len = (size_t)n;
-	return buf;
+	return check_read_file(data_dir, name, len);
 }
 
 /* Parses a fixture with its real path (relative names resolve next to it). */
