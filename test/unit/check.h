@@ -3,6 +3,7 @@
 #ifndef OCIGATE_TEST_CHECK_H
 #define OCIGATE_TEST_CHECK_H
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,29 @@ static inline char *check_read_file(const char *dir, const char *name, size_t *l
 	buf[n] = '\0';
 	*len = (size_t)n;
 	return buf;
+}
+
+/* Writes n bytes to dir/name (name alone when dir is NULL); a file that
+ * cannot be written ends the test with status 2. */
+static inline void check_write_file(const char *dir, const char *name, const void *data, size_t n)
+{
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s%s%s", dir ? dir : "", dir ? "/" : "", name);
+	f = fopen(path, "wb");
+	if (!f || fwrite(data, 1, n, f) != n || fclose(f) != 0) {
+		fprintf(stderr, "cannot write %s: %s\n", path, strerror(errno));
+		exit(2);
+	}
+}
+
+static inline void check_remove_file(const char *dir, const char *name)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s%s%s", dir ? dir : "", dir ? "/" : "", name);
+	remove(path);
 }
 
 #define CHECK_DONE()                                                          \

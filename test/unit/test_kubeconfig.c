@@ -495,35 +495,14 @@ static void test_relative_paths(void)
 
 /* ---- in-cluster and token files ---- */
 
-static void write_file(const char *dir, const char *name, const char *content, size_t n)
-{
-	char path[1024];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "wb");
-	if (!f || fwrite(content, 1, n, f) != n) {
-		fprintf(stderr, "cannot write %s\n", path);
-		exit(2);
-	}
-	fclose(f);
-}
-
-static void remove_file(const char *dir, const char *name)
-{
-	char path[1024];
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	unlink(path);
-}
-
 static void test_in_cluster(const char *dir)
 {
 	struct k8s_kubeconfig kc;
 	char err[512] = "", want[1024];
 
-	write_file(dir, "token", "eyJ.sa.token\n", 13);
-	write_file(dir, "ca.crt", CA, strlen(CA));
-	write_file(dir, "namespace", "team-a\n", 7);
+	check_write_file(dir, "token", "eyJ.sa.token\n", 13);
+	check_write_file(dir, "ca.crt", CA, strlen(CA));
+	check_write_file(dir, "namespace", "team-a\n", 7);
 
 	unsetenv("KUBERNETES_SERVICE_HOST");
 	unsetenv("KUBERNETES_SERVICE_PORT");
@@ -549,7 +528,7 @@ static void test_in_cluster(const char *dir)
 
 	setenv("KUBERNETES_SERVICE_HOST", "fd00:10:96::1", 1);
 	setenv("KUBERNETES_SERVICE_PORT", "6443", 1);
-	remove_file(dir, "namespace");
+	check_remove_file(dir, "namespace");
 	CHECK_INT(k8s_kubeconfig_in_cluster(dir, &kc, err, sizeof(err)), 0);
 	CHECK_STR(kc.server.host, "fd00:10:96::1");
 	CHECK_INT(kc.server.port, 6443);
@@ -562,12 +541,12 @@ static void test_in_cluster(const char *dir)
 		       "'[fd00:10:96::1]:https' is not a valid host and port");
 	setenv("KUBERNETES_SERVICE_PORT", "443", 1);
 
-	remove_file(dir, "token");
+	check_remove_file(dir, "token");
 	CHECK_INT(k8s_kubeconfig_in_cluster(dir, &kc, err, sizeof(err)), -1);
 	snprintf(want, sizeof(want), "in-cluster: %s/token: No such file or directory", dir);
 	CHECK_STR(err, want);
 	CHECK(kc.server.host == NULL && kc.token_file == NULL);
-	remove_file(dir, "ca.crt");
+	check_remove_file(dir, "ca.crt");
 	unsetenv("KUBERNETES_SERVICE_HOST");
 	unsetenv("KUBERNETES_SERVICE_PORT");
 }
@@ -578,7 +557,7 @@ static void test_token_file(const char *dir)
 	char *big = x_malloc(K8S_TOKEN_MAX_BYTES + 1);
 
 	snprintf(path, sizeof(path), "%s/tok", dir);
-	write_file(dir, "tok", " \tabc.DEF-_~+/=\r\n\n", 18);
+	check_write_file(dir, "tok", " \tabc.DEF-_~+/=\r\n\n", 18);
 	CHECK_INT(k8s_kubeconfig_read_token(path, &tok, err, sizeof(err)), 0);
 	CHECK_STR(tok, "abc.DEF-_~+/=");
 	free(tok);
@@ -596,22 +575,22 @@ static void test_token_file(const char *dir)
 		{ "t\xc3\xa9", 3, "contains characters that cannot be sent in an Authorization header" },
 	};
 	for (size_t i = 0; i < OG_ARRAY_LEN(bad); i++) {
-		write_file(dir, "tok", bad[i].content, bad[i].n);
+		check_write_file(dir, "tok", bad[i].content, bad[i].n);
 		CHECK_INT(k8s_kubeconfig_read_token(path, &tok, err, sizeof(err)), -1);
 		snprintf(want, sizeof(want), "token file %s: %s", path, bad[i].why);
 		CHECK_STR(err, want);
 		CHECK(tok == NULL);
 	}
 	memset(big, 'a', K8S_TOKEN_MAX_BYTES + 1);
-	write_file(dir, "tok", big, K8S_TOKEN_MAX_BYTES);
+	check_write_file(dir, "tok", big, K8S_TOKEN_MAX_BYTES);
 	CHECK_INT(k8s_kubeconfig_read_token(path, &tok, err, sizeof(err)), 0);
 	CHECK_INT(strlen(tok), K8S_TOKEN_MAX_BYTES);
 	free(tok);
-	write_file(dir, "tok", big, K8S_TOKEN_MAX_BYTES + 1);
+	check_write_file(dir, "tok", big, K8S_TOKEN_MAX_BYTES + 1);
 	CHECK_INT(k8s_kubeconfig_read_token(path, &tok, err, sizeof(err)), -1);
 	snprintf(want, sizeof(want), "token file %s: file too large", path);
 	CHECK_STR(err, want);
-	remove_file(dir, "tok");
+	check_remove_file(dir, "tok");
 	CHECK_INT(k8s_kubeconfig_read_token(path, &tok, err, sizeof(err)), -1);
 	snprintf(want, sizeof(want), "token file %s: No such file or directory", path);
 	CHECK_STR(err, want);
