@@ -10,8 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <yaml.h>
+
 #include "util/base64.h"
-#include "util/json.h"
 #include "util/xalloc.h"
 
 /* Nesting of YAML blocks; kubeconfigs use five or six levels. */
@@ -19,8 +20,6 @@
 /* Keys of a mapping and entries of a named list: duplicates are looked
  * for by linear search, so the count is bounded. */
 #define KC_MAX_ENTRIES 4096
-/* JSON values in a JSON kubeconfig. */
-#define KC_MAX_JSON_TOKENS ((size_t)1 << 18)
 
 /* Kubeconfigs hold tokens and private keys: wipe what held them. */
 static void kc_wipe(void *p, size_t n)
@@ -97,671 +96,283 @@ static struct kc_node *kc_get(const struct kc_node *map, const char *key)
 	return NULL;
 }
 
-/* ---- YAML subset ---- */
+/* ---- YAML (and JSON, which is YAML) through libyaml ---- */
 
-struct kc_line {
-	const char *p; /* after the indentation, trailing blanks removed */
-	size_t n;
-	size_t indent;
-	unsigned no;
-};
-
+/* Builds the tree from libyaml's events with an explicit stack. */
 struct kc_yaml {
-	struct kc_line *lines;
-	size_t n, i;
-	unsigned depth;
-	const char *path;
+	yaml_parser_t parser;
+	const char *text, *path;
+	size_t len;
 	char *err;
 	size_t cap;
 	bool failed;
+	unsigned docs;
+	struct kc_node *root;
+	struct kc_node *stack[KC_MAX_DEPTH];
+	char *key[KC_MAX_DEPTH];       /* a mapping's key waiting for its value */
+	unsigned key_line[KC_MAX_DEPTH];
+	unsigned depth;
 };
 
-static void kc_yaml_fail(struct kc_yaml *y, unsigned line, const char *fmt, ...) OG_PRINTF(3, 4);
+static int kc_yaml_fail(struct kc_yaml *y, unsigned line, const char *fmt, ...) OG_PRINTF(3, 4);
 
-static void kc_yaml_fail(struct kc_yaml *y, unsigned line, const char *fmt, ...)
+static int kc_yaml_fail(struct kc_yaml *y, unsigned line, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
 
 	if (y->failed)
-		return;
+		return -1;
 	y->failed = true;
 	if (!y->err || !y->cap)
-		return;
+		return -1;
 	n = snprintf(y->err, y->cap, "kubeconfig %s:%u: ", y->path, line);
 	if (n < 0 || (size_t)n >= y->cap)
-		return;
+		return -1;
 	va_start(ap, fmt);
 	vsnprintf(y->err + n, y->cap - (size_t)n, fmt, ap);
 	va_end(ap);
-}
-
-static bool kc_blank(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-/* Checks one physical line and adds it unless it is blank or a comment. */
-static int kc_add_line(struct kc_yaml *y, const char *p, size_t n, unsigned no, size_t *cap,
-		       bool *seen)
-{
-	size_t ind = 0;
-
-	for (size_t k = 0; k < n; k++) {
-		unsigned char c = (unsigned char)p[k];
-		if (c == '\r') {
-			kc_yaml_fail(y, no, "carriage return inside a line");
-			return -1;
-		}
-		if ((c < 0x20 && c != '\t') || c == 0x7f) {
-			kc_yaml_fail(y, no, "control character 0x%02x", c);
-			return -1;
-		}
-	}
-	while (ind < n && p[ind] == ' ')
-		ind++;
-	while (n > ind && kc_blank(p[n - 1]))
-		n--;
-	if (ind == n || p[ind] == '#')
-		return 0;
-	if (p[ind] == '\t') {
-		kc_yaml_fail(y, no, "tabs are not allowed in indentation");
-		return -1;
-	}
-	if (ind == 0 && p[0] == '%') {
-		kc_yaml_fail(y, no, "directives are not supported");
-		return -1;
-	}
-	if (ind == 0 && n >= 3 && (memcmp(p, "---", 3) == 0 || memcmp(p, "...", 3) == 0) &&
-	    (n == 3 || kc_blank(p[3]))) {
-		if (p[0] == '-' && !*seen && n == 3)
-			return 0; /* an explicit start of the only document */
-		kc_yaml_fail(y, no, "only one document without markers after its start is supported");
-		return -1;
-	}
-	if (y->n == *cap) {
-		*cap = *cap ? *cap * 2 : 64;
-		y->lines = x_realloc(y->lines, *cap * sizeof(*y->lines));
-	}
-	y->lines[y->n++] = (struct kc_line){ p + ind, n - ind, ind, no };
-	*seen = true;
-	return 0;
-}
-
-static int kc_split_lines(struct kc_yaml *y, const char *text, size_t len)
-{
-	size_t pos = 0, cap = 0;
-	unsigned no = 0;
-	bool seen = false;
-
-	if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
-		pos = 3;
-	while (pos < len) {
-		const char *nl = memchr(text + pos, '\n', len - pos);
-		size_t end = nl ? (size_t)(nl - text) : len, n = end - pos;
-
-		no++;
-		if (n && text[pos + n - 1] == '\r')
-			n--;
-		if (memchr(text + pos, '\0', n)) {
-			kc_yaml_fail(y, no, "NUL byte");
-			return -1;
-		}
-		if (kc_add_line(y, text + pos, n, no, &cap, &seen) != 0)
-			return -1;
-		pos = end + 1;
-	}
-	return 0;
-}
-
-/* \xXX, \uXXXX or \UXXXXXXXX at p (after the backslash and letter). */
-static int kc_hex_escape(const char *p, size_t avail, size_t digits, uint32_t *cp)
-{
-	*cp = 0;
-	if (avail < digits)
-		return -1;
-	for (size_t k = 0; k < digits; k++) {
-		int h = og_hex_value(p[k]);
-		if (h < 0)
-			return -1;
-		*cp = *cp << 4 | (uint32_t)h;
-	}
-	if (*cp == 0 || *cp > 0x10ffff || (*cp >= 0xd800 && *cp <= 0xdfff))
-		return -1;
-	return 0;
-}
-
-/* One YAML double-quoted escape at p[*i] (the backslash); appends its
- * UTF-8 to out. */
-static int kc_dq_escape(const char *p, size_t n, size_t *i, char *out, size_t *o)
-{
-	static const char simple_in[] = "\\\"/ntrbfave";
-	static const char simple_out[] = "\\\"/\n\t\r\b\f\a\v\x1b";
-	const char *s;
-	uint32_t cp;
-	size_t digits;
-
-	if (*i + 1 >= n)
-		return -1;
-	char c = p[*i + 1];
-	*i += 2;
-	if ((s = strchr(simple_in, c)) != NULL && c) {
-		out[(*o)++] = simple_out[s - simple_in];
-		return 0;
-	}
-	switch (c) {
-	case ' ': out[(*o)++] = ' '; return 0;
-	case '\t': out[(*o)++] = '\t'; return 0;
-	case '_': cp = 0xa0; break;
-	case 'N': cp = 0x85; break;
-	case 'L': cp = 0x2028; break;
-	case 'P': cp = 0x2029; break;
-	case 'x': digits = 2; goto hex;
-	case 'u': digits = 4; goto hex;
-	case 'U': digits = 8; goto hex;
-	default: return -1;
-	}
-	*o += og_utf8_encode(cp, out + *o);
-	return 0;
-hex:
-	if (kc_hex_escape(p + *i, n - *i, digits, &cp) != 0)
-		return -1;
-	*i += digits;
-	*o += og_utf8_encode(cp, out + *o);
-	return 0;
-}
-
-/* A quoted scalar at p[0] on one line: its value and the bytes it used. */
-static int kc_quoted(struct kc_yaml *y, const char *p, size_t n, unsigned no, char **out,
-		     size_t *used)
-{
-	/* an escape of 2 characters may give 3 bytes (\L is U+2028) */
-	char q = p[0], *buf = x_malloc(n * 2 + 1);
-	size_t i = 1, o = 0;
-
-	while (i < n) {
-		if (p[i] == q) {
-			if (q == '\'' && i + 1 < n && p[i + 1] == '\'') {
-				buf[o++] = '\'';
-				i += 2;
-				continue;
-			}
-			buf[o] = '\0';
-			*out = buf;
-			*used = i + 1;
-			return 0;
-		}
-		if (q == '"' && p[i] == '\\') {
-			if (kc_dq_escape(p, n, &i, buf, &o) != 0) {
-				kc_yaml_fail(y, no, "invalid escape in a double-quoted value");
-				goto fail;
-			}
-			continue;
-		}
-		buf[o++] = p[i++];
-	}
-	kc_yaml_fail(y, no, "unterminated quoted value (multi-line values are not supported)");
-fail:
-	kc_wipe(buf, n * 2 + 1);
-	free(buf);
 	return -1;
 }
 
-/* Only a comment (after a blank) may follow a value on its line. */
-static bool kc_rest_is_comment(const char *p, size_t n)
+/* The line of a byte offset (reader errors come with an offset only). */
+static unsigned kc_line_at(const struct kc_yaml *y, size_t off)
 {
-	size_t k = 0;
-	while (k < n && kc_blank(p[k]))
-		k++;
-	return k == n || (k > 0 && p[k] == '#');
+	unsigned line = 1;
+
+	for (size_t i = 0; i < off && i < y->len; i++)
+		line += y->text[i] == '\n';
+	return line;
 }
 
-static int kc_plain_start(struct kc_yaml *y, const char *p, size_t n, unsigned no)
+/* True when line (from 1) starts with blanks and dashes among which is a
+ * tab: libyaml then says "found character that cannot start any token",
+ * which does not tell the reader what is wrong. */
+static bool kc_tab_indented(const struct kc_yaml *y, unsigned line)
 {
-	char c = p[0], next = n > 1 ? p[1] : ' ';
+	size_t i = 0;
 
-	if (c == '&' || c == '*' || c == '!') {
-		kc_yaml_fail(y, no, "anchors, aliases and tags are not supported");
-		return -1;
-	}
-	if (c == '|' || c == '>') {
-		kc_yaml_fail(y, no, "block scalars (| and >) are not supported");
-		return -1;
-	}
-	if (c == '{' || c == '[') {
-		kc_yaml_fail(y, no, "flow collections other than {} and [] are not supported");
-		return -1;
-	}
-	if (strchr("]},%@`", c) || (strchr("-?:", c) && kc_blank(next))) {
-		kc_yaml_fail(y, no, "a value cannot start with '%c' unless it is quoted", c);
-		return -1;
-	}
-	return 0;
+	for (unsigned l = 1; l < line && i < y->len; i++)
+		l += y->text[i] == '\n';
+	for (; i < y->len && (y->text[i] == ' ' || y->text[i] == '-' || y->text[i] == '\t'); i++)
+		if (y->text[i] == '\t')
+			return true;
+	return false;
 }
 
-/* A plain scalar: up to a comment, with no ": " inside. */
-static struct kc_node *kc_plain(struct kc_yaml *y, const char *p, size_t n, unsigned no)
+static int kc_yaml_syntax_error(struct kc_yaml *y)
 {
-	size_t end = n;
+	const yaml_parser_t *p = &y->parser;
+	const char *problem = p->problem ? p->problem : "cannot be parsed";
+	unsigned line = (unsigned)p->problem_mark.line + 1;
+
+	if (p->error == YAML_READER_ERROR) {
+		if (p->problem_value >= 0)
+			return kc_yaml_fail(y, kc_line_at(y, p->problem_offset), "%s (0x%02x)",
+					    problem, (unsigned)p->problem_value);
+		return kc_yaml_fail(y, kc_line_at(y, p->problem_offset), "%s", problem);
+	}
+	if (p->error == YAML_SCANNER_ERROR && kc_tab_indented(y, line))
+		return kc_yaml_fail(y, line, "tabs are not allowed in indentation");
+	if (p->context)
+		return kc_yaml_fail(y, line, "%s (%s at line %u)", problem, p->context,
+				    (unsigned)p->context_mark.line + 1);
+	return kc_yaml_fail(y, line, "%s", problem);
+}
+
+/* Anchors and aliases make one node stand in several places (and "billion
+ * laughs" documents); tags change what a scalar means. kubeconfigs need
+ * neither. */
+static bool kc_event_decorated(const yaml_event_t *ev)
+{
+	switch (ev->type) {
+	case YAML_ALIAS_EVENT:
+		return true;
+	case YAML_SCALAR_EVENT:
+		return ev->data.scalar.anchor || ev->data.scalar.tag;
+	case YAML_SEQUENCE_START_EVENT:
+		return ev->data.sequence_start.anchor || ev->data.sequence_start.tag;
+	case YAML_MAPPING_START_EVENT:
+		return ev->data.mapping_start.anchor || ev->data.mapping_start.tag;
+	default:
+		return false;
+	}
+}
+
+static struct kc_node *kc_scalar_node(struct kc_yaml *y, const yaml_event_t *ev, unsigned line)
+{
+	const char *v = (const char *)ev->data.scalar.value;
+	size_t n = ev->data.scalar.length;
 	struct kc_node *nd;
 
-	if (kc_plain_start(y, p, n, no) != 0)
+	if (memchr(v, '\0', n)) {
+		kc_yaml_fail(y, line, "a value contains a NUL character");
 		return NULL;
-	for (size_t k = 1; k < n; k++) {
-		if (p[k] == '#' && kc_blank(p[k - 1])) {
-			end = k;
-			break;
-		}
 	}
-	while (end && kc_blank(p[end - 1]))
-		end--;
-	for (size_t k = 0; k < end; k++) {
-		if (p[k] == ':' && (k + 1 == end || kc_blank(p[k + 1]))) {
-			kc_yaml_fail(y, no, "a value containing ': ' must be quoted");
-			return NULL;
-		}
-	}
-	nd = kc_node_new(KC_SCALAR, no);
-	nd->plain = true;
-	nd->str = x_strndup(p, end);
+	nd = kc_node_new(KC_SCALAR, line);
+	nd->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+	nd->str = x_strndup(v, n);
 	return nd;
 }
 
-/* {} or [] and nothing else. */
-static struct kc_node *kc_empty_flow(struct kc_yaml *y, const char *p, size_t n, unsigned no)
+/* A scalar in key position of the mapping on top: kept until its value. */
+static int kc_take_key(struct kc_yaml *y, struct kc_node *map, struct kc_node *nd)
 {
-	char close = p[0] == '{' ? '}' : ']';
-	size_t k = 1;
+	unsigned d = y->depth - 1;
 
-	while (k < n && kc_blank(p[k]))
-		k++;
-	if (k == n || p[k] != close || !kc_rest_is_comment(p + k + 1, n - k - 1)) {
-		kc_yaml_fail(y, no, "flow collections other than {} and [] are not supported");
-		return NULL;
+	if (nd->type != KC_SCALAR || (nd->plain && !*nd->str)) {
+		kc_yaml_fail(y, nd->line, "complex or empty mapping keys are not supported");
+		goto fail;
 	}
-	return kc_node_new(p[0] == '{' ? KC_MAP : KC_SEQ, no);
-}
-
-/* The value after "key:" or "- " on the same line (n > 0). */
-static struct kc_node *kc_inline_value(struct kc_yaml *y, const char *p, size_t n, unsigned no)
-{
-	struct kc_node *nd;
-	size_t used;
-	char *s;
-
-	if (p[0] == '#')
-		return kc_node_new(KC_NULL, no);
-	if (p[0] == '{' || p[0] == '[')
-		return kc_empty_flow(y, p, n, no);
-	if (p[0] != '"' && p[0] != '\'')
-		return kc_plain(y, p, n, no);
-	if (kc_quoted(y, p, n, no, &s, &used) != 0)
-		return NULL;
-	if (!kc_rest_is_comment(p + used, n - used)) {
-		kc_free_secret(s);
-		kc_yaml_fail(y, no, "unexpected text after a quoted value");
-		return NULL;
-	}
-	nd = kc_node_new(KC_SCALAR, no);
-	nd->str = s;
-	return nd;
-}
-
-static bool kc_is_dash(const struct kc_line *l)
-{
-	return l->p[0] == '-' && (l->n == 1 || kc_blank(l->p[1]));
-}
-
-/* When the line is "key: ..." (or "key:"), returns 1 with the key and the
- * offset of what follows the colon and its blanks; 0 when it is not a
- * mapping entry; -1 on error. */
-static int kc_scan_key(struct kc_yaml *y, const struct kc_line *l, char **key, size_t *vpos)
-{
-	const char *p = l->p;
-	size_t n = l->n, k;
-
-	*key = NULL;
-	if (p[0] == '?' && (n == 1 || kc_blank(p[1]))) {
-		kc_yaml_fail(y, l->no, "complex or empty mapping keys are not supported");
-		return -1;
-	}
-	if (p[0] == '"' || p[0] == '\'') {
-		size_t used;
-		if (kc_quoted(y, p, n, l->no, key, &used) != 0)
-			return -1;
-		k = used;
-		while (k < n && kc_blank(p[k]))
-			k++;
-		if (k < n && p[k] == ':' && (k + 1 == n || kc_blank(p[k + 1]))) {
-			k++;
-			goto value;
-		}
-		free(*key);
-		*key = NULL;
-		return 0;
-	}
-	for (k = 0; k < n; k++) {
-		if (p[k] == '#' && k > 0 && kc_blank(p[k - 1]))
-			return 0;
-		if (p[k] == ':' && (k + 1 == n || kc_blank(p[k + 1])))
-			break;
-	}
-	if (k == n)
-		return 0;
-	size_t kn = k;
-	while (kn && kc_blank(p[kn - 1]))
-		kn--;
-	if (kn == 0) {
-		kc_yaml_fail(y, l->no, "complex or empty mapping keys are not supported");
-		return -1;
-	}
-	if (kc_plain_start(y, p, kn, l->no) != 0)
-		return -1;
-	*key = x_strndup(p, kn);
-	k++;
-value:
-	while (k < n && kc_blank(p[k]))
-		k++;
-	*vpos = k;
-	return 1;
-}
-
-static struct kc_node *kc_block(struct kc_yaml *y, size_t indent);
-static struct kc_node *kc_seq(struct kc_yaml *y, size_t indent);
-
-/* What follows "key:" or "-" with nothing after it on the line: a deeper
- * block, a sequence at the same indentation (after a key only), or null. */
-static struct kc_node *kc_value_below(struct kc_yaml *y, size_t indent, bool after_key,
-				      unsigned no)
-{
-	if (y->i < y->n && y->lines[y->i].indent > indent)
-		return kc_block(y, y->lines[y->i].indent);
-	if (after_key && y->i < y->n && y->lines[y->i].indent == indent &&
-	    kc_is_dash(&y->lines[y->i]))
-		return kc_seq(y, indent);
-	return kc_node_new(KC_NULL, no);
-}
-
-/* After a value on the key's (or dash's) line, nothing may be nested. */
-static int kc_no_continuation(struct kc_yaml *y, size_t indent)
-{
-	if (y->i < y->n && y->lines[y->i].indent > indent) {
-		kc_yaml_fail(y, y->lines[y->i].no,
-			     "unexpected indentation (multi-line values are not supported)");
-		return -1;
-	}
-	return 0;
-}
-
-static int kc_map_entry(struct kc_yaml *y, struct kc_node *map, size_t indent)
-{
-	struct kc_line *l = &y->lines[y->i];
-	struct kc_node *val;
-	size_t vpos;
-	char *key;
-	int r = kc_scan_key(y, l, &key, &vpos);
-
-	if (r == 0)
-		kc_yaml_fail(y, l->no, "expected 'key: value'");
-	if (r <= 0)
-		return -1;
-	if (kc_get(map, key)) {
-		kc_yaml_fail(y, l->no, "duplicate key '%s'", key);
-		free(key);
-		return -1;
+	if (kc_get(map, nd->str)) {
+		kc_yaml_fail(y, nd->line, "duplicate key '%s'", nd->str);
+		goto fail;
 	}
 	if (map->n == KC_MAX_ENTRIES) {
-		kc_yaml_fail(y, l->no, "more than %d keys in one mapping", KC_MAX_ENTRIES);
-		free(key);
-		return -1;
+		kc_yaml_fail(y, nd->line, "more than %d keys in one mapping", KC_MAX_ENTRIES);
+		goto fail;
 	}
-	y->i++;
-	if (vpos == l->n || l->p[vpos] == '#') {
-		val = kc_value_below(y, indent, true, l->no);
-		if (val)
-			val->line = l->no; /* messages point at the key */
-	} else {
-		val = kc_inline_value(y, l->p + vpos, l->n - vpos, l->no);
-		if (val && kc_no_continuation(y, indent) != 0) {
-			kc_node_free(val);
-			val = NULL;
+	y->key[d] = nd->str;
+	y->key_line[d] = nd->line;
+	nd->str = NULL;
+	kc_node_free(nd);
+	return 0;
+fail:
+	kc_node_free(nd);
+	return -1;
+}
+
+/* Puts a new node where it belongs: the root, a sequence item, a key, or
+ * a key's value (which takes the key's line: messages point at the key). */
+static int kc_place(struct kc_yaml *y, struct kc_node *nd)
+{
+	struct kc_node *top;
+	unsigned d;
+
+	if (!y->depth) {
+		y->root = nd;
+		return 0;
+	}
+	d = y->depth - 1;
+	top = y->stack[d];
+	if (top->type == KC_SEQ) {
+		if (top->n == KC_MAX_ENTRIES) {
+			kc_yaml_fail(y, nd->line, "more than %d items in one sequence", KC_MAX_ENTRIES);
+			kc_node_free(nd);
+			return -1;
 		}
+		kc_node_add(top, NULL, nd);
+		return 0;
 	}
-	if (!val) {
-		free(key);
-		return -1;
-	}
-	kc_node_add(map, key, val);
+	if (!y->key[d])
+		return kc_take_key(y, top, nd);
+	nd->line = y->key_line[d];
+	kc_node_add(top, y->key[d], nd);
+	y->key[d] = NULL;
 	return 0;
 }
 
-static struct kc_node *kc_map(struct kc_yaml *y, size_t indent)
+static int kc_push(struct kc_yaml *y, enum kc_type type, unsigned line)
 {
-	struct kc_node *map = kc_node_new(KC_MAP, y->lines[y->i].no);
+	struct kc_node *nd = kc_node_new(type, line);
+	bool is_key = y->depth && y->stack[y->depth - 1]->type == KC_MAP && !y->key[y->depth - 1];
 
-	while (y->i < y->n && !y->failed) {
-		const struct kc_line *l = &y->lines[y->i];
-		if (l->indent < indent)
-			break;
-		if (l->indent > indent) {
-			kc_yaml_fail(y, l->no, "unexpected indentation");
-			break;
-		}
-		if (kc_is_dash(l)) {
-			kc_yaml_fail(y, l->no, "a sequence item where a key was expected");
-			break;
-		}
-		if (kc_map_entry(y, map, indent) != 0)
-			break;
+	if (is_key || y->depth == KC_MAX_DEPTH) {
+		kc_node_free(nd);
+		return kc_yaml_fail(y, line, "%s", is_key ? "complex or empty mapping keys are not supported"
+							  : "nested too deeply");
+	}
+	if (kc_place(y, nd) != 0)
+		return -1;
+	y->stack[y->depth] = nd;
+	y->key[y->depth] = NULL;
+	y->depth++;
+	return 0;
+}
+
+/* One event; returns 1 at the end of the stream. */
+static int kc_yaml_event(struct kc_yaml *y, const yaml_event_t *ev)
+{
+	unsigned line = (unsigned)ev->start_mark.line + 1;
+	struct kc_node *nd;
+
+	if (kc_event_decorated(ev))
+		return kc_yaml_fail(y, line, "anchors, aliases and tags are not supported");
+	switch (ev->type) {
+	case YAML_DOCUMENT_START_EVENT:
+		if (y->docs++)
+			return kc_yaml_fail(y, line, "only one document is supported");
+		return 0;
+	case YAML_SCALAR_EVENT:
+		nd = kc_scalar_node(y, ev, line);
+		return nd ? kc_place(y, nd) : -1;
+	case YAML_SEQUENCE_START_EVENT:
+		return kc_push(y, KC_SEQ, line);
+	case YAML_MAPPING_START_EVENT:
+		return kc_push(y, KC_MAP, line);
+	case YAML_SEQUENCE_END_EVENT:
+	case YAML_MAPPING_END_EVENT:
+		y->depth--;
+		return 0;
+	case YAML_STREAM_END_EVENT:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* libyaml keeps copies of the text (tokens, passwords) in its own
+ * buffers: wipe them before they are freed. What its scanner copied while
+ * growing a scalar (realloc) is beyond reach. */
+static void kc_yaml_wipe_parser(yaml_parser_t *p)
+{
+	if (p->buffer.start)
+		kc_wipe(p->buffer.start, (size_t)(p->buffer.end - p->buffer.start));
+	if (p->raw_buffer.start)
+		kc_wipe(p->raw_buffer.start, (size_t)(p->raw_buffer.end - p->raw_buffer.start));
+	for (yaml_token_t *t = p->tokens.head; t && t != p->tokens.tail; t++)
+		if (t->type == YAML_SCALAR_TOKEN && t->data.scalar.value)
+			kc_wipe(t->data.scalar.value, t->data.scalar.length);
+}
+
+static void kc_yaml_done(struct kc_yaml *y)
+{
+	while (y->depth) {
+		y->depth--;
+		free(y->key[y->depth]);
 	}
 	if (y->failed) {
-		kc_node_free(map);
-		return NULL;
+		kc_node_free(y->root);
+		y->root = NULL;
 	}
-	return map;
-}
-
-/* The item after "- " on a dash line: the line is re-read from there, so
- * "- name: x" starts a mapping whose keys align with "name". */
-static struct kc_node *kc_seq_item(struct kc_yaml *y, size_t indent)
-{
-	struct kc_line *l = &y->lines[y->i];
-	size_t k = 1;
-	char *key;
-	size_t vpos;
-	int r;
-
-	while (k < l->n && kc_blank(l->p[k]))
-		k++;
-	if (k == l->n || l->p[k] == '#') {
-		y->i++;
-		return kc_value_below(y, indent, false, l->no);
-	}
-	if (memchr(l->p, '\t', k)) {
-		kc_yaml_fail(y, l->no, "tabs are not allowed in indentation");
-		return NULL;
-	}
-	l->p += k;
-	l->n -= k;
-	l->indent += k;
-	if (kc_is_dash(l))
-		return kc_seq(y, l->indent);
-	r = kc_scan_key(y, l, &key, &vpos);
-	free(key);
-	if (r < 0)
-		return NULL;
-	if (r > 0)
-		return kc_map(y, l->indent);
-	y->i++;
-	struct kc_node *val = kc_inline_value(y, l->p, l->n, l->no);
-	if (val && kc_no_continuation(y, indent) != 0) {
-		kc_node_free(val);
-		return NULL;
-	}
-	return val;
-}
-
-static struct kc_node *kc_seq(struct kc_yaml *y, size_t indent)
-{
-	struct kc_node *seq = kc_node_new(KC_SEQ, y->lines[y->i].no);
-
-	if (++y->depth > KC_MAX_DEPTH) {
-		kc_yaml_fail(y, y->lines[y->i].no, "nested too deeply");
-		goto out;
-	}
-	while (y->i < y->n && !y->failed) {
-		const struct kc_line *l = &y->lines[y->i];
-		if (l->indent < indent || (l->indent == indent && !kc_is_dash(l)))
-			break;
-		if (l->indent > indent) {
-			kc_yaml_fail(y, l->no, "unexpected indentation");
-			break;
-		}
-		struct kc_node *item = kc_seq_item(y, indent);
-		if (!item)
-			break;
-		kc_node_add(seq, NULL, item);
-	}
-out:
-	y->depth--;
-	if (y->failed) {
-		kc_node_free(seq);
-		return NULL;
-	}
-	return seq;
-}
-
-/* The block that starts at the current line, indented by indent. */
-static struct kc_node *kc_block(struct kc_yaml *y, size_t indent)
-{
-	const struct kc_line *l = &y->lines[y->i];
-	struct kc_node *nd = NULL;
-	char *key;
-	size_t vpos;
-	int r;
-
-	if (kc_is_dash(l))
-		return kc_seq(y, indent);
-	r = kc_scan_key(y, l, &key, &vpos);
-	free(key);
-	if (r == 0)
-		kc_yaml_fail(y, l->no, "expected 'key: value' or '- item'");
-	if (r <= 0)
-		return NULL;
-	if (++y->depth > KC_MAX_DEPTH)
-		kc_yaml_fail(y, l->no, "nested too deeply");
-	else
-		nd = kc_map(y, indent);
-	y->depth--;
-	return nd;
+	kc_yaml_wipe_parser(&y->parser);
+	yaml_parser_delete(&y->parser);
 }
 
 static struct kc_node *kc_parse_yaml(const char *text, size_t len, const char *path, char *err,
 				     size_t cap)
 {
-	struct kc_yaml y = { .path = path, .err = err, .cap = cap };
-	struct kc_node *root = NULL;
+	struct kc_yaml y = { .text = text, .len = len, .path = path, .err = err, .cap = cap };
+	yaml_event_t ev;
+	int r = 0;
 
-	if (kc_split_lines(&y, text, len) != 0)
-		goto out;
-	if (y.n == 0) {
-		root = kc_node_new(KC_NULL, 1);
-		goto out;
-	}
-	root = kc_block(&y, y.lines[0].indent);
-	if (root && y.i < y.n) {
-		kc_yaml_fail(&y, y.lines[y.i].no, "unexpected text at a lower indentation");
-		kc_node_free(root);
-		root = NULL;
-	}
-out:
-	free(y.lines);
-	return root;
-}
-
-/* ---- JSON kubeconfigs ---- */
-
-struct kc_json {
-	const struct json_doc *d;
-	size_t off;    /* lines are counted up to here */
-	unsigned line;
-	bool nul;
-};
-
-static unsigned kc_json_line(struct kc_json *j, int tok)
-{
-	size_t off = json_offset(j->d, tok);
-	for (; j->off < off; j->off++)
-		if (j->d->text[j->off] == '\n')
-			j->line++;
-	return j->line;
-}
-
-/* Tokens come in document order and the depth is bounded by the JSON
- * reader, so this recursion is bounded too. */
-static struct kc_node *kc_from_json(struct kc_json *j, int tok)
-{
-	unsigned line = kc_json_line(j, tok);
-	struct kc_node *nd;
-
-	switch (json_type(j->d, tok)) {
-	case JSON_OBJECT:
-		nd = kc_node_new(KC_MAP, line);
-		for (int k = json_object_first(j->d, tok); k >= 0; k = json_object_next(j->d, k)) {
-			char *key = json_strdup(j->d, k);
-			if (!key) {
-				j->nul = true;
-				key = x_strdup("");
-			}
-			kc_node_add(nd, key, kc_from_json(j, json_value(j->d, k)));
+	if (!yaml_parser_initialize(&y.parser))
+		abort(); /* out of memory, like x_malloc */
+	yaml_parser_set_input_string(&y.parser, (const unsigned char *)text, len);
+	while (r == 0) {
+		if (!yaml_parser_parse(&y.parser, &ev)) {
+			kc_yaml_syntax_error(&y);
+			break;
 		}
-		return nd;
-	case JSON_ARRAY:
-		nd = kc_node_new(KC_SEQ, line);
-		for (int t = json_array_first(j->d, tok); t >= 0; t = json_next(j->d, t))
-			kc_node_add(nd, NULL, kc_from_json(j, t));
-		return nd;
-	case JSON_STRING:
-		nd = kc_node_new(KC_SCALAR, line);
-		nd->str = json_strdup(j->d, tok);
-		if (!nd->str) {
-			j->nul = true;
-			nd->str = x_strdup("");
-		}
-		return nd;
-	case JSON_NULL:
-	case JSON_NONE:
-		return kc_node_new(KC_NULL, line);
-	default: {
-		struct og_str raw = json_raw(j->d, tok);
-		nd = kc_node_new(KC_SCALAR, line);
-		nd->plain = true;
-		nd->str = x_strndup(raw.p, raw.n);
-		return nd;
+		r = kc_yaml_event(&y, &ev);
+		if (ev.type == YAML_SCALAR_EVENT)
+			kc_wipe(ev.data.scalar.value, ev.data.scalar.length);
+		yaml_event_delete(&ev);
 	}
-	}
-}
-
-static struct kc_node *kc_parse_json(const char *text, size_t len, const char *path, char *err,
-				     size_t cap)
-{
-	struct json_doc d;
-	struct kc_json j = { .d = &d, .line = 1 };
-	struct kc_node *root;
-	char jerr[160];
-
-	if (json_parse(&d, text, len, KC_MAX_JSON_TOKENS, jerr, sizeof(jerr)) != 0) {
-		snprintf(err, cap, "kubeconfig %s: %s", path, jerr);
-		return NULL;
-	}
-	root = kc_from_json(&j, 0);
-	json_doc_free(&d);
-	if (j.nul) {
-		snprintf(err, cap, "kubeconfig %s: a string contains \\u0000", path);
-		kc_node_free(root);
-		return NULL;
-	}
-	return root;
+	kc_yaml_done(&y);
+	if (!y.failed && !y.root)
+		y.root = kc_node_new(KC_NULL, 1);
+	return y.root;
 }
 
 /* ---- from the tree to the configuration ---- */
@@ -1106,18 +717,12 @@ int k8s_kubeconfig_parse(const char *text, size_t len, const char *path, const c
 {
 	struct kc_ctx c = { .path = path ? path : "(kubeconfig)", .err = err, .cap = err_cap };
 	struct kc_node *root;
-	size_t k = 0;
 	int ret = -1;
 
 	memset(out, 0, sizeof(*out));
 	if (len > K8S_KUBECONFIG_MAX_BYTES)
 		return kc_fail(&c, "larger than %zu bytes", K8S_KUBECONFIG_MAX_BYTES);
-	while (k < len && (text[k] == ' ' || text[k] == '\t' || text[k] == '\n' || text[k] == '\r'))
-		k++;
-	if (k < len && text[k] == '{')
-		root = kc_parse_json(text, len, c.path, err, err_cap);
-	else
-		root = kc_parse_yaml(text, len, c.path, err, err_cap);
+	root = kc_parse_yaml(text, len, c.path, err, err_cap);
 	if (!root)
 		return -1;
 	c.base_dir = kc_dirname(path ? path : "");

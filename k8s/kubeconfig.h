@@ -1,13 +1,14 @@
 /* Where the Kubernetes API server is and how to authenticate to it: from
  * the Pod's ServiceAccount (in-cluster) or from a kubeconfig file.
  *
- * kubeconfig files are read with a small YAML reader for the subset that
- * kubectl, kind and minikube write: block mappings and sequences, plain,
- * 'single' and "double" quoted scalars on one line, comments, an optional
- * leading "---", and the empty flow collections {} and []. Anything else
- * (anchors, aliases, tags, other flow collections, multi-line scalars, tabs
- * in indentation, several documents) is refused with its line number. A
- * file whose first character is '{' is read as JSON. */
+ * kubeconfig files are read with libyaml (YAML 1.1; JSON is YAML too):
+ * block and flow style, every scalar style. Refused, with the file and
+ * line: anchors, aliases and tags (kubeconfigs need none, and aliases
+ * allow "billion laughs" files), keys that are not strings, duplicate
+ * keys, more than one document, NUL characters in values, and nesting
+ * deeper than 64. Syntax errors are libyaml's own words with its line.
+ * Scalars and libyaml's input buffers are wiped after use; what libyaml's
+ * scanner leaves behind when it grows a buffer (realloc) is not. */
 #ifndef OCIGATE_K8S_KUBECONFIG_H
 #define OCIGATE_K8S_KUBECONFIG_H
 

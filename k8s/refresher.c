@@ -3,9 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -13,16 +11,13 @@
 
 #include "k8s/api.h"
 #include "k8s/client.h"
+#include "k8s/watch.h"
 #include "util/base64.h"
 #include "util/json_write.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
 #define K8S_REFRESHER_MAX_TOKEN 16384
-/* A watch that delivered nothing and lasted less than this counts as a
- * failure (as in k8s/store.c), so a server that closes at once is not
- * hammered. */
-#define K8S_REFRESHER_MIN_HEALTHY_S 10
 
 /* ---- pure helpers ---- */
 
@@ -430,18 +425,10 @@ struct k8s_sa_ent {
 	struct k8s_refresher_token tok;
 };
 
+/* The ServiceAccounts of one scope (all namespaces, or one). */
 struct k8s_refresher_feed {
 	struct k8s_refresher *r;
-	char *ns;   /* NULL: all namespaces */
-	char *path; /* the ServiceAccount collection */
-	char *rv;
-	unsigned gen;
-	bool need_list, started;
-	struct k8s_request *req;
-	struct event *timer;
-	unsigned failures;
-	time_t watch_started;
-	bool watch_got_event;
+	struct k8s_watch *w;
 };
 
 struct k8s_refresher {
@@ -459,26 +446,11 @@ struct k8s_refresher {
 	struct k8s_refresher_stats stats;
 };
 
-static uint64_t k8s_refresher_rand(struct k8s_refresher *r)
-{
-	r->rng ^= r->rng << 13;
-	r->rng ^= r->rng >> 7;
-	r->rng ^= r->rng << 17;
-	return r->rng;
-}
-
 static unsigned k8s_refresher_backoff(struct k8s_refresher *r, unsigned *failures,
 				      unsigned retry_after_s)
 {
-	uint64_t d = (uint64_t)r->backoff_min_ms << OG_MIN(*failures, 16u);
-
-	if (d > r->backoff_max_ms)
-		d = r->backoff_max_ms;
-	d = d / 2 + k8s_refresher_rand(r) % (d / 2 + 1);
-	if (retry_after_s && d < (uint64_t)retry_after_s * 1000)
-		d = (uint64_t)retry_after_s * 1000;
-	(*failures)++;
-	return (unsigned)d;
+	return k8s_backoff_ms(&r->rng, r->backoff_min_ms, r->backoff_max_ms, failures,
+			      retry_after_s);
 }
 
 static void k8s_refresher_after(struct event *ev, uint64_t ms)
@@ -597,7 +569,7 @@ static void k8s_sa_on_written(void *arg, const struct k8s_response *resp)
 	}
 	r->stats.secrets_written++;
 	e->failures = 0;
-	ms = k8s_refresher_delay_ms(k8s_refresher_now(), e->tok.expires_at, k8s_refresher_rand(r));
+	ms = k8s_refresher_delay_ms(k8s_refresher_now(), e->tok.expires_at, k8s_rand_next(&r->rng));
 	log_info("pull_secret_written", "ns=%s sa=%s secret=%s expires_in_s=%lld next_refresh_ms=%llu",
 		 e->ns, e->name, e->secret, (long long)(e->tok.expires_at - k8s_refresher_now()),
 		 (unsigned long long)ms);
@@ -746,7 +718,7 @@ static void k8s_sa_follow(struct k8s_refresher *r, struct k8s_refresher_feed *f,
 	struct k8s_sa_ent *e = k8s_sa_find(r, sa->ns, sa->name);
 
 	if (e) {
-		e->seen_gen = f->gen;
+		e->seen_gen = k8s_watch_gen(f->w);
 		if (strcmp(e->secret, sa->secret) == 0 &&
 		    ((!e->uid && !sa->uid) || (e->uid && sa->uid && strcmp(e->uid, sa->uid) == 0)))
 			return;
@@ -755,7 +727,7 @@ static void k8s_sa_follow(struct k8s_refresher *r, struct k8s_refresher_feed *f,
 	e = x_new(struct k8s_sa_ent);
 	e->r = r;
 	e->feed = f;
-	e->seen_gen = f->gen;
+	e->seen_gen = k8s_watch_gen(f->w);
 	e->ns = x_strdup(sa->ns);
 	e->name = x_strdup(sa->name);
 	e->uid = sa->uid ? x_strdup(sa->uid) : NULL;
@@ -770,15 +742,17 @@ static void k8s_sa_follow(struct k8s_refresher *r, struct k8s_refresher_feed *f,
 	k8s_sa_get_secret(e);
 }
 
-static void k8s_refresher_item(struct k8s_refresher_feed *f, const struct json_doc *d, int tok,
+static void k8s_refresher_item(void *arg, struct k8s_watch *w, const struct json_doc *d, int tok,
 			       bool deleted)
 {
+	struct k8s_refresher_feed *f = arg;
 	struct k8s_refresher *r = f->r;
 	struct k8s_refresher_sa sa = { 0 };
 	struct k8s_sa_ent *e;
 	char err[256];
 	int rc = k8s_refresher_sa_parse(d, tok, &sa, err, sizeof(err));
 
+	(void)w;
 	if (!sa.ns || !sa.name) {
 		log_error("k8s_serviceaccount_invalid", "error=\"%s\"", err);
 		goto out;
@@ -796,180 +770,52 @@ out:
 	k8s_refresher_sa_free(&sa);
 }
 
-/* ---- list + watch of ServiceAccounts (the pattern of k8s/store.c) ---- */
-
-static void k8s_refresher_list(struct k8s_refresher_feed *f);
-static void k8s_refresher_watch(struct k8s_refresher_feed *f);
-
-static void k8s_refresher_feed_retry(struct k8s_refresher_feed *f, bool relist, unsigned retry_after)
-{
-	f->need_list = relist || !f->rv;
-	k8s_refresher_after(f->timer, k8s_refresher_backoff(f->r, &f->failures, retry_after));
-}
-
-static void k8s_refresher_feed_on_timer(evutil_socket_t fd, short what, void *arg)
+/* After a full list, what it did not show is gone. */
+static void k8s_refresher_sweep(void *arg, struct k8s_watch *w)
 {
 	struct k8s_refresher_feed *f = arg;
-
-	(void)fd;
-	(void)what;
-	if (f->need_list)
-		k8s_refresher_list(f);
-	else
-		k8s_refresher_watch(f);
-}
-
-static void k8s_refresher_feed_log(const struct k8s_refresher_feed *f, const char *op, int status,
-				   const char *detail)
-{
-	log_error("k8s_watch_failed", "kind=serviceaccounts ns=%s op=%s status=%d error=\"%s\"",
-		  f->ns ? f->ns : "*", op, status, detail ? detail : "");
-}
-
-static char *k8s_refresher_feed_path(const struct k8s_refresher_feed *f, bool watch,
-				     const char *cont)
-{
-	struct evbuffer *b = evbuffer_new();
-	char *p;
-
-	evbuffer_add_printf(b, "%s?", f->path);
-	if (watch) {
-		evbuffer_add_printf(b, "watch=1&allowWatchBookmarks=true&timeoutSeconds=%u&resourceVersion=",
-				    f->r->watch_timeout_s);
-		k8s_client_escape(b, f->rv);
-	} else {
-		evbuffer_add_printf(b, "limit=500");
-		if (cont) {
-			evbuffer_add_printf(b, "&continue=");
-			k8s_client_escape(b, cont);
-		}
-	}
-	p = k8s_refresher_take(b);
-	evbuffer_free(b);
-	return p;
-}
-
-static void k8s_refresher_on_list(void *arg, const struct k8s_response *resp);
-
-static void k8s_refresher_get_page(struct k8s_refresher_feed *f, const char *cont)
-{
-	char *path = k8s_refresher_feed_path(f, false, cont);
-
-	f->req = k8s_client_get(f->r->client, path, k8s_refresher_on_list, f);
-	free(path);
-}
-
-static void k8s_refresher_list(struct k8s_refresher_feed *f)
-{
-	f->started = true;
-	f->gen++;
-	k8s_refresher_get_page(f, NULL);
-}
-
-/* After a full list, what it did not show is gone. */
-static void k8s_refresher_sweep(struct k8s_refresher_feed *f)
-{
 	struct k8s_sa_ent *e = f->r->sas, *next;
+	unsigned gen = k8s_watch_gen(w);
 
 	for (; e; e = next) {
 		next = e->next;
-		if (e->feed == f && e->seen_gen != f->gen)
+		if (e->feed == f && e->seen_gen != gen)
 			k8s_sa_remove(e, "serviceaccount_gone");
 	}
 }
 
-static void k8s_refresher_on_list(void *arg, const struct k8s_response *resp)
-{
-	struct k8s_refresher_feed *f = arg;
-	struct k8s_list l = { 0 };
-	char err[256];
+static const struct k8s_watch_ops k8s_refresher_watch_ops = {
+	.item = k8s_refresher_item,
+	.listed = k8s_refresher_sweep,
+};
 
-	f->req = NULL;
-	if (resp->error || resp->status != 200) {
-		k8s_refresher_feed_log(f, "list", resp->status, resp->error);
-		k8s_refresher_feed_retry(f, true, resp->retry_after);
-		return;
-	}
-	if (k8s_list_parse(&l, resp->body, resp->len, "ServiceAccount", err, sizeof(err)) != 0 ||
-	    !l.resource_version) {
-		k8s_refresher_feed_log(f, "list", resp->status,
-				       l.resource_version ? err : "list without resourceVersion");
-		k8s_list_free(&l);
-		k8s_refresher_feed_retry(f, true, 0);
-		return;
-	}
-	for (int it = json_array_first(&l.doc, l.items); it >= 0; it = json_next(&l.doc, it))
-		k8s_refresher_item(f, &l.doc, it, false);
-	if (l.continue_token && *l.continue_token) {
-		k8s_refresher_get_page(f, l.continue_token);
+static void k8s_refresher_feed_init(struct k8s_refresher *r, struct k8s_refresher_feed *f,
+				    const char *ns)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct k8s_watch_opts wo = {
+		.client = r->client,
+		.list_kind = "ServiceAccount",
+		.kind = "serviceaccounts",
+		.ns = ns,
+		.watch_timeout_s = r->watch_timeout_s,
+		.backoff_min_ms = r->backoff_min_ms,
+		.backoff_max_ms = r->backoff_max_ms,
+	};
+	char *path;
+
+	if (ns) {
+		evbuffer_add_printf(b, "/api/v1/namespaces/");
+		k8s_client_escape(b, ns);
+		evbuffer_add_printf(b, "/serviceaccounts");
 	} else {
-		k8s_refresher_sweep(f);
-		free(f->rv);
-		f->rv = x_strdup(l.resource_version);
-		f->failures = 0;
-		k8s_refresher_watch(f);
+		evbuffer_add_printf(b, "/api/v1/serviceaccounts");
 	}
-	k8s_list_free(&l);
-}
-
-static void k8s_refresher_on_line(void *arg, const char *line, size_t n)
-{
-	struct k8s_refresher_feed *f = arg;
-	struct k8s_watch_event ev = { 0 };
-	char err[256];
-
-	if (k8s_watch_event_parse(&ev, line, n, err, sizeof(err)) != 0 || ev.type == K8S_WATCH_ERROR) {
-		bool gone = ev.type == K8S_WATCH_ERROR && k8s_status_is_expired(&ev.status);
-		if (ev.type == K8S_WATCH_ERROR)
-			k8s_status_format(&ev.status, err, sizeof(err));
-		k8s_refresher_feed_log(f, "watch", 200, err);
-		k8s_request_cancel(f->req);
-		f->req = NULL;
-		if (gone)
-			k8s_refresher_list(f);
-		else
-			k8s_refresher_feed_retry(f, false, 0);
-		goto out;
-	}
-	f->watch_got_event = true;
-	f->failures = 0;
-	if (ev.type != K8S_WATCH_BOOKMARK)
-		k8s_refresher_item(f, &ev.doc, ev.object, ev.type == K8S_WATCH_DELETED);
-	free(f->rv);
-	f->rv = x_strdup(ev.resource_version);
-out:
-	k8s_watch_event_free(&ev);
-}
-
-static void k8s_refresher_on_watch_end(void *arg, const struct k8s_response *resp)
-{
-	struct k8s_refresher_feed *f = arg;
-
-	f->req = NULL;
-	if (resp->status == 410) {
-		k8s_refresher_list(f);
-		return;
-	}
-	if (resp->error || resp->status != 200) {
-		k8s_refresher_feed_log(f, "watch", resp->status, resp->error);
-		k8s_refresher_feed_retry(f, false, resp->retry_after);
-		return;
-	}
-	if (!f->watch_got_event && time(NULL) - f->watch_started < K8S_REFRESHER_MIN_HEALTHY_S) {
-		k8s_refresher_feed_retry(f, false, 0);
-		return;
-	}
-	k8s_refresher_watch(f);
-}
-
-static void k8s_refresher_watch(struct k8s_refresher_feed *f)
-{
-	char *path = k8s_refresher_feed_path(f, true, NULL);
-
-	f->watch_started = time(NULL);
-	f->watch_got_event = false;
-	f->req = k8s_client_watch(f->r->client, path, k8s_refresher_on_line,
-				  k8s_refresher_on_watch_end, f);
+	path = k8s_refresher_take(b);
+	evbuffer_free(b);
+	wo.path = path;
+	f->r = r;
+	f->w = k8s_watch_new(r->base, &wo, &k8s_refresher_watch_ops, f);
 	free(path);
 }
 
@@ -987,7 +833,6 @@ struct k8s_refresher *k8s_refresher_new(struct event_base *base, struct k8s_clie
 {
 	struct k8s_refresher *r = x_new(struct k8s_refresher);
 	size_t scopes = o->n_namespaces ? o->n_namespaces : 1;
-	struct timeval tv;
 
 	r->base = base;
 	r->client = client;
@@ -998,35 +843,15 @@ struct k8s_refresher *k8s_refresher_new(struct event_base *base, struct k8s_clie
 	r->backoff_min_ms = o->backoff_min_ms ? o->backoff_min_ms : 1000;
 	r->backoff_max_ms = o->backoff_max_ms ? o->backoff_max_ms : 60000;
 	r->watch_timeout_s = o->watch_timeout_s ? o->watch_timeout_s : 300;
-	gettimeofday(&tv, NULL);
-	r->rng = ((uint64_t)tv.tv_sec << 20) ^ (uint64_t)tv.tv_usec ^ ((uint64_t)getpid() << 40) ^
-		 (uint64_t)(uintptr_t)r;
-	if (!r->rng)
-		r->rng = 88172645463325252ull;
+	r->rng = k8s_rand_seed(r);
 	r->n_feeds = scopes;
 	r->feeds = x_calloc(scopes, sizeof(*r->feeds));
-	for (size_t i = 0; i < scopes; i++) {
-		struct k8s_refresher_feed *f = &r->feeds[i];
-		struct evbuffer *b = evbuffer_new();
-		f->r = r;
-		if (o->n_namespaces) {
-			f->ns = x_strdup(o->namespaces[i]);
-			evbuffer_add_printf(b, "/api/v1/namespaces/");
-			k8s_client_escape(b, f->ns);
-			evbuffer_add_printf(b, "/serviceaccounts");
-		} else {
-			evbuffer_add_printf(b, "/api/v1/serviceaccounts");
-		}
-		f->path = k8s_refresher_take(b);
-		evbuffer_free(b);
-		f->timer = evtimer_new(base, k8s_refresher_feed_on_timer, f);
-		if (!f->timer)
-			abort();
-	}
+	for (size_t i = 0; i < scopes; i++)
+		k8s_refresher_feed_init(r, &r->feeds[i], o->n_namespaces ? o->namespaces[i] : NULL);
 	log_info("pull_secrets_started", "namespaces=%zu expiration_s=%lld", o->n_namespaces,
 		 (long long)r->expiration_s);
 	for (size_t i = 0; i < scopes; i++)
-		k8s_refresher_list(&r->feeds[i]);
+		k8s_watch_start(r->feeds[i].w);
 	return r;
 }
 
@@ -1039,15 +864,8 @@ void k8s_refresher_free(struct k8s_refresher *r)
 		r->sas = e->next;
 		k8s_sa_free(e);
 	}
-	for (size_t i = 0; i < r->n_feeds; i++) {
-		struct k8s_refresher_feed *f = &r->feeds[i];
-		if (f->req)
-			k8s_request_cancel(f->req);
-		event_free(f->timer);
-		free(f->ns);
-		free(f->path);
-		free(f->rv);
-	}
+	for (size_t i = 0; i < r->n_feeds; i++)
+		k8s_watch_free(r->feeds[i].w);
 	for (size_t i = 0; i < r->n_audiences; i++)
 		free(r->audiences[i]);
 	free(r->audiences);

@@ -3,8 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -12,6 +10,7 @@
 
 #include "k8s/api.h"
 #include "k8s/client.h"
+#include "k8s/watch.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -20,9 +19,6 @@
 #define K8S_SECRET_TYPE_BASIC "kubernetes.io/basic-auth"
 /* namespace (63) + '/' + name (253), with room to spare */
 #define K8S_MAX_KEY 512
-/* A watch that delivered nothing and lasted less than this counts as a
- * failure, so a server that closes every watch at once is not hammered. */
-#define K8S_WATCH_MIN_HEALTHY_S 10
 
 /* ---- a small string-keyed hash table ---- */
 
@@ -140,23 +136,12 @@ struct k8s_conn_ent {
 	enum k8s_store_problem problem; /* of built */
 };
 
-enum k8s_feed_state { FEED_IDLE, FEED_LISTING, FEED_WATCHING, FEED_WAITING };
-
 /* One list+watch: Connectors or Secrets of one scope. */
 struct k8s_feed {
 	struct k8s_store *s;
 	bool secrets;
 	char *ns;          /* NULL: all namespaces */
-	char *path;        /* collection path */
-	enum k8s_feed_state state;
-	bool started, synced, need_list;
-	char *rv;
-	unsigned gen;      /* bumped by every list */
-	struct k8s_request *req;
-	struct event *timer;
-	unsigned failures;
-	time_t watch_started;
-	bool watch_got_event;
+	struct k8s_watch *w;
 	struct k8s_feed *secret_feed; /* of a Connector feed: started after its first list */
 };
 
@@ -167,14 +152,13 @@ struct k8s_store {
 	struct k8s_feed *feeds; /* connector feed, secret feed, per scope */
 	size_t n_feeds;
 	struct k8s_table conns, secrets;
-	uint64_t rng;
-	struct k8s_store_stats stats;
+	uint64_t rng;                 /* the Secret GETs' backoff */
+	struct k8s_watch_stats wstats; /* all feeds', and the GETs' retries */
+	unsigned long secret_gets;
 	k8s_store_listener_fn listener;
 	void *listener_arg;
 };
 
-static void k8s_feed_list(struct k8s_feed *f);
-static void k8s_feed_watch(struct k8s_feed *f);
 static void k8s_fetch_start(struct k8s_store *s, struct k8s_sec_ent *e);
 
 static bool k8s_feed_covers(const struct k8s_feed *f, const char *ns)
@@ -272,7 +256,7 @@ static void k8s_sec_acquire(struct k8s_store *s, const char *ns, const char *nam
 	k8s_table_insert(&s->secrets, &e->h);
 	/* Once the Secret list has begun, it may already be past this one. */
 	f = k8s_secret_feed_for(s, ns);
-	if (f && f->started)
+	if (f && k8s_watch_started(f->w))
 		k8s_fetch_start(s, e);
 }
 
@@ -330,7 +314,7 @@ static void k8s_secret_item(struct k8s_store *s, struct k8s_feed *f, const struc
 	ssize_t nn;
 	struct k8s_sec_ent *e;
 	struct k8s_secret sec = { 0 };
-	unsigned gen = f ? f->gen : 0;
+	unsigned gen = f ? k8s_watch_gen(f->w) : 0;
 	char err[256];
 
 	if (nl <= 0 || (size_t)nl + 2 >= sizeof(key))
@@ -364,31 +348,16 @@ static void k8s_secret_item(struct k8s_store *s, struct k8s_feed *f, const struc
 
 static void k8s_fetch_send(struct k8s_fetch *ft);
 
-static unsigned k8s_backoff_ms(struct k8s_store *s, unsigned *failures, unsigned retry_after_s)
+static void k8s_fetch_retry(struct k8s_fetch *ft, unsigned retry_after_s)
 {
-	unsigned shift = OG_MIN(*failures, 16u);
-	uint64_t d = (uint64_t)s->o.backoff_min_ms << shift;
-
-	if (d > s->o.backoff_max_ms)
-		d = s->o.backoff_max_ms;
-	/* Equal jitter: half fixed, half random, so replicas spread out. */
-	s->rng ^= s->rng << 13;
-	s->rng ^= s->rng >> 7;
-	s->rng ^= s->rng << 17;
-	d = d / 2 + s->rng % (d / 2 + 1);
-	if (retry_after_s && d < (uint64_t)retry_after_s * 1000)
-		d = (uint64_t)retry_after_s * 1000;
-	(*failures)++;
-	s->stats.retries++;
-	s->stats.last_backoff_ms = (unsigned)d;
-	return (unsigned)d;
-}
-
-static void k8s_add_ms(struct event *ev, unsigned ms)
-{
+	struct k8s_store *s = ft->s;
+	unsigned ms = k8s_backoff_ms(&s->rng, s->o.backoff_min_ms, s->o.backoff_max_ms,
+				     &ft->failures, retry_after_s);
 	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
 
-	evtimer_add(ev, &tv);
+	s->wstats.retries++;
+	s->wstats.last_backoff_ms = ms;
+	evtimer_add(ft->timer, &tv);
 }
 
 static void k8s_fetch_on_response(void *arg, const struct k8s_response *r)
@@ -421,7 +390,7 @@ static void k8s_fetch_on_response(void *arg, const struct k8s_response *r)
 	else
 		log_error("k8s_secret_get_failed", "ns=%s name=%s status=%d error=\"%s\"", e->ns,
 			  e->name, r->status, r->error ? r->error : "");
-	k8s_add_ms(ft->timer, k8s_backoff_ms(s, &ft->failures, r->retry_after));
+	k8s_fetch_retry(ft, r->retry_after);
 }
 
 static void k8s_fetch_on_timer(evutil_socket_t fd, short what, void *arg)
@@ -447,7 +416,7 @@ static void k8s_fetch_send(struct k8s_fetch *ft)
 	evbuffer_remove(p, path, n);
 	path[n] = '\0';
 	evbuffer_free(p);
-	ft->s->stats.secret_gets++;
+	ft->s->secret_gets++;
 	ft->req = k8s_client_get(ft->s->client, path, k8s_fetch_on_response, ft);
 	free(path);
 }
@@ -612,7 +581,7 @@ static void k8s_connector_item(struct k8s_store *s, struct k8s_feed *f, const st
 		log_error("connector_invalid", "ns=%s name=%s error=\"%s\"", kc.meta.ns, kc.meta.name, err);
 	status_json = k8s_status_text(d, tok);
 	if (c) {
-		c->seen_gen = f->gen;
+		c->seen_gen = k8s_watch_gen(f->w);
 		if (c->rv && kc.meta.resource_version && strcmp(c->rv, kc.meta.resource_version) == 0)
 			goto out;
 		if (k8s_conn_same_spec(c, &kc, rc ? err : NULL)) {
@@ -639,7 +608,7 @@ static void k8s_connector_item(struct k8s_store *s, struct k8s_feed *f, const st
 	}
 	c = x_new(struct k8s_conn_ent);
 	c->feed = f;
-	c->seen_gen = f->gen;
+	c->seen_gen = k8s_watch_gen(f->w);
 	c->ns = x_strdup(kc.meta.ns);
 	c->name = x_strdup(kc.meta.name);
 	c->h.key = x_strdup(key);
@@ -657,6 +626,7 @@ out:
 static void k8s_feed_sweep(struct k8s_store *s, struct k8s_feed *f)
 {
 	struct k8s_table *t = f->secrets ? &s->secrets : &s->conns;
+	unsigned gen = k8s_watch_gen(f->w);
 
 	for (size_t i = 0; i < t->nb; i++) {
 		struct k8s_hnode *h = t->b[i];
@@ -664,13 +634,13 @@ static void k8s_feed_sweep(struct k8s_store *s, struct k8s_feed *f)
 			struct k8s_hnode *next = h->next;
 			if (f->secrets) {
 				struct k8s_sec_ent *e = (struct k8s_sec_ent *)h;
-				if (e->loaded && e->seen_gen != f->gen && k8s_feed_covers(f, e->ns))
+				if (e->loaded && e->seen_gen != gen && k8s_feed_covers(f, e->ns))
 					k8s_sec_unload(s, e);
 			} else {
 				struct k8s_conn_ent *c = (struct k8s_conn_ent *)h;
 				/* Removing may free secret entries, never connectors:
 				 * next stays valid. */
-				if (c->feed == f && c->seen_gen != f->gen)
+				if (c->feed == f && c->seen_gen != gen)
 					k8s_conn_remove(s, c);
 			}
 			h = next;
@@ -678,230 +648,52 @@ static void k8s_feed_sweep(struct k8s_store *s, struct k8s_feed *f)
 	}
 }
 
-/* ---- list and watch ---- */
+/* ---- list and watch (k8s/watch.c) ---- */
 
-static void k8s_feed_item(struct k8s_feed *f, const struct json_doc *d, int tok, bool deleted)
+static void k8s_feed_item(void *arg, struct k8s_watch *w, const struct json_doc *d, int tok,
+			  bool deleted)
 {
+	struct k8s_feed *f = arg;
+
+	(void)w;
 	if (f->secrets)
 		k8s_secret_item(f->s, f, d, tok, deleted);
 	else
 		k8s_connector_item(f->s, f, d, tok, deleted);
 }
 
-static void k8s_feed_on_timer(evutil_socket_t fd, short what, void *arg)
+static void k8s_feed_listed(void *arg, struct k8s_watch *w)
 {
 	struct k8s_feed *f = arg;
 
-	(void)fd;
-	(void)what;
-	if (f->need_list)
-		k8s_feed_list(f);
-	else
-		k8s_feed_watch(f);
+	(void)w;
+	k8s_feed_sweep(f->s, f);
+	if (f->secret_feed)
+		k8s_watch_start(f->secret_feed->w);
+	k8s_notify(f->s, K8S_STORE_RESYNCED, NULL, NULL);
 }
 
-static void k8s_feed_retry(struct k8s_feed *f, bool relist, unsigned retry_after)
-{
-	f->state = FEED_WAITING;
-	f->need_list = relist || !f->rv;
-	k8s_add_ms(f->timer, k8s_backoff_ms(f->s, &f->failures, retry_after));
-}
-
-static const char *k8s_feed_kind(const struct k8s_feed *f)
-{
-	return f->secrets ? "secrets" : "connectors";
-}
-
-static void k8s_feed_log_failure(const struct k8s_feed *f, const char *what,
-				 const struct k8s_response *r, const char *detail)
-{
-	char st[256] = "";
-	struct k8s_status status = { 0 };
-
-	if (!detail && r->status && r->len &&
-	    k8s_status_parse(r->body, r->len, &status, st, sizeof(st)) == 0)
-		k8s_status_format(&status, st, sizeof(st));
-	k8s_status_free(&status);
-	log_error("k8s_watch_failed", "kind=%s ns=%s op=%s status=%d error=\"%s\"", k8s_feed_kind(f),
-		  f->ns ? f->ns : "*", what, r->status,
-		  detail ? detail : r->error ? r->error : st);
-}
-
-static char *k8s_feed_path(const struct k8s_feed *f, bool watch, const char *cont)
-{
-	struct evbuffer *b = evbuffer_new();
-	char *p;
-	size_t n;
-
-	evbuffer_add_printf(b, "%s?", f->path);
-	if (watch) {
-		evbuffer_add_printf(b, "watch=1&allowWatchBookmarks=true&timeoutSeconds=%u&resourceVersion=",
-				    f->s->o.watch_timeout_s);
-		k8s_client_escape(b, f->rv);
-	} else {
-		evbuffer_add_printf(b, "limit=%u", f->s->o.page_size);
-		if (cont) {
-			evbuffer_add_printf(b, "&continue=");
-			k8s_client_escape(b, cont);
-		}
-	}
-	n = evbuffer_get_length(b);
-	p = x_malloc(n + 1);
-	evbuffer_remove(b, p, n);
-	p[n] = '\0';
-	evbuffer_free(b);
-	return p;
-}
-
-static void k8s_feed_on_list(void *arg, const struct k8s_response *r);
-
-static void k8s_feed_get_page(struct k8s_feed *f, const char *cont)
-{
-	char *path = k8s_feed_path(f, false, cont);
-
-	f->s->stats.lists++;
-	f->req = k8s_client_get(f->s->client, path, k8s_feed_on_list, f);
-	free(path);
-}
-
-static void k8s_feed_list(struct k8s_feed *f)
-{
-	if (f->started)
-		f->s->stats.relists++;
-	f->started = true;
-	f->state = FEED_LISTING;
-	f->gen++;
-	k8s_feed_get_page(f, NULL);
-}
-
-static void k8s_feed_listed(struct k8s_feed *f, const char *rv)
-{
-	struct k8s_store *s = f->s;
-
-	k8s_feed_sweep(s, f);
-	free(f->rv);
-	f->rv = x_strdup(rv);
-	if (!f->synced)
-		log_info("k8s_synced", "kind=%s ns=%s rv=%s", k8s_feed_kind(f), f->ns ? f->ns : "*", rv);
-	f->synced = true;
-	f->failures = 0;
-	if (f->secret_feed && !f->secret_feed->started)
-		k8s_feed_list(f->secret_feed);
-	k8s_feed_watch(f);
-	k8s_notify(s, K8S_STORE_RESYNCED, NULL, NULL);
-}
-
-static void k8s_feed_on_list(void *arg, const struct k8s_response *r)
-{
-	struct k8s_feed *f = arg;
-	struct k8s_list l = { 0 };
-	char err[256];
-
-	f->req = NULL;
-	if (r->error || r->status != 200) {
-		k8s_feed_log_failure(f, "list", r, NULL);
-		k8s_feed_retry(f, true, r->retry_after);
-		return;
-	}
-	if (k8s_list_parse(&l, r->body, r->len, f->secrets ? "Secret" : "Connector", err,
-			   sizeof(err)) != 0 || !l.resource_version) {
-		k8s_feed_log_failure(f, "list", r, l.resource_version ? err : "list without resourceVersion");
-		k8s_list_free(&l);
-		k8s_feed_retry(f, true, 0);
-		return;
-	}
-	for (int it = json_array_first(&l.doc, l.items); it >= 0; it = json_next(&l.doc, it))
-		k8s_feed_item(f, &l.doc, it, false);
-	if (l.continue_token && *l.continue_token)
-		k8s_feed_get_page(f, l.continue_token);
-	else
-		k8s_feed_listed(f, l.resource_version);
-	k8s_list_free(&l);
-}
-
-static void k8s_feed_on_line(void *arg, const char *line, size_t n)
-{
-	struct k8s_feed *f = arg;
-	struct k8s_watch_event ev = { 0 };
-	char err[256];
-
-	if (k8s_watch_event_parse(&ev, line, n, err, sizeof(err)) != 0) {
-		struct k8s_response r = { .status = 200 };
-		k8s_feed_log_failure(f, "watch", &r, err);
-		k8s_request_cancel(f->req);
-		f->req = NULL;
-		k8s_feed_retry(f, false, 0);
-		goto out;
-	}
-	if (ev.type == K8S_WATCH_ERROR) {
-		struct k8s_response r = { .status = ev.status.code };
-		char st[256];
-		bool gone = k8s_status_is_expired(&ev.status);
-		k8s_status_format(&ev.status, st, sizeof(st));
-		k8s_feed_log_failure(f, "watch", &r, st);
-		k8s_request_cancel(f->req);
-		f->req = NULL;
-		if (gone) {
-			k8s_feed_list(f); /* the resourceVersion is too old */
-		} else {
-			k8s_feed_retry(f, false, 0);
-		}
-		goto out;
-	}
-	f->s->stats.events++;
-	f->watch_got_event = true;
-	f->failures = 0;
-	if (ev.type != K8S_WATCH_BOOKMARK)
-		k8s_feed_item(f, &ev.doc, ev.object, ev.type == K8S_WATCH_DELETED);
-	free(f->rv);
-	f->rv = x_strdup(ev.resource_version);
-out:
-	k8s_watch_event_free(&ev);
-}
-
-static void k8s_feed_on_watch_end(void *arg, const struct k8s_response *r)
-{
-	struct k8s_feed *f = arg;
-	struct timeval now;
-
-	f->req = NULL;
-	if (r->status == 410) {
-		k8s_feed_log_failure(f, "watch", r, NULL);
-		k8s_feed_list(f);
-		return;
-	}
-	if (r->error || r->status != 200) {
-		k8s_feed_log_failure(f, "watch", r, NULL);
-		k8s_feed_retry(f, false, r->retry_after);
-		return;
-	}
-	event_base_gettimeofday_cached(f->s->base, &now);
-	if (!f->watch_got_event && now.tv_sec - f->watch_started < K8S_WATCH_MIN_HEALTHY_S) {
-		k8s_feed_retry(f, false, 0);
-		return;
-	}
-	k8s_feed_watch(f); /* timeoutSeconds ran out: carry on from f->rv */
-}
-
-static void k8s_feed_watch(struct k8s_feed *f)
-{
-	char *path = k8s_feed_path(f, true, NULL);
-	struct timeval now;
-
-	event_base_gettimeofday_cached(f->s->base, &now);
-	f->state = FEED_WATCHING;
-	f->watch_started = now.tv_sec;
-	f->watch_got_event = false;
-	f->s->stats.watches++;
-	f->req = k8s_client_watch(f->s->client, path, k8s_feed_on_line, k8s_feed_on_watch_end, f);
-	free(path);
-}
+static const struct k8s_watch_ops k8s_feed_ops = {
+	.item = k8s_feed_item,
+	.listed = k8s_feed_listed,
+};
 
 /* ---- the store ---- */
 
 static void k8s_feed_init(struct k8s_store *s, struct k8s_feed *f, bool secrets, const char *ns)
 {
 	char buf[512];
+	struct k8s_watch_opts wo = {
+		.client = s->client,
+		.list_kind = secrets ? "Secret" : "Connector",
+		.kind = secrets ? "secrets" : "connectors",
+		.ns = ns,
+		.watch_timeout_s = s->o.watch_timeout_s,
+		.backoff_min_ms = s->o.backoff_min_ms,
+		.backoff_max_ms = s->o.backoff_max_ms,
+		.page_size = s->o.page_size,
+		.stats = &s->wstats,
+	};
 
 	f->s = s;
 	f->secrets = secrets;
@@ -914,10 +706,8 @@ static void k8s_feed_init(struct k8s_store *s, struct k8s_feed *f, bool secrets,
 		snprintf(buf, sizeof(buf), K8S_CONNECTORS_API "/namespaces/%s/connectors", ns);
 	else
 		snprintf(buf, sizeof(buf), K8S_CONNECTORS_API "/connectors");
-	f->path = x_strdup(buf);
-	f->timer = evtimer_new(s->base, k8s_feed_on_timer, f);
-	if (!f->timer)
-		abort();
+	wo.path = buf;
+	f->w = k8s_watch_new(s->base, &wo, &k8s_feed_ops, f);
 }
 
 struct k8s_store *k8s_store_new(struct event_base *base, struct k8s_client *client,
@@ -925,7 +715,6 @@ struct k8s_store *k8s_store_new(struct event_base *base, struct k8s_client *clie
 {
 	struct k8s_store *s = x_new(struct k8s_store);
 	size_t scopes = o->n_namespaces ? o->n_namespaces : 1;
-	struct timeval tv;
 
 	s->base = base;
 	s->client = client;
@@ -939,11 +728,7 @@ struct k8s_store *k8s_store_new(struct event_base *base, struct k8s_client *clie
 		s->o.backoff_max_ms = 30000;
 	if (!s->o.page_size)
 		s->o.page_size = 500;
-	gettimeofday(&tv, NULL);
-	s->rng = ((uint64_t)tv.tv_sec << 20) ^ (uint64_t)tv.tv_usec ^ ((uint64_t)getpid() << 40) ^
-		 (uint64_t)(uintptr_t)s;
-	if (!s->rng)
-		s->rng = 88172645463325252ull;
+	s->rng = k8s_rand_seed(s);
 	s->n_feeds = 2 * scopes;
 	s->feeds = x_calloc(s->n_feeds, sizeof(*s->feeds));
 	for (size_t i = 0; i < scopes; i++) {
@@ -953,7 +738,7 @@ struct k8s_store *k8s_store_new(struct event_base *base, struct k8s_client *clie
 		s->feeds[2 * i].secret_feed = &s->feeds[2 * i + 1];
 	}
 	for (size_t i = 0; i < scopes; i++)
-		k8s_feed_list(&s->feeds[2 * i]);
+		k8s_watch_start(s->feeds[2 * i].w);
 	return s;
 }
 
@@ -962,8 +747,8 @@ void k8s_store_free(struct k8s_store *s)
 	if (!s)
 		return;
 	for (size_t i = 0; i < s->n_feeds; i++) {
-		k8s_request_cancel(s->feeds[i].req);
-		event_free(s->feeds[i].timer);
+		k8s_watch_free(s->feeds[i].w);
+		s->feeds[i].w = NULL;
 	}
 	for (size_t i = 0; i < s->conns.nb; i++) {
 		while (s->conns.b[i]) {
@@ -979,11 +764,8 @@ void k8s_store_free(struct k8s_store *s)
 			k8s_sec_free(e);
 		}
 	}
-	for (size_t i = 0; i < s->n_feeds; i++) {
+	for (size_t i = 0; i < s->n_feeds; i++)
 		free(s->feeds[i].ns);
-		free(s->feeds[i].path);
-		free(s->feeds[i].rv);
-	}
 	free(s->feeds);
 	free(s->conns.b);
 	free(s->secrets.b);
@@ -993,7 +775,7 @@ void k8s_store_free(struct k8s_store *s)
 bool k8s_store_synced(const struct k8s_store *s)
 {
 	for (size_t i = 0; i < s->n_feeds; i++)
-		if (!s->feeds[i].synced)
+		if (!k8s_watch_synced(s->feeds[i].w))
 			return false;
 	return true;
 }
@@ -1024,7 +806,7 @@ static struct k8s_sec_ent *k8s_conn_secret(struct k8s_store *s, const struct k8s
 		e = (struct k8s_sec_ent *)k8s_table_find(&s->secrets, key, (size_t)n);
 	if (e && e->loaded)
 		return e;
-	if ((e && e->fetch) || !f || !f->synced) {
+	if ((e && e->fetch) || !f || !k8s_watch_synced(f->w)) {
 		snprintf(msg, cap, "connector %s/%s: %s Secret %s is not loaded yet", c->ns, c->name,
 			 what, name);
 		*problem = K8S_STORE_NOT_LOADED;
@@ -1120,7 +902,7 @@ struct connector *k8s_store_find_connector(struct k8s_store *s, struct og_str ns
 		for (size_t i = 0; i < s->n_feeds; i += 2) {
 			const char *fns = s->feeds[i].ns;
 			if (!fns || (strlen(fns) == ns.n && memcmp(fns, ns.p, ns.n) == 0))
-				synced = s->feeds[i].synced;
+				synced = k8s_watch_synced(s->feeds[i].w);
 		}
 		if (synced)
 			return NULL;
@@ -1137,7 +919,14 @@ struct connector *k8s_store_find_connector(struct k8s_store *s, struct og_str ns
 
 void k8s_store_get_stats(const struct k8s_store *s, struct k8s_store_stats *out)
 {
-	*out = s->stats;
+	memset(out, 0, sizeof(*out));
+	out->lists = s->wstats.lists;
+	out->relists = s->wstats.relists;
+	out->watches = s->wstats.watches;
+	out->events = s->wstats.events;
+	out->retries = s->wstats.retries;
+	out->last_backoff_ms = s->wstats.last_backoff_ms;
+	out->secret_gets = s->secret_gets;
 	out->connectors = s->conns.n;
 	out->secrets = s->secrets.n;
 }

@@ -1,4 +1,4 @@
-/* Fuzzes the kubeconfig reader (YAML subset and JSON) with and without a
+/* Fuzzes the kubeconfig reader (YAML and JSON, through libyaml) with and without a
  * context name: no crash, leak or overrun; a failure names the file; a
  * success is a usable, self-consistent configuration. */
 #include "k8s/kubeconfig.h"

@@ -73,18 +73,6 @@ static void expect_error_len_at(int line, const char *text, size_t len,
 #define EXPECT_ERROR(text, expected) \
 	expect_error_len_at(__LINE__, (text), strlen(text), &no_files, (expected))
 
-#define CHECK_STR(a, b)                                                                    \
-	do {                                                                               \
-		const char *check_x_ = (a), *check_y_ = (b);                               \
-		if (!check_x_ || !check_y_ ? check_x_ != check_y_                          \
-					   : strcmp(check_x_, check_y_) != 0) {            \
-			fprintf(stderr, "%s:%d: %s is \"%s\", expected \"%s\"\n", __FILE__,  \
-				__LINE__, #a, check_x_ ? check_x_ : "(null)",              \
-				check_y_ ? check_y_ : "(null)");                           \
-			check_failures++;                                                  \
-		}                                                                          \
-	} while (0)
-
 /* ---- defaults and the table ---- */
 
 static void test_defaults(void)
@@ -967,28 +955,6 @@ static void test_paths(void)
 	}
 }
 
-static void write_file(const char *dir, const char *name, const void *data, size_t n)
-{
-	char path[4096];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "wb");
-	if (!f || fwrite(data, 1, n, f) != n || fclose(f) != 0) {
-		fprintf(stderr, "%s:%d: cannot write %s: %s\n", __FILE__, __LINE__, path,
-			strerror(errno));
-		exit(2);
-	}
-}
-
-static void remove_file(const char *dir, const char *name)
-{
-	char path[4096];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	remove(path);
-}
-
 static void test_files(const char *dir)
 {
 	struct config_parse_opts o = { .path_for_messages = "t.conf", .base_dir = dir,
@@ -997,16 +963,16 @@ static void test_files(const char *dir)
 	char err[ERR_CAP], expected[ERR_CAP], text[ERR_CAP];
 	char *big;
 
-	write_file(dir, "tokens.csv", "tok,alice,1,\"g1,g2\"\n", 20);
-	write_file(dir, "pw", "s3cret\n", 7);
-	write_file(dir, "pw-crlf", "p;w d\r\n\r\n", 9);
-	write_file(dir, "pw-empty", "\n", 1);
-	write_file(dir, "pw-nul", "a\0b", 3);
-	write_file(dir, "ca.pem", "-----BEGIN CERTIFICATE-----\n", 28);
+	check_write_file(dir, "tokens.csv", "tok,alice,1,\"g1,g2\"\n", 20);
+	check_write_file(dir, "pw", "s3cret\n", 7);
+	check_write_file(dir, "pw-crlf", "p;w d\r\n\r\n", 9);
+	check_write_file(dir, "pw-empty", "\n", 1);
+	check_write_file(dir, "pw-nul", "a\0b", 3);
+	check_write_file(dir, "ca.pem", "-----BEGIN CERTIFICATE-----\n", 28);
 	big = x_calloc(1, CONFIG_MAX_PASSWORD_FILE_BYTES + 1);
 	memset(big, 'x', CONFIG_MAX_PASSWORD_FILE_BYTES + 1);
-	write_file(dir, "pw-big", big, CONFIG_MAX_PASSWORD_FILE_BYTES + 1);
-	write_file(dir, "pw-max", big, CONFIG_MAX_PASSWORD_FILE_BYTES);
+	check_write_file(dir, "pw-big", big, CONFIG_MAX_PASSWORD_FILE_BYTES + 1);
+	check_write_file(dir, "pw-max", big, CONFIG_MAX_PASSWORD_FILE_BYTES);
 	free(big);
 
 	snprintf(text, sizeof(text), "%s",
@@ -1062,14 +1028,14 @@ static void test_files(const char *dir)
 	}
 	CHECK(strncmp(err, "x.conf:2: tokens_file: cannot open ", 35) == 0);
 
-	remove_file(dir, "tokens.csv");
-	remove_file(dir, "pw");
-	remove_file(dir, "pw-crlf");
-	remove_file(dir, "pw-empty");
-	remove_file(dir, "pw-nul");
-	remove_file(dir, "pw-big");
-	remove_file(dir, "pw-max");
-	remove_file(dir, "ca.pem");
+	check_remove_file(dir, "tokens.csv");
+	check_remove_file(dir, "pw");
+	check_remove_file(dir, "pw-crlf");
+	check_remove_file(dir, "pw-empty");
+	check_remove_file(dir, "pw-nul");
+	check_remove_file(dir, "pw-big");
+	check_remove_file(dir, "pw-max");
+	check_remove_file(dir, "ca.pem");
 }
 
 static void test_load(const char *dir)
@@ -1079,8 +1045,8 @@ static void test_load(const char *dir)
 	const char *text = "[auth]\ntokens_file = tokens.csv\n[log]\nlevel = debug\n";
 	char *big;
 
-	write_file(dir, "tokens.csv", "t,u,1\n", 6);
-	write_file(dir, "ocigate.conf", text, strlen(text));
+	check_write_file(dir, "tokens.csv", "t,u,1\n", 6);
+	check_write_file(dir, "ocigate.conf", text, strlen(text));
 	snprintf(path, sizeof(path), "%s/ocigate.conf", dir);
 	if (config_load(path, &cfg, err, sizeof(err)) == 0) {
 		CHECK_STR(cfg.path, path);
@@ -1139,7 +1105,7 @@ static void test_load(const char *dir)
 
 	big = x_malloc(CONFIG_MAX_FILE_BYTES + 1);
 	memset(big, '\n', CONFIG_MAX_FILE_BYTES + 1);
-	write_file(dir, "big.conf", big, CONFIG_MAX_FILE_BYTES + 1);
+	check_write_file(dir, "big.conf", big, CONFIG_MAX_FILE_BYTES + 1);
 	free(big);
 	snprintf(path, sizeof(path), "%s/big.conf", dir);
 	CHECK_INT(config_load(path, &cfg, err, sizeof(err)), -1);
@@ -1147,15 +1113,15 @@ static void test_load(const char *dir)
 	CHECK_STR(err, expected);
 
 	snprintf(path, sizeof(path), "%s/ocigate.conf", dir);
-	write_file(dir, "ocigate.conf", "[auth]\ntokens_file = gone.csv\n", 30);
+	check_write_file(dir, "ocigate.conf", "[auth]\ntokens_file = gone.csv\n", 30);
 	CHECK_INT(config_load(path, &cfg, err, sizeof(err)), -1);
 	snprintf(expected, sizeof(expected),
 		 "%s:2: tokens_file: cannot open %s/gone.csv: No such file or directory", path, dir);
 	CHECK_STR(err, expected);
 
-	remove_file(dir, "big.conf");
-	remove_file(dir, "ocigate.conf");
-	remove_file(dir, "tokens.csv");
+	check_remove_file(dir, "big.conf");
+	check_remove_file(dir, "ocigate.conf");
+	check_remove_file(dir, "tokens.csv");
 }
 
 /* ---- reload and help ---- */

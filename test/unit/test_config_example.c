@@ -35,30 +35,6 @@ struct example {
 	size_t n;
 };
 
-static char *read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	size_t cap = 0, n = 0;
-
-	if (!f)
-		return NULL;
-	for (;;) {
-		if (n == cap) {
-			cap = cap ? cap * 2 : 4096;
-			buf = x_realloc(buf, cap + 1);
-		}
-		size_t r = fread(buf + n, 1, cap - n, f);
-		n += r;
-		if (r == 0)
-			break;
-	}
-	fclose(f);
-	buf[n] = '\0';
-	*len = n;
-	return buf;
-}
-
 static const char *skip_blanks(const char *s)
 {
 	while (*s == ' ' || *s == '\t')
@@ -255,42 +231,23 @@ static void parse_example(const struct example *ex, const char *base_dir, bool c
 	config_free(&cfg);
 }
 
-static void write_file(const char *dir, const char *name, const char *data)
-{
-	char path[1024];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	if (!f || fputs(data, f) < 0 || fclose(f) != 0) {
-		fprintf(stderr, "cannot write %s: %s\n", path, strerror(errno));
-		exit(2);
-	}
-}
-
-static void remove_file(const char *dir, const char *name)
-{
-	char path[1024];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	remove(path);
-}
-
 /* 4: as shipped, and standalone next to the files it names. */
 static void check_parses(const struct example *ex)
 {
 	char dir[] = "/tmp/test_config_example.XXXXXX";
+	static const char tokens[] = "token1,alice,uid-1,\"team-a\"\n";
+	static const char password[] = "example-password\n";
 
 	parse_example(ex, NULL, false);
 	if (!mkdtemp(dir)) {
 		fail("mkdtemp: %s", strerror(errno));
 		return;
 	}
-	write_file(dir, "tokens.csv", "token1,alice,uid-1,\"team-a\"\n");
-	write_file(dir, "harbor.password", "example-password\n");
+	check_write_file(dir, "tokens.csv", tokens, sizeof(tokens) - 1);
+	check_write_file(dir, "harbor.password", password, sizeof(password) - 1);
 	parse_example(ex, dir, true);
-	remove_file(dir, "tokens.csv");
-	remove_file(dir, "harbor.password");
+	check_remove_file(dir, "tokens.csv");
+	check_remove_file(dir, "harbor.password");
 	rmdir(dir);
 }
 
@@ -303,11 +260,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	ex.path = argv[1];
-	ex.text = read_file(ex.path, &ex.len);
-	if (!ex.text) {
-		fprintf(stderr, "%s: %s\n", ex.path, strerror(errno));
-		return 2;
-	}
+	ex.text = check_read_file(NULL, ex.path, &ex.len);
 	scan_example(&ex);
 	if (ex.n == 0)
 		fail("%s: no option lines found", ex.path);

@@ -11,16 +11,6 @@
 #include "util/json.h"
 #include "util/xalloc.h"
 
-#define CHECK_S(a, b)                                                                  \
-	do {                                                                           \
-		const char *cs_a_ = (a), *cs_b_ = (b);                                 \
-		if (!cs_a_ || strcmp(cs_a_, cs_b_) != 0) {                             \
-			fprintf(stderr, "%s:%d: %s is \"%s\", expected \"%s\"\n", __FILE__, \
-				__LINE__, #a, cs_a_ ? cs_a_ : "(null)", cs_b_);        \
-			check_failures++;                                              \
-		}                                                                      \
-	} while (0)
-
 #define T0 "2024-05-01T10:00:00Z"
 #define T1 "2024-05-01T10:05:00Z"
 #define URL "http://ocigate.example.com:30500/namespaces/team-a/connectors/harbor"
@@ -93,12 +83,12 @@ static void test_url_and_time(void)
 	char *u = k8s_conn_status_url("192.168.1.5:31567", "oci-connector-demo", "harbor");
 	char t[32];
 
-	CHECK_S(u, "http://192.168.1.5:31567/namespaces/oci-connector-demo/connectors/harbor");
+	CHECK_STR(u, "http://192.168.1.5:31567/namespaces/oci-connector-demo/connectors/harbor");
 	free(u);
 	k8s_status_time(0, t);
-	CHECK_S(t, "1970-01-01T00:00:00Z");
+	CHECK_STR(t, "1970-01-01T00:00:00Z");
 	k8s_status_time(1714557600, t);
-	CHECK_S(t, T0);
+	CHECK_STR(t, T0);
 }
 
 static void test_missing_secret(void)
@@ -114,9 +104,9 @@ static void test_missing_secret(void)
 	k8s_conn_status_compute(&cur, &in, &st);
 	CHECK_INT(st.n, 4);
 	CHECK_INT(st.observed_generation, 3);
-	CHECK_S(st.url, URL);
-	CHECK_S(st.conds[0].type, "SecretReady");
-	CHECK_S(st.conds[3].type, "Ready");
+	CHECK_STR(st.url, URL);
+	CHECK_STR(st.conds[0].type, "SecretReady");
+	CHECK_STR(st.conds[3].type, "Ready");
 	COND(&st, "SecretReady", "False", "SecretNotFound",
 	     "connector team-a/harbor: auth Secret team-a/harbor-secret not found", T0);
 	COND(&st, "LivenessReady", "Unknown", "SecretNotReady",
@@ -142,7 +132,7 @@ static void test_patch_body_exact(void)
 	in.has_secret_ref = false;
 	k8s_conn_status_compute(&cur, &in, &st);
 	body = patch_text(&st, "12345");
-	CHECK_S(body,
+	CHECK_STR(body,
 		"{\"metadata\":{\"resourceVersion\":\"12345\"},\"status\":{\"observedGeneration\":3,"
 		"\"conditions\":["
 		"{\"type\":\"SecretReady\",\"status\":\"True\",\"observedGeneration\":3,"
@@ -370,11 +360,11 @@ static void test_parse_errors(void)
 	char err[200];
 
 	CHECK_INT(k8s_conn_status_parse("[]", 2, &st, err, sizeof(err)), -1);
-	CHECK_S(err, "status is array, not an object");
+	CHECK_STR(err, "status is array, not an object");
 	CHECK_INT(st.n, 0);
 	k8s_conn_status_free(&st);
 	CHECK_INT(k8s_conn_status_parse("{\"conditions\":{}}", 17, &st, err, sizeof(err)), -1);
-	CHECK_S(err, "status.conditions is object, not an array");
+	CHECK_STR(err, "status.conditions is object, not an array");
 	k8s_conn_status_free(&st);
 	CHECK_INT(k8s_conn_status_parse("{\"conditions\":", 14, &st, err, sizeof(err)), -1);
 	k8s_conn_status_free(&st);
@@ -389,8 +379,8 @@ static void test_parse_errors(void)
 	CHECK_INT(st.observed_generation, -1);
 	CHECK(st.url == NULL);
 	CHECK_INT(st.n, 1);
-	CHECK_S(st.conds[0].status, "");
-	CHECK_S(st.conds[0].last_transition, "");
+	CHECK_STR(st.conds[0].status, "");
+	CHECK_STR(st.conds[0].last_transition, "");
 	k8s_conn_status_free(&st);
 }
 

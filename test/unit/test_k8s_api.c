@@ -13,51 +13,9 @@
 
 static const char *data_dir;
 
-#define CHECK_STR(a, b)                                                                     \
-	do {                                                                                \
-		const char *cs_a_ = (a), *cs_b_ = (b);                                      \
-		if (!cs_a_ || !cs_b_ || strcmp(cs_a_, cs_b_) != 0) {                         \
-			fprintf(stderr, "%s:%d: %s is \"%s\", expected \"%s\"\n", __FILE__,  \
-				__LINE__, #a, cs_a_ ? cs_a_ : "(null)", cs_b_ ? cs_b_ : "(null)"); \
-			check_failures++;                                                   \
-		}                                                                           \
-	} while (0)
-
-#define CHECK_PREFIX(s, prefix)                                                             \
-	do {                                                                                \
-		const char *cp_s_ = (s), *cp_p_ = (prefix);                                 \
-		if (strncmp(cp_s_, cp_p_, strlen(cp_p_)) != 0) {                            \
-			fprintf(stderr, "%s:%d: %s is \"%s\", expected it to start with \"%s\"\n", \
-				__FILE__, __LINE__, #s, cp_s_, cp_p_);                      \
-			check_failures++;                                                   \
-		}                                                                           \
-	} while (0)
-
-/* The whole file in an exact-size buffer (so ASan sees reads past it). */
 static char *load(const char *name, size_t *len)
 {
-	char path[1024];
-	FILE *f;
-	long n;
-	char *buf;
-
-	snprintf(path, sizeof(path), "%s/%s", data_dir, name);
-	f = fopen(path, "rb");
-	if (!f) {
-		fprintf(stderr, "cannot open fixture %s\n", path);
-		exit(2);
-	}
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = x_malloc((size_t)n + 1);
-	if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-		fprintf(stderr, "cannot read fixture %s\n", path);
-		exit(2);
-	}
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
+	return check_read_file(data_dir, name, len);
 }
 
 static char *body_text(struct evbuffer *b)

@@ -786,20 +786,13 @@ static void test_tls(void)
 	SSL_CTX_free(sctx);
 }
 
-static void write_file(const char *path, const char *s)
-{
-	FILE *f = fopen(path, "w");
-	fputs(s, f);
-	fclose(f);
-}
-
 static void test_token_rotation(void)
 {
 	struct srv s;
 	char path[] = "/tmp/k8s_client_tokenXXXXXX";
 	int fd = mkstemp(path);
 	close(fd);
-	write_file(path, "first-token\n");
+	check_write_file(NULL, path, "first-token\n", sizeof("first-token\n") - 1);
 	struct k8s_client_opts o = { .token_file = path, .token_check_ms = 100 };
 	srv_start(&s, client_handler, NULL);
 	struct k8s_client *c = new_client(&s, &o);
@@ -808,14 +801,14 @@ static void test_token_rotation(void)
 	k8s_client_get(c, "/plain", on_done, &r);
 	RUN_UNTIL(r.done, 2000);
 	CHECK(strstr(s.last_head, "\r\nAuthorization: Bearer first-token\r\n") != NULL);
-	write_file(path, "second-token-longer\n");
+	check_write_file(NULL, path, "second-token-longer\n", sizeof("second-token-longer\n") - 1);
 	RUN_UNTIL(false, 300);
 	memset(&r, 0, sizeof(r));
 	k8s_client_get(c, "/plain", on_done, &r);
 	RUN_UNTIL(r.done, 2000);
 	CHECK(strstr(s.last_head, "\r\nAuthorization: Bearer second-token-longer\r\n") != NULL);
 	/* an unusable file keeps the last good token */
-	write_file(path, "\n");
+	check_write_file(NULL, path, "\n", sizeof("\n") - 1);
 	RUN_UNTIL(false, 300);
 	memset(&r, 0, sizeof(r));
 	k8s_client_get(c, "/plain", on_done, &r);

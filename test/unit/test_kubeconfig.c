@@ -1,4 +1,4 @@
-/* k8s/kubeconfig: the YAML subset, context selection, field checks, the
+/* k8s/kubeconfig: YAML and JSON through libyaml, context selection, field checks, the
  * in-cluster configuration and token files. Fixtures are in
  * test/unit/data/k8s (argv[1]; by default found next to this file). */
 #include "k8s/kubeconfig.h"
@@ -13,16 +13,6 @@
 #include "util/xalloc.h"
 
 static const char *data_dir;
-
-#define CHECK_STR(a, b)                                                                     \
-	do {                                                                                \
-		const char *cs_a_ = (a), *cs_b_ = (b);                                      \
-		if (!cs_a_ || !cs_b_ || strcmp(cs_a_, cs_b_) != 0) {                         \
-			fprintf(stderr, "%s:%d: %s is \"%s\", expected \"%s\"\n", __FILE__,  \
-				__LINE__, #a, cs_a_ ? cs_a_ : "(null)", cs_b_ ? cs_b_ : "(null)"); \
-			check_failures++;                                                   \
-		}                                                                           \
-	} while (0)
 
 static const char CA[] = "-----BEGIN CERTIFICATE-----\nMIIC/kind/fake/ca\n-----END CERTIFICATE-----\n";
 static const char CRT[] =
@@ -40,25 +30,7 @@ static char *fixture_path(const char *name)
 
 static char *load(const char *name, size_t *len)
 {
-	char *path = fixture_path(name);
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	long n;
-
-	if (!f) {
-		fprintf(stderr, "cannot open fixture %s\n", path);
-		exit(2);
-	}
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = x_malloc((size_t)n + 1);
-	if (fread(buf, 1, (size_t)n, f) != (size_t)n)
-		exit(2);
-	fclose(f);
-	free(path);
-	*len = (size_t)n;
-	return buf;
+	return check_read_file(data_dir, name, len);
 }
 
 /* Parses a fixture with its real path (relative names resolve next to it). */
@@ -189,6 +161,41 @@ static void test_json(void)
 	k8s_kubeconfig_free(&kc);
 }
 
+/* Flow collections, as kubectl accepts them. */
+static void test_flow(void)
+{
+	struct k8s_kubeconfig kc;
+	char err[512] = "";
+
+	CHECK_INT(parse_fixture("kubeconfig_flow.yaml", NULL, &kc, err, sizeof(err)), 0);
+	CHECK_STR(kc.context, "flow ctx");
+	CHECK_STR(kc.cluster_name, "c");
+	CHECK_STR(kc.user_name, "u");
+	CHECK_STR(kc.server.host, "10.1.2.3");
+	CHECK_INT(kc.server.port, 6443);
+	CHECK_STR(kc.server.path_prefix, "/base");
+	CHECK_MEM_STR(kc.ca_pem, kc.ca_pem_len, CA);
+	CHECK_STR(kc.token, "flow-token.abc");
+	CHECK_MEM_STR(kc.client_cert_pem, kc.client_cert_pem_len, "ABC");
+	CHECK_MEM_STR(kc.client_key_pem, kc.client_key_pem_len, "DEF");
+	CHECK_STR(kc.ns, "team-f");
+	k8s_kubeconfig_free(&kc);
+	CHECK_INT(parse_fixture("kubeconfig_flow.yaml", "other", &kc, err, sizeof(err)), 0);
+	CHECK(kc.user_name == NULL && kc.token == NULL && kc.ns == NULL);
+	k8s_kubeconfig_free(&kc);
+
+	/* the issue's example, on one line */
+	const char *one = "{apiVersion: v1, kind: Config, current-context: x, "
+			  "clusters: [{name: c, cluster: {server: 'https://k:8443', "
+			  "certificate-authority-data: QUJD}}], "
+			  "contexts: [{name: x, context: {cluster: c}}]}";
+	CHECK_INT(k8s_kubeconfig_parse(one, strlen(one), "t.yaml", NULL, &kc, err, sizeof(err)), 0);
+	CHECK_STR(kc.server.host, "k");
+	CHECK_INT(kc.server.port, 8443);
+	CHECK_MEM_STR(kc.ca_pem, kc.ca_pem_len, "ABC");
+	k8s_kubeconfig_free(&kc);
+}
+
 static void check_fixture_bad(int line, const char *name, const char *context, const char *want)
 {
 	struct k8s_kubeconfig kc;
@@ -226,6 +233,10 @@ static void test_bad_fixtures(void)
 			  ": context 'other' not found");
 	check_fixture_bad(__LINE__, "bad_kubeconfig_anchor.yaml", NULL,
 			  ":6: anchors, aliases and tags are not supported");
+	check_fixture_bad(__LINE__, "bad_kubeconfig_alias.yaml", NULL,
+			  ":8: anchors, aliases and tags are not supported");
+	check_fixture_bad(__LINE__, "bad_kubeconfig_tag.yaml", NULL,
+			  ":10: anchors, aliases and tags are not supported");
 
 	/* the same file is fine once a context is named; it has no user */
 	CHECK_INT(parse_fixture("bad_kubeconfig_no_current.yaml", "c", &kc, err, sizeof(err)), 0);
@@ -272,44 +283,56 @@ static void test_yaml_syntax(void)
 		  "        user: u   # trailing\n" CLUSTER USER);
 	GOOD(HEAD "contexts:\n-\n  name: c\n  context:\n    cluster: k\n    user: u\n" CLUSTER USER);
 	GOOD(HEAD CTX CLUSTER USER "extensions:\n- - nested\n  - seq\n- plain\n- \"q\"\n- []\n-\n");
+	/* what the old reader refused and kubectl accepts */
+	GOOD(HEAD CTX CLUSTER USER "extensions: [1, {a: b}, [c]]\n");
+	GOOD(HEAD CTX CLUSTER USER "preferences: {colors: true}\n");
+	GOOD(HEAD CTX CLUSTER USER "x: |\n  line 1\n  line 2\ny: >-\n  folded\n  text\n");
+	GOOD(HEAD CTX CLUSTER USER "x: \"two\n  lines\"\n");
+	GOOD(HEAD CTX CLUSTER USER "? x\n: y\n");
+	GOOD("%YAML 1.1\n---\n" HEAD CTX CLUSTER USER "...\n");
 
 	BAD("", ": the file is empty");
 	BAD("# only a comment\n\n   \n", ": the file is empty");
 	BAD("- a\n- b\n", ": expected a mapping at the top");
-	BAD("hello\n", ":1: expected 'key: value' or '- item'");
-	BAD("a: 1\n  b: 2\n", ":2: unexpected indentation (multi-line values are not supported)");
-	BAD("a:\n  b: 1\n c: 2\n", ":3: unexpected indentation");
-	BAD("a:\n  b: 1\n   c: 2\n", ":3: unexpected indentation (multi-line values are not supported)");
-	BAD("  a: 1\nb: 2\n", ":2: unexpected text at a lower indentation");
+	BAD("hello\n", ": expected a mapping at the top");
+	/* Syntax errors are libyaml's own words, with its line. */
+	BAD("a: 1\n  b: 2\n", ":2: mapping values are not allowed in this context");
+	BAD("a:\n  b: 1\n c: 2\n",
+	    ":3: did not find expected key (while parsing a block mapping at line 1)");
+	BAD("a:\n  b: 1\n   c: 2\n", ":3: mapping values are not allowed in this context");
+	BAD("  a: 1\nb: 2\n", ":2: did not find expected <document start>");
 	BAD("a: 1\na: 2\n", ":2: duplicate key 'a'");
-	BAD("a:\n- x\n  - y\n", ":3: unexpected indentation (multi-line values are not supported)");
-	BAD("a: 1\n- x\n", ":2: a sequence item where a key was expected");
-	BAD("a: [1, 2]\n", ":1: flow collections other than {} and [] are not supported");
-	BAD("a: {b: c}\n", ":1: flow collections other than {} and [] are not supported");
-	BAD("a: {}x\n", ":1: flow collections other than {} and [] are not supported");
-	BAD("a: |\n  x\n", ":1: block scalars (| and >) are not supported");
-	BAD("a: >-\n  x\n", ":1: block scalars (| and >) are not supported");
-	BAD("a: \"unterminated\n  more\"\n",
-	    ":1: unterminated quoted value (multi-line values are not supported)");
-	BAD("a: 'x'y\n", ":1: unexpected text after a quoted value");
-	BAD("a: \"x\"#c\n", ":1: unexpected text after a quoted value");
-	BAD("a: b: c\n", ":1: a value containing ': ' must be quoted");
-	BAD("a: b:\n", ":1: a value containing ': ' must be quoted");
+	BAD("a: {b: 1, b: 2}\n", ":1: duplicate key 'b'");
+	BAD("a: 1\n- x\n", ":2: did not find expected key (while parsing a block mapping at line 1)");
+	BAD("a: {}x\n", ":1: did not find expected key (while parsing a block mapping at line 1)");
+	BAD("a: \"unterminated\n", ":2: found unexpected end of stream "
+	    "(while scanning a quoted scalar at line 1)");
+	BAD("a: 'x'y\n", ":1: did not find expected key (while parsing a block mapping at line 1)");
+	BAD("a: b: c\n", ":1: mapping values are not allowed in this context");
+	BAD("a: b:\n", ":1: mapping values are not allowed in this context");
+	/* anchors, aliases and tags stay refused, wherever they are */
 	BAD("a: *ref\n", ":1: anchors, aliases and tags are not supported");
 	BAD("a: !!str x\n", ":1: anchors, aliases and tags are not supported");
 	BAD("&x a: 1\n", ":1: anchors, aliases and tags are not supported");
-	BAD("? a\n: b\n", ":1: complex or empty mapping keys are not supported");
-	BAD(": b\n", ":1: complex or empty mapping keys are not supported");
-	BAD("a: @x\n", ":1: a value cannot start with '@' unless it is quoted");
-	BAD("a: \"\\q\"\n", ":1: invalid escape in a double-quoted value");
-	BAD("a: \"\\x00\"\n", ":1: invalid escape in a double-quoted value");
-	BAD("a: \"\\ud800\"\n", ":1: invalid escape in a double-quoted value");
-	BAD("a: 1\n---\nb: 2\n", ":2: only one document without markers after its start is supported");
-	BAD("a: 1\n...\n", ":2: only one document without markers after its start is supported");
-	BAD("--- a: 1\n", ":1: only one document without markers after its start is supported");
-	BAD("%YAML 1.2\n---\na: 1\n", ":1: directives are not supported");
-	BAD("a: x\rb\n", ":1: carriage return inside a line");
-	BAD("a: 1\nb: \x01\n", ":2: control character 0x01");
+	BAD("a: &x {b: 1}\nc: *x\n", ":1: anchors, aliases and tags are not supported");
+	BAD("a: [1, !custom 2]\n", ":1: anchors, aliases and tags are not supported");
+	BAD("a:\n  - !!map {}\n", ":2: anchors, aliases and tags are not supported");
+	BAD("a: !<tag:yaml.org,2002:str> x\n", ":1: anchors, aliases and tags are not supported");
+	BAD("a:\n  b: &anchor\n    c: 1\n", ":2: anchors, aliases and tags are not supported");
+	BAD(": b\n", ":1: did not find expected key (while parsing a block mapping at line 1)");
+	BAD("? [a]\n: b\n", ":1: complex or empty mapping keys are not supported");
+	BAD("? {a: 1}\n: b\n", ":1: complex or empty mapping keys are not supported");
+	BAD("?\n: b\n", ":1: complex or empty mapping keys are not supported");
+	BAD("a: @x\n", ":1: found character that cannot start any token "
+	    "(while scanning for the next token at line 1)");
+	BAD("a: \"\\q\"\n", ":1: found unknown escape character (while parsing a quoted scalar at line 1)");
+	BAD("a: \"\\x00\"\n", ":1: a value contains a NUL character");
+	BAD("a: \"\\ud800\"\n", ":1: found invalid Unicode character escape code "
+	    "(while parsing a quoted scalar at line 1)");
+	BAD("a: 1\n---\nb: 2\n", ":2: only one document is supported");
+	BAD("--- a: 1\n", ":1: mapping values are not allowed in this context");
+	BAD("a: 1\nb: \x01\n", ":2: control characters are not allowed (0x01)");
+	BAD("a: \xff\n", ":1: invalid leading UTF-8 octet (0xff)");
 	BAD("a:\n  -\tb\n", ":2: tabs are not allowed in indentation");
 	BAD("a:\n\t- b\n", ":2: tabs are not allowed in indentation");
 
@@ -317,7 +340,7 @@ static void test_yaml_syntax(void)
 	struct k8s_kubeconfig kc;
 	char err[256];
 	CHECK_INT(k8s_kubeconfig_parse(nul, sizeof(nul) - 1, "t.yaml", NULL, &kc, err, sizeof(err)), -1);
-	CHECK_STR(err, "kubeconfig t.yaml:2: NUL byte");
+	CHECK_STR(err, "kubeconfig t.yaml:2: control characters are not allowed (0x00)");
 
 	/* nesting is bounded: 100 levels of "- " */
 	char deep[400];
@@ -349,6 +372,16 @@ static void test_yaml_values(void)
 	k8s_kubeconfig_free(&kc);
 	CHECK_INT(k8s_kubeconfig_parse(text, strlen(text), "t.yaml", "n", &kc, err, sizeof(err)), 0);
 	CHECK_STR(kc.ns, "plain");
+	k8s_kubeconfig_free(&kc);
+
+	const char *blocks = HEAD CLUSTER USER
+		"contexts:\n- name: c\n  context:\n    cluster: k\n    namespace: |-\n      team-b\n"
+		"- name: q\n  context:\n    cluster: k\n    namespace: \"team\n      -q\"\n";
+	CHECK_INT(k8s_kubeconfig_parse(blocks, strlen(blocks), "t.yaml", NULL, &kc, err, sizeof(err)), 0);
+	CHECK_STR(kc.ns, "team-b");
+	k8s_kubeconfig_free(&kc);
+	CHECK_INT(k8s_kubeconfig_parse(blocks, strlen(blocks), "t.yaml", "q", &kc, err, sizeof(err)), 0);
+	CHECK_STR(kc.ns, "team -q");
 	k8s_kubeconfig_free(&kc);
 }
 
@@ -423,15 +456,16 @@ static void test_fields(void)
 	CHECK_INT(k8s_kubeconfig_parse(js, strlen(js), "t.json", NULL, &kc, err, sizeof(err)), -1);
 	CHECK_STR(err, "kubeconfig t.json: cluster 'k': insecure-skip-tls-verify must be true or "
 		       "false (line 1)");
-	const char *jbad = "\n {\"current-context\": \"c\",}";
+	const char *jbad = "\n {\"current-context\": \"c\"";
 	CHECK_INT(k8s_kubeconfig_parse(jbad, strlen(jbad), "t.json", NULL, &kc, err, sizeof(err)), -1);
-	CHECK_STR(err, "kubeconfig t.json: invalid JSON at offset 26: expected a string key");
+	CHECK_STR(err, "kubeconfig t.json:3: did not find expected ',' or '}' "
+		       "(while parsing a flow mapping at line 2)");
 	const char *jnul = "{\"current-context\":\"c\\u0000\"}";
 	CHECK_INT(k8s_kubeconfig_parse(jnul, strlen(jnul), "t.json", NULL, &kc, err, sizeof(err)), -1);
-	CHECK_STR(err, "kubeconfig t.json: a string contains \\u0000");
+	CHECK_STR(err, "kubeconfig t.json:1: a value contains a NUL character");
 	const char *jarr = "[]";
 	CHECK_INT(k8s_kubeconfig_parse(jarr, 2, "t.json", NULL, &kc, err, sizeof(err)), -1);
-	CHECK_STR(err, "kubeconfig t.json:1: expected 'key: value' or '- item'");
+	CHECK_STR(err, "kubeconfig t.json: expected a mapping at the top");
 }
 
 static void test_relative_paths(void)
@@ -461,35 +495,14 @@ static void test_relative_paths(void)
 
 /* ---- in-cluster and token files ---- */
 
-static void write_file(const char *dir, const char *name, const char *content, size_t n)
-{
-	char path[1024];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "wb");
-	if (!f || fwrite(content, 1, n, f) != n) {
-		fprintf(stderr, "cannot write %s\n", path);
-		exit(2);
-	}
-	fclose(f);
-}
-
-static void remove_file(const char *dir, const char *name)
-{
-	char path[1024];
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	unlink(path);
-}
-
 static void test_in_cluster(const char *dir)
 {
 	struct k8s_kubeconfig kc;
 	char err[512] = "", want[1024];
 
-	write_file(dir, "token", "eyJ.sa.token\n", 13);
-	write_file(dir, "ca.crt", CA, strlen(CA));
-	write_file(dir, "namespace", "team-a\n", 7);
+	check_write_file(dir, "token", "eyJ.sa.token\n", 13);
+	check_write_file(dir, "ca.crt", CA, strlen(CA));
+	check_write_file(dir, "namespace", "team-a\n", 7);
 
 	unsetenv("KUBERNETES_SERVICE_HOST");
 	unsetenv("KUBERNETES_SERVICE_PORT");
@@ -515,7 +528,7 @@ static void test_in_cluster(const char *dir)
 
 	setenv("KUBERNETES_SERVICE_HOST", "fd00:10:96::1", 1);
 	setenv("KUBERNETES_SERVICE_PORT", "6443", 1);
-	remove_file(dir, "namespace");
+	check_remove_file(dir, "namespace");
 	CHECK_INT(k8s_kubeconfig_in_cluster(dir, &kc, err, sizeof(err)), 0);
 	CHECK_STR(kc.server.host, "fd00:10:96::1");
 	CHECK_INT(kc.server.port, 6443);
@@ -528,12 +541,12 @@ static void test_in_cluster(const char *dir)
 		       "'[fd00:10:96::1]:https' is not a valid host and port");
 	setenv("KUBERNETES_SERVICE_PORT", "443", 1);
 
-	remove_file(dir, "token");
+	check_remove_file(dir, "token");
 	CHECK_INT(k8s_kubeconfig_in_cluster(dir, &kc, err, sizeof(err)), -1);
 	snprintf(want, sizeof(want), "in-cluster: %s/token: No such file or directory", dir);
 	CHECK_STR(err, want);
 	CHECK(kc.server.host == NULL && kc.token_file == NULL);
-	remove_file(dir, "ca.crt");
+	check_remove_file(dir, "ca.crt");
 	unsetenv("KUBERNETES_SERVICE_HOST");
 	unsetenv("KUBERNETES_SERVICE_PORT");
 }
@@ -544,7 +557,7 @@ static void test_token_file(const char *dir)
 	char *big = x_malloc(K8S_TOKEN_MAX_BYTES + 1);
 
 	snprintf(path, sizeof(path), "%s/tok", dir);
-	write_file(dir, "tok", " \tabc.DEF-_~+/=\r\n\n", 18);
+	check_write_file(dir, "tok", " \tabc.DEF-_~+/=\r\n\n", 18);
 	CHECK_INT(k8s_kubeconfig_read_token(path, &tok, err, sizeof(err)), 0);
 	CHECK_STR(tok, "abc.DEF-_~+/=");
 	free(tok);
@@ -562,22 +575,22 @@ static void test_token_file(const char *dir)
 		{ "t\xc3\xa9", 3, "contains characters that cannot be sent in an Authorization header" },
 	};
 	for (size_t i = 0; i < OG_ARRAY_LEN(bad); i++) {
-		write_file(dir, "tok", bad[i].content, bad[i].n);
+		check_write_file(dir, "tok", bad[i].content, bad[i].n);
 		CHECK_INT(k8s_kubeconfig_read_token(path, &tok, err, sizeof(err)), -1);
 		snprintf(want, sizeof(want), "token file %s: %s", path, bad[i].why);
 		CHECK_STR(err, want);
 		CHECK(tok == NULL);
 	}
 	memset(big, 'a', K8S_TOKEN_MAX_BYTES + 1);
-	write_file(dir, "tok", big, K8S_TOKEN_MAX_BYTES);
+	check_write_file(dir, "tok", big, K8S_TOKEN_MAX_BYTES);
 	CHECK_INT(k8s_kubeconfig_read_token(path, &tok, err, sizeof(err)), 0);
 	CHECK_INT(strlen(tok), K8S_TOKEN_MAX_BYTES);
 	free(tok);
-	write_file(dir, "tok", big, K8S_TOKEN_MAX_BYTES + 1);
+	check_write_file(dir, "tok", big, K8S_TOKEN_MAX_BYTES + 1);
 	CHECK_INT(k8s_kubeconfig_read_token(path, &tok, err, sizeof(err)), -1);
 	snprintf(want, sizeof(want), "token file %s: file too large", path);
 	CHECK_STR(err, want);
-	remove_file(dir, "tok");
+	check_remove_file(dir, "tok");
 	CHECK_INT(k8s_kubeconfig_read_token(path, &tok, err, sizeof(err)), -1);
 	snprintf(want, sizeof(want), "token file %s: No such file or directory", path);
 	CHECK_STR(err, want);
@@ -608,6 +621,7 @@ int main(int argc, char **argv)
 	test_bad_fixtures();
 	test_yaml_syntax();
 	test_yaml_values();
+	test_flow();
 	test_fields();
 	test_relative_paths();
 	test_in_cluster(tmp);

@@ -11,13 +11,6 @@
 
 #include "test/unit/check.h"
 
-static size_t str_len(const char *s)
-{
-	return s ? strlen(s) : 0;
-}
-
-#define CHECK_STR(a, b) CHECK_MEM_STR((a), str_len(a), (b))
-
 static char *take(struct evbuffer *b)
 {
 	size_t n = evbuffer_get_length(b);

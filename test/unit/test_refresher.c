@@ -11,12 +11,6 @@
 #include "util/base64.h"
 #include "util/json.h"
 
-static size_t str_len(const char *s)
-{
-	return s ? strlen(s) : 0;
-}
-
-#define CHECK_STR(a, b) CHECK_MEM_STR((a), str_len(a), (b))
 
 static char *take(struct evbuffer *b)
 {
