@@ -8,6 +8,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "proxy/accept_guard.h"
 #include "proxy/listen.h"
 #include "proxy/metrics.h"
 #include "proxy/respond.h"
@@ -29,6 +30,7 @@ struct admin_conn {
 struct admin {
 	struct proxy *px;
 	struct evconnlistener *listener;
+	struct accept_guard guard;
 	struct admin_conn *conns;
 	size_t n_conns;
 	char text[128];
@@ -67,8 +69,10 @@ static void admin_close(struct admin_conn *c)
 	a->n_conns--;
 	bufferevent_free(c->bev);
 	free(c);
-	if (a->n_conns < ADMIN_MAX_CONNS && a->listener)
-		evconnlistener_enable(a->listener);
+	if (a->listener) {
+		accept_guard_set_full(&a->guard, a->n_conns >= ADMIN_MAX_CONNS);
+		accept_guard_slot_freed(&a->guard);
+	}
 }
 
 static void admin_metrics(struct admin_conn *c, const struct http1_request *req,
@@ -168,11 +172,20 @@ static void admin_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct
 	if (a->conns)
 		a->conns->prev = c;
 	a->conns = c;
+	(void)l;
 	if (++a->n_conns >= ADMIN_MAX_CONNS)
-		evconnlistener_disable(l);
+		accept_guard_set_full(&a->guard, true);
 	bufferevent_setcb(c->bev, admin_on_read, admin_on_write, admin_on_event, c);
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void admin_on_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct admin *a = arg;
+
+	(void)l;
+	accept_guard_on_error(&a->guard, EVUTIL_SOCKET_ERROR());
 }
 
 int admin_start(struct proxy *px)
@@ -189,6 +202,8 @@ int admin_start(struct proxy *px)
 		free(a);
 		return -1;
 	}
+	evconnlistener_set_error_cb(a->listener, admin_on_accept_error);
+	accept_guard_init(&a->guard, px->base, a->listener, "admin");
 	px->admin = a;
 	log_info("listening", "listener=admin addr=%s paths=/metrics,/healthz,/readyz", a->text);
 	return 0;
@@ -198,6 +213,7 @@ void admin_free(struct admin *a)
 {
 	if (!a)
 		return;
+	accept_guard_free(&a->guard);
 	if (a->listener)
 		evconnlistener_free(a->listener);
 	a->listener = NULL;

@@ -86,6 +86,13 @@ struct evbuffer *conn_out(struct conn *c)
 	return bufferevent_get_output(c->bev);
 }
 
+void conn_resume_read(struct conn *c)
+{
+	if (c->client_eof || c->out_paused || c->state == CONN_CLOSING || c->state == CONN_CLOSED)
+		return;
+	bufferevent_enable(c->bev, EV_READ);
+}
+
 /* ---- lifetime ---------------------------------------------------------- */
 
 static void conn_end_request(struct conn *c)
@@ -505,14 +512,66 @@ static void conn_handle_request(struct conn *c)
 	conn_authenticate(c);
 }
 
+/* ---- client backpressure and half-close ------------------------------- */
+
+/* A client that sends requests without reading the responses would make
+ * every response pile up here: past the low watermark, stop taking
+ * requests (the kernel's buffers then push back on the client) until the
+ * write callback says the client took bytes. */
+static bool conn_output_backlogged(struct conn *c)
+{
+	if (evbuffer_get_length(conn_out(c)) <= c->out_low)
+		return false;
+	if (!c->out_paused) {
+		c->out_paused = true;
+		bufferevent_disable(c->bev, EV_READ);
+	}
+	return true;
+}
+
+static void conn_resume_requests(struct conn *c)
+{
+	c->out_paused = false;
+	conn_resume_read(c);
+	conn_process(c);
+}
+
+/* After the client's EOF nothing more can arrive: the requests it sent are
+ * answered; once none is left, flush and close. */
+static void conn_close_after_eof(struct conn *c)
+{
+	bool partial = evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
+
+	if (evbuffer_get_length(conn_out(c)) == 0)
+		conn_close(c, partial ? "client_closed_mid_request" : "client_closed");
+	else
+		conn_start_closing(c);
+}
+
 static void conn_process(struct conn *c)
 {
 	if (c->in_process)
 		return;
 	c->in_process = true;
-	while (c->state == CONN_READ_HEAD && conn_read_request(c))
+	while (c->state == CONN_READ_HEAD && !conn_output_backlogged(c) && conn_read_request(c))
 		conn_handle_request(c);
+	if (c->state == CONN_READ_HEAD && c->client_eof && !c->out_paused)
+		conn_close_after_eof(c);
 	c->in_process = false;
+}
+
+/* EOF ends the client's requests, not the connection: a client may send
+ * its last request and shutdown(SHUT_WR), and still gets the response. */
+static void conn_client_eof(struct conn *c)
+{
+	c->client_eof = true;
+	if (c->state == CONN_READ_HEAD)
+		conn_process(c);
+	else if (c->state == CONN_REQUEST_BODY && !c->req_body_done)
+		conn_close(c, "client_closed_mid_request");
+	/* Otherwise a request is in flight: conn_finish_response comes back
+	 * to conn_process, which closes after it. A body that has not been
+	 * relayed yet is checked by exchange.c when it reads it. */
 }
 
 /* ---- client callbacks ---------------------------------------------------- */
@@ -539,6 +598,8 @@ static void conn_client_write(struct bufferevent *bev, void *arg)
 		exchange_client_drained(c);
 	else if (c->state == CONN_CLOSING && evbuffer_get_length(conn_out(c)) == 0)
 		conn_close(c, "done");
+	else if (c->state == CONN_READ_HEAD && c->out_paused)
+		conn_resume_requests(c);
 }
 
 static void conn_client_event(struct bufferevent *bev, short events, void *arg)
@@ -552,11 +613,8 @@ static void conn_client_event(struct bufferevent *bev, short events, void *arg)
 		conn_close(c, "send_timeout");
 	else if (events & BEV_EVENT_ERROR)
 		conn_close(c, "client_error");
-	else if (c->state == CONN_READ_HEAD &&
-		 evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
-		conn_close(c, "client_closed");
-	else
-		conn_close(c, "client_closed_mid_request");
+	else if (events & BEV_EVENT_EOF)
+		conn_client_eof(c);
 }
 
 static void conn_timer(evutil_socket_t fd, short what, void *arg)
@@ -650,7 +708,8 @@ void conn_accept_ssl(struct proxy *px, evutil_socket_t fd, const struct sockaddr
 	}
 	bufferevent_setcb(c->bev, conn_client_read, conn_client_write, conn_client_event, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, px->req_limits.max_head_bytes);
-	bufferevent_setwatermark(c->bev, EV_WRITE, watermark / 2, 0);
+	c->out_low = watermark / 2;
+	bufferevent_setwatermark(c->bev, EV_WRITE, c->out_low, 0);
 	bufferevent_set_max_single_write(c->bev, watermark);
 	bufferevent_set_timeouts(c->bev, NULL, &px->send_timeout);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);

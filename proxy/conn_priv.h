@@ -28,6 +28,13 @@ struct conn {
 	bool in_process;
 	bool head_timer_armed;
 	unsigned n_requests;
+	/* Client backpressure: no new request is read while the responses
+	 * queued for the client exceed out_low (the write low watermark). */
+	size_t out_low;
+	bool out_paused;
+	/* The client shut down its sending side: answer what it sent, then
+	 * close (half-close). */
+	bool client_eof;
 
 	/* The current request. */
 	char *head; /* copy of the request head, then its header array */
@@ -75,6 +82,9 @@ struct conn {
 void conn_set_state(struct conn *c, enum conn_state to);
 void conn_close(struct conn *c, const char *reason);
 struct evbuffer *conn_out(struct conn *c);
+/* Reads from the client again unless something else keeps reading off
+ * (output backpressure, end of the client's stream, closing). */
+void conn_resume_read(struct conn *c);
 /* The response is complete in the client's output buffer. */
 void conn_finish_response(struct conn *c, bool upstream_reusable);
 void conn_respond_error(struct conn *c, int status, const char *code, const char *message);

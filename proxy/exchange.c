@@ -52,7 +52,7 @@ void exchange_end(struct conn *c)
 	c->scope = NULL;
 	if (c->client_paused || c->req_body_started) {
 		bufferevent_setwatermark(c->bev, EV_READ, 0, c->px->req_limits.max_head_bytes);
-		bufferevent_enable(c->bev, EV_READ);
+		conn_resume_read(c);
 	}
 	c->site = NULL;
 	c->up_pool = NULL;
@@ -266,6 +266,8 @@ static void exchange_relay_request_body(struct conn *c)
 		log_info("bad_request", "conn=%" PRIu64 " peer=%s reason=bad_chunked_request_body",
 			 c->id, c->peer);
 		conn_close(c, "bad_chunked_request_body");
+	} else if (!done && c->client_eof) {
+		conn_close(c, "client_closed_mid_request");
 	} else if (done) {
 		c->req_body_done = true;
 		evtimer_del(c->timer);
@@ -311,7 +313,7 @@ static void exchange_up_write(struct bufferevent *bev, void *arg)
 	if (!c->client_paused)
 		return;
 	c->client_paused = false;
-	bufferevent_enable(c->bev, EV_READ);
+	conn_resume_read(c);
 	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
 		exchange_relay_request_body(c);
 }

@@ -6,6 +6,7 @@
 #include <sys/time.h>
 
 #include "auth/auth.h"
+#include "proxy/accept_guard.h"
 #include "util/http1.h"
 #include "util/common.h"
 #include "util/config.h"
@@ -31,7 +32,7 @@ struct proxy {
 	struct config *cfg;
 	struct auth_backend *auth;
 	struct evconnlistener *listener;
-	bool listener_paused;
+	struct accept_guard accept_guard; /* pauses the listener: limit, out of fds */
 	struct conn *conns;      /* all live connections, doubly linked */
 	size_t n_conns;
 	struct conn *reap_list;  /* closed, freed from the reap event */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <event2/dns.h>
@@ -58,32 +59,68 @@ static void proxy_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct
 
 	(void)l;
 	conn_accept(px, fd, addr, len);
-	if (px->n_conns >= px->cfg->server.max_connections && !px->listener_paused) {
-		evconnlistener_disable(px->listener);
-		px->listener_paused = true;
+	if (px->n_conns >= px->cfg->server.max_connections && !px->accept_guard.full) {
 		log_warn("max_connections", "limit=%u", px->cfg->server.max_connections);
+		accept_guard_set_full(&px->accept_guard, true);
 	}
 }
 
 static void proxy_on_accept_error(struct evconnlistener *l, void *arg)
 {
-	int err = EVUTIL_SOCKET_ERROR();
+	struct proxy *px = arg;
 
 	(void)l;
-	(void)arg;
-	log_error("accept_error", "reason=\"%s\"", evutil_socket_error_to_string(err));
+	accept_guard_on_error(&px->accept_guard, EVUTIL_SOCKET_ERROR());
 }
 
 void proxy_conn_gone(struct proxy *px)
 {
-	if (px->listener_paused && px->listener && !px->shutting_down &&
-	    px->n_conns < px->cfg->server.max_connections) {
-		evconnlistener_enable(px->listener);
-		px->listener_paused = false;
+	if (px->listener && !px->shutting_down) {
+		if (px->n_conns < px->cfg->server.max_connections)
+			accept_guard_set_full(&px->accept_guard, false);
+		accept_guard_slot_freed(&px->accept_guard);
 	}
 	tls_listener_conn_gone(px);
 	if (px->shutting_down && px->n_conns == 0)
 		event_base_loopexit(px->base, NULL);
+}
+
+/* Descriptors the configuration may need at once: a client socket and an
+ * upstream one per connection (token fetches and probes happen while the
+ * request's own upstream socket is not open yet), the idle pools of the
+ * registries, and a margin for the listener, the loop, DNS and the
+ * Kubernetes API. */
+static rlim_t proxy_fds_needed(const struct config *cfg)
+{
+	return 2 * (rlim_t)cfg->server.max_connections +
+	       (rlim_t)cfg->n_connectors * cfg->upstream.pool_max_idle + 64;
+}
+
+/* The soft limit is often 1024 while the hard one is far higher: take all
+ * that is allowed, and say when the configuration still cannot fit (the
+ * listener then pauses on EMFILE instead of failing requests). */
+static void proxy_raise_fd_limit(const struct config *cfg)
+{
+	struct rlimit rl;
+	rlim_t need = proxy_fds_needed(cfg);
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t old = rl.rlim_cur;
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			rl.rlim_cur = old;
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+		log_warn("fd_limit", "limit=%llu needed=%llu max_connections=%u reason=\"the open "
+			 "files limit cannot hold max_connections clients and their upstream "
+			 "sockets; raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower "
+			 "server.max_connections\"", (unsigned long long)rl.rlim_cur,
+			 (unsigned long long)need, cfg->server.max_connections);
+	else
+		log_debug("fd_limit", "limit=%llu needed=%llu", (unsigned long long)rl.rlim_cur,
+			  (unsigned long long)need);
 }
 
 /* Start-up only: resolving the listen address may block, the loop is not
@@ -99,6 +136,7 @@ static int proxy_listen(struct proxy *px)
 	if (!px->listener)
 		return -1;
 	evconnlistener_set_error_cb(px->listener, proxy_on_accept_error);
+	accept_guard_init(&px->accept_guard, px->base, px->listener, "client");
 	log_info("listening", "addr=%s connectors=%zu", px->listen_text, px->cfg->n_connectors);
 	return 0;
 }
@@ -145,6 +183,7 @@ static void proxy_begin_shutdown(struct proxy *px, int sig)
 	log_info("shutdown", "signal=%d open_connections=%zu", sig, px->n_conns);
 	if (notify_send("STOPPING=1\nSTATUS=shutting down\n") != 0)
 		log_warn("notify_failed", "reason=\"%s\"", strerror(errno));
+	accept_guard_free(&px->accept_guard);
 	if (px->listener)
 		evconnlistener_free(px->listener);
 	px->listener = NULL;
@@ -275,6 +314,7 @@ int proxy_init(struct proxy *px, struct config *cfg, struct auth_backend *auth)
 		event_add(px->sig_events[i], NULL);
 	}
 	proxy_apply_settings(px);
+	proxy_raise_fd_limit(cfg);
 	if (proxy_listen(px) != 0 || tls_listener_start(px) != 0 || admin_start(px) != 0)
 		return -1;
 	return 0;
@@ -296,6 +336,7 @@ int proxy_run(struct proxy *px)
 
 void proxy_free(struct proxy *px)
 {
+	accept_guard_free(&px->accept_guard);
 	if (px->listener)
 		evconnlistener_free(px->listener);
 	tls_listener_free(px->tls);

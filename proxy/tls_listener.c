@@ -6,6 +6,7 @@
 #include <event2/listener.h>
 #include <openssl/ssl.h>
 
+#include "proxy/accept_guard.h"
 #include "proxy/conn.h"
 #include "proxy/listen.h"
 #include "proxy/metrics.h"
@@ -19,7 +20,7 @@
 struct tls_listener {
 	struct proxy *px;
 	struct evconnlistener *listener;
-	bool paused;
+	struct accept_guard guard;
 	struct tls_server server;
 	struct event *check_timer;
 	char text[128];
@@ -37,12 +38,20 @@ static void tls_listener_on_accept(struct evconnlistener *l, evutil_socket_t fd,
 		evutil_closesocket(fd);
 		return;
 	}
+	(void)l;
 	conn_accept_ssl(px, fd, addr, len, ssl);
-	if (px->n_conns >= px->cfg->server.max_connections && !t->paused) {
-		evconnlistener_disable(l);
-		t->paused = true;
+	if (px->n_conns >= px->cfg->server.max_connections && !t->guard.full) {
 		log_warn("max_connections", "listener=tls limit=%u", px->cfg->server.max_connections);
+		accept_guard_set_full(&t->guard, true);
 	}
+}
+
+static void tls_listener_on_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct tls_listener *t = arg;
+
+	(void)l;
+	accept_guard_on_error(&t->guard, EVUTIL_SOCKET_ERROR());
 }
 
 static void tls_listener_apply(struct tls_listener *t, bool force)
@@ -96,6 +105,8 @@ int tls_listener_start(struct proxy *px)
 		tls_listener_free(t);
 		return -1;
 	}
+	evconnlistener_set_error_cb(t->listener, tls_listener_on_accept_error);
+	accept_guard_init(&t->guard, px->base, t->listener, "tls");
 	t->check_timer = event_new(px->base, -1, EV_PERSIST, tls_listener_on_check, t);
 	event_add(t->check_timer, &tv);
 	px->tls = t;
@@ -114,6 +125,7 @@ void tls_listener_close(struct proxy *px)
 	struct tls_listener *t = px->tls;
 
 	if (t && t->listener) {
+		accept_guard_free(&t->guard);
 		evconnlistener_free(t->listener);
 		t->listener = NULL;
 	}
@@ -123,17 +135,18 @@ void tls_listener_conn_gone(struct proxy *px)
 {
 	struct tls_listener *t = px->tls;
 
-	if (t && t->paused && t->listener && !px->shutting_down &&
-	    px->n_conns < px->cfg->server.max_connections) {
-		evconnlistener_enable(t->listener);
-		t->paused = false;
-	}
+	if (!t || !t->listener || px->shutting_down)
+		return;
+	if (px->n_conns < px->cfg->server.max_connections)
+		accept_guard_set_full(&t->guard, false);
+	accept_guard_slot_freed(&t->guard);
 }
 
 void tls_listener_free(struct tls_listener *t)
 {
 	if (!t)
 		return;
+	accept_guard_free(&t->guard);
 	if (t->listener)
 		evconnlistener_free(t->listener);
 	if (t->check_timer)

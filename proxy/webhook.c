@@ -22,6 +22,7 @@
 #include "k8s/api.h"
 #include "k8s/k8s_auth.h"
 #include "k8s/store.h"
+#include "proxy/accept_guard.h"
 #include "proxy/proxy.h"
 #include "util/config.h"
 #include "util/http1.h"
@@ -38,6 +39,9 @@
  * dropped: closing with unread bytes would reset the connection before the
  * peer reads the answer. */
 #define WH_LINGER_MS 1000
+/* Answers queued for a peer beyond which no further request is read until
+ * it takes them (a peer that pipelines without reading). */
+#define WH_MAX_OUTPUT (64 * 1024)
 
 struct wh_conn;
 
@@ -46,6 +50,7 @@ struct webhook {
 	struct webhook_opts o;
 	char *listen_host, *cert_file, *key_file, *public_address;
 	struct evconnlistener *listener;
+	struct accept_guard accept_guard;
 	uint16_t port;
 	struct tls_server tls;
 	struct event *cert_timer;
@@ -72,6 +77,7 @@ struct wh_conn {
 	bool got_bytes;    /* some of the current request arrived */
 	bool keep_alive;
 	bool chunked;
+	bool out_paused;   /* reading stopped until the peer takes its answers */
 	uint64_t body_left; /* Content-Length bodies */
 	struct http1_chunked dec;
 	struct evbuffer *body;
@@ -130,6 +136,7 @@ static void wh_close(struct wh_conn *c, const char *reason)
 	if (c->next)
 		c->next->prev = c->prev;
 	w->n_conns--;
+	accept_guard_slot_freed(&w->accept_guard);
 	event_free(c->timer);
 	bufferevent_free(c->bev);
 	evbuffer_free(c->body);
@@ -347,6 +354,15 @@ static int wh_read_body(struct wh_conn *c, struct evbuffer *in)
 	return r;
 }
 
+static bool wh_output_backlogged(struct wh_conn *c)
+{
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) <= WH_MAX_OUTPUT)
+		return false;
+	c->out_paused = true;
+	bufferevent_disable(c->bev, EV_READ);
+	return true;
+}
+
 static void wh_on_read(struct bufferevent *bev, void *arg)
 {
 	struct wh_conn *c = arg;
@@ -357,7 +373,7 @@ static void wh_on_read(struct bufferevent *bev, void *arg)
 		evbuffer_drain(in, evbuffer_get_length(in));
 		return;
 	}
-	while (r > 0 && c->state != WH_CLOSING) {
+	while (r > 0 && c->state != WH_CLOSING && !wh_output_backlogged(c)) {
 		if (c->state == WH_HEAD) {
 			r = wh_read_head(c, in);
 		} else {
@@ -372,7 +388,12 @@ static void wh_on_write(struct bufferevent *bev, void *arg)
 {
 	struct wh_conn *c = arg;
 
-	(void)bev;
+	if (c->out_paused) {
+		c->out_paused = false;
+		bufferevent_enable(bev, EV_READ);
+		wh_on_read(bev, c);
+		return;
+	}
 	if (c->state != WH_CLOSING)
 		return;
 	c->state = WH_LINGER;
@@ -453,6 +474,14 @@ static void wh_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct so
 
 /* ---- the listener ---- */
 
+static void wh_on_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct webhook *w = arg;
+
+	(void)l;
+	accept_guard_on_error(&w->accept_guard, EVUTIL_SOCKET_ERROR());
+}
+
 static int wh_listen(struct webhook *w, char *err, size_t cap)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
@@ -479,6 +508,8 @@ static int wh_listen(struct webhook *w, char *err, size_t cap)
 			 strerror(errno));
 		return -1;
 	}
+	evconnlistener_set_error_cb(w->listener, wh_on_accept_error);
+	accept_guard_init(&w->accept_guard, w->base, w->listener, "webhook");
 	if (getsockname(evconnlistener_get_fd(w->listener), (struct sockaddr *)&ss, &sl) == 0)
 		w->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
 				((struct sockaddr_in *)&ss)->sin_port);
@@ -519,6 +550,7 @@ void webhook_free(struct webhook *w)
 		return;
 	while (w->conns)
 		wh_close(w->conns, "shutdown");
+	accept_guard_free(&w->accept_guard);
 	if (w->listener)
 		evconnlistener_free(w->listener);
 	if (w->cert_timer)

@@ -125,12 +125,15 @@ def _install_handlers():
 class Proc:
     """A long-running child process with stdout+stderr in a log file."""
 
-    def __init__(self, name, argv, log_path, env=None, cwd=None):
+    def __init__(self, name, argv, log_path, env=None, cwd=None,
+                 preexec_fn=None):
+        """preexec_fn: run in the child before exec (e.g. setrlimit)."""
         self.name = name
         self.argv = [str(a) for a in argv]
         self.log_path = log_path
         self.env = env
         self.cwd = cwd
+        self.preexec_fn = preexec_fn
         self.popen = None
         self.noise = None  # regex of log lines diagnostics leave out
 
@@ -144,7 +147,7 @@ class Proc:
                 self.popen = subprocess.Popen(
                     self.argv, stdin=subprocess.DEVNULL, stdout=logf,
                     stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd,
-                    start_new_session=True)
+                    start_new_session=True, preexec_fn=self.preexec_fn)
             except OSError as e:
                 raise ToolError("cannot start %s (%s): %s"
                                 % (self.name, self.argv[0], e))
@@ -234,8 +237,9 @@ class Env:
         os.makedirs(p, exist_ok=True)
         return p
 
-    def spawn(self, name, argv, env=None, cwd=None):
-        proc = Proc(name, argv, self.path(name + ".log"), env=env, cwd=cwd)
+    def spawn(self, name, argv, env=None, cwd=None, preexec_fn=None):
+        proc = Proc(name, argv, self.path(name + ".log"), env=env, cwd=cwd,
+                    preexec_fn=preexec_fn)
         self.procs.append(proc)
         return proc.start()
 
@@ -1100,11 +1104,14 @@ LISTENER_RE = re.compile(r'event=listening listener=(\w+) addr="?127\.0\.0\.1:(\
 
 class Ocigate:
     def __init__(self, env, binary, tokens, connectors, server=None,
-                 name="ocigate", upstream=None, sections=None, proc_env=None):
+                 name="ocigate", upstream=None, sections=None, proc_env=None,
+                 preexec_fn=None):
         """server: extra [server] options, e.g. {"header_timeout": "2s"};
         upstream: [upstream] options, e.g. {"read_timeout": "3s"};
         sections: more sections, e.g. {"tls": {"listen": "127.0.0.1:0"}};
-        proc_env: the process environment (None: inherit)."""
+        proc_env: the process environment (None: inherit);
+        preexec_fn: run in the child before exec (e.g. setrlimit)."""
+        self.preexec_fn = preexec_fn
         self.env = env
         self.binary = binary
         self.tokens = list(tokens)
@@ -1166,7 +1173,8 @@ class Ocigate:
                  % self.binary)
         self.write_config()
         self.proc = self.env.spawn(self.name, [self.binary, "--config",
-                                               self.config], env=self.proc_env)
+                                               self.config], env=self.proc_env,
+                                   preexec_fn=self.preexec_fn)
         want = {n for n in ("admin", "tls")
                 if self.sections.get(n, {}).get("listen") or
                 (n == "admin" and self.server.get("admin_listen"))}
@@ -1201,7 +1209,8 @@ class Ocigate:
         return Ocigate(self.env, self.binary, self.tokens, self.connectors,
                        server=self.server, name=name,
                        upstream=self.upstream, sections=self.sections,
-                       proc_env=self.proc_env).start()
+                       proc_env=self.proc_env,
+                       preexec_fn=self.preexec_fn).start()
 
     def stop(self, timeout=15):
         """SIGTERM and wait; the exit status (None if it had to be killed)."""

@@ -17,7 +17,8 @@ wrong method, path, Content-Type, oversized and malformed bodies get
 405/404/415/413/400; replacing the certificate files switches new
 connections to the new certificate without a restart, and a broken pair
 keeps the old one; inject = no refuses Pods asking for injection with
-"connector proxy injection is disabled"; SIGTERM exits 0.
+"connector proxy injection is disabled"; a peer pipelining /healthz
+without reading leaves VmRSS bounded and gets every answer; SIGTERM exits 0.
 
     python3 test/e2e/test_webhook.py --ocigate build/ocigate
 """
@@ -28,7 +29,9 @@ import http.client
 import json
 import os
 import re
+import select
 import shutil
+import socket
 import ssl
 import sys
 import time
@@ -45,6 +48,9 @@ DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "unit",
 D64 = "sha256:4b1c5d6e7f80912a3b4c5d6e7f80912a3b4c5d6e7f80912a3b4c5d6e7f80912a"
 WEBHOOK_RE = re.compile(r'event=webhook_listening\b.*?\baddress="?127\.0\.0\.1:(\d+)')
 MAX_BODY = 65536
+# The ASan test setup raises it (shadow memory and quarantine are not ours).
+RSS_LIMIT_MIB = int(os.environ.get("OCIGATE_TEST_RSS_LIMIT_MIB", "32"))
+PIPELINE_SECONDS = 8.0
 
 
 def load(name):
@@ -367,6 +373,61 @@ class WebhookTest:
         finally:
             conn.close()
 
+    def t_pipelined_healthz(self):
+        """A peer that pipelines GET /healthz without reading: the webhook
+        stops reading once answers pile up (VmRSS stays bounded), and every
+        answer is there when the peer reads."""
+        batch = 64  # requests per TLS write
+        req = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * batch
+        ok = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
+              b"Content-Length: 3\r\n\r\nok\n")
+        ctx = ssl.create_default_context(cafile=self.pki.ca_pem)
+        raw = socket.create_connection(("127.0.0.1", self.og.webhook_port), timeout=10)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+        s.setblocking(False)
+        sent, got = 0, bytearray()
+        pending = False  # an SSL write must be retried with the same bytes
+        deadline = time.monotonic() + PIPELINE_SECONDS
+        with T.RssSampler(self.og.pid) as rss:
+            while time.monotonic() < deadline:
+                select.select([], [s], [], 0.2)
+                try:
+                    s.send(req)
+                    sent += batch
+                    pending = False
+                except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                    pending = True
+        try:
+            end = time.monotonic() + 60
+            while (pending or len(got) < sent * len(ok)) and time.monotonic() < end:
+                if pending:
+                    try:
+                        s.send(req)
+                        sent += batch
+                        pending = False
+                    except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                        pass
+                select.select([s], [], [], 0.2)
+                try:
+                    while True:
+                        b = s.recv(1 << 20)
+                        if not b:
+                            T.fail("the webhook closed after %d of %d answers"
+                                   % (len(got) // len(ok), sent))
+                        got += b
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    pass
+        finally:
+            s.close()
+        T.diag("  %d pipelined requests, peak VmRSS %.1f MiB (limit %d MiB)"
+               % (sent, rss.peak_kib / 1024, RSS_LIMIT_MIB))
+        T.expect(rss.samples > 0, "no RSS samples")
+        T.expect(rss.peak_kib < RSS_LIMIT_MIB * 1024, "peak VmRSS %.1f MiB >= %d MiB"
+                 % (rss.peak_kib / 1024, RSS_LIMIT_MIB))
+        T.expect(bytes(got) == ok * sent, "%d bytes of answers for %d requests, want %d "
+                 "identical 200 ok answers" % (len(got), sent, sent))
+
     def t_cert_reload(self):
         T.expect(self.handshake_ok(self.pki.ca_pem), "first certificate served")
         T.expect(not self.handshake_ok(self.pki2.ca_pem), "second CA not trusted yet")
@@ -439,6 +500,8 @@ def main():
             ("chunked request body", t.t_chunked),
             ("packaging/kubernetes/webhook.yaml matches the webhook", t.t_manifest),
             ("405, 404, 415, 400, 413, /healthz", t.t_http_errors),
+            ("/healthz pipelined for %gs without reading: RSS < %d MiB, every "
+             "answer arrives" % (PIPELINE_SECONDS, RSS_LIMIT_MIB), t.t_pipelined_healthz),
             ("certificate files replaced: new certificate without restart",
              t.t_cert_reload),
             ("inject = no refuses Pods asking for injection", t.t_inject_disabled),
