@@ -615,3 +615,8 @@ void k8s_lease_get_stats(const struct k8s_lease *l, struct k8s_lease_stats *out)
 {
 	*out = l->stats;
 }
+
+const char *k8s_lease_own_identity(const struct k8s_lease *l)
+{
+	return l->identity;
+}

@@ -126,5 +126,7 @@ struct k8s_lease_stats {
 	int64_t transitions;    /* leaseTransitions last seen */
 };
 void k8s_lease_get_stats(const struct k8s_lease *l, struct k8s_lease_stats *out);
+/* This replica's holderIdentity. */
+const char *k8s_lease_own_identity(const struct k8s_lease *l);
 
 #endif

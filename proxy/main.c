@@ -223,6 +223,7 @@ static void main_start_leader(struct main_leader *m, struct proxy *px)
 	lo.ns = ns;
 	lo.identity = identity;
 	m->lease = k8s_lease_new(px->base, k8s_auth_client(px->auth), &lo);
+	px->lease = m->lease;
 	free(ns);
 	free(identity);
 }
@@ -240,6 +241,7 @@ static void main_stop_leader(struct main_leader *m)
 	main_lead_stop(m);
 	if (m->lease && k8s_lease_release(m->lease, main_on_released, m->px->base))
 		event_base_dispatch(m->px->base);
+	m->px->lease = NULL;
 	k8s_lease_free(m->lease);
 	m->lease = NULL;
 }

@@ -6,6 +6,7 @@
 #include <event2/buffer.h>
 
 #include "auth/connector.h"
+#include "k8s/lease.h"
 #include "proxy/proxy.h"
 
 #ifndef OCIGATE_VERSION
@@ -308,6 +309,40 @@ static void metrics_render_process(const struct proxy *px, struct evbuffer *out)
 	evbuffer_add_printf(out, "ocigate_build_info{version=\"%s\"} 1\n", OCIGATE_VERSION);
 }
 
+/* Leader election: who this replica is, whether it leads, how often the
+ * Lease moved (one series each: the identity is this process's own). */
+static void metrics_render_leader(const struct proxy *px, struct evbuffer *out)
+{
+	struct k8s_lease_stats st;
+
+	if (!px->lease)
+		return;
+	k8s_lease_get_stats(px->lease, &st);
+	metrics_head(out, "ocigate_leader", "gauge",
+		     "1 while this replica holds the Lease (runs the status writer and the "
+		     "pull-secret refresher), else 0.");
+	evbuffer_add_printf(out, "ocigate_leader{identity=\"");
+	metrics_label_value(out, k8s_lease_own_identity(px->lease));
+	evbuffer_add_printf(out, "\"} %d\n", k8s_lease_leading(px->lease) ? 1 : 0);
+	metrics_head(out, "ocigate_leader_acquired_total", "counter",
+		     "Times this replica became the Lease holder.");
+	evbuffer_add_printf(out, "ocigate_leader_acquired_total %llu\n",
+			    (unsigned long long)st.acquired);
+	metrics_head(out, "ocigate_leader_lost_total", "counter",
+		     "Times this replica stopped leading without releasing the Lease "
+		     "(renew_deadline passed).");
+	evbuffer_add_printf(out, "ocigate_leader_lost_total %llu\n", (unsigned long long)st.lost);
+	metrics_head(out, "ocigate_lease_transitions", "gauge",
+		     "The Lease's leaseTransitions as last read or written by this replica.");
+	evbuffer_add_printf(out, "ocigate_lease_transitions %lld\n", (long long)st.transitions);
+	metrics_head(out, "ocigate_lease_requests_failed_total", "counter",
+		     "Lease requests that failed, by reason (conflict: 409, someone else wrote it).");
+	evbuffer_add_printf(out,
+			    "ocigate_lease_requests_failed_total{reason=\"conflict\"} %llu\n"
+			    "ocigate_lease_requests_failed_total{reason=\"error\"} %llu\n",
+			    (unsigned long long)st.conflicts, (unsigned long long)st.failures);
+}
+
 void metrics_render(const struct proxy *px, struct evbuffer *out)
 {
 	metrics_render_requests(out);
@@ -316,4 +351,5 @@ void metrics_render(const struct proxy *px, struct evbuffer *out)
 	metrics_render_auth(px, out);
 	metrics_render_events(out);
 	metrics_render_process(px, out);
+	metrics_render_leader(px, out);
 }

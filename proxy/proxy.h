@@ -16,6 +16,7 @@ struct evdns_base;
 struct evconnlistener;
 struct event;
 struct conn;
+struct k8s_lease;
 struct admin;
 struct tls_listener;
 
@@ -52,6 +53,8 @@ struct proxy {
 	struct proxy_stats stats;
 	struct admin *admin;          /* [server] admin_listen, or NULL */
 	struct tls_listener *tls;     /* [tls] listen, or NULL */
+	/* Leader election, or NULL: for its metrics (main.c owns it). */
+	const struct k8s_lease *lease;
 };
 
 /* Creates the loop, DNS, listener and signal handlers for cfg (which the

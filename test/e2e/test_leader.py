@@ -58,13 +58,15 @@ class Replica(T.Ocigate):
     short lease timings above."""
 
     def __init__(self, env, binary, kubeconfig, token, name):
-        T.Ocigate.__init__(self, env, binary, [], [], name=name)
+        T.Ocigate.__init__(self, env, binary, [], [], name=name,
+                           server={"admin_listen": "127.0.0.1:0"})
         self.kubeconfig = kubeconfig
         self.token = token
 
     def config_text(self):
         return "\n".join([
             "[server]", "listen = 127.0.0.1:0",
+            "admin_listen = 127.0.0.1:0",
             "public_address = " + PUBLIC, "",
             "[kubernetes]", "kubeconfig = " + self.kubeconfig,
             "api_timeout = 2s",
@@ -78,6 +80,15 @@ class Replica(T.Ocigate):
         with open(self.config, "w") as f:
             f.write(self.config_text())
         return self.config
+
+    def leader_metrics(self):
+        """(ocigate_leader's identity label and value, acquired_total,
+        lease transitions) from /metrics on the admin listener."""
+        fams, _ = T.scrape_metrics(self.listeners["admin"])
+        (s,) = fams["ocigate_leader"].samples
+        return (s.labels["identity"], s.value,
+                T.metric_value(fams, "ocigate_leader_acquired_total"),
+                T.metric_value(fams, "ocigate_lease_transitions"))
 
     def acquired(self):
         """[(identity, transitions)] of its leader_acquired lines."""
@@ -205,6 +216,12 @@ class LeaderTest:
                  % len(self.status_patches(holder)))
         T.expect_eq(self.status_patches(other, ok_only=False), [],
                     "status PATCH requests of the standby")
+        T.expect_eq(holder.leader_metrics(),
+                    (spec["holderIdentity"], 1, 1, spec["leaseTransitions"]),
+                    "the holder's ocigate_leader, acquired, transitions")
+        ident, leading, acquired, _ = other.leader_metrics()
+        T.expect(ident != spec["holderIdentity"], "the standby's own identity")
+        T.expect_eq((leading, acquired), (0, 0), "the standby's metrics")
         T.expect_eq(self.api.request_count("create", "leases") +
                     self.api.request_count("update", "leases") > 0, True,
                     "Lease writes seen")
@@ -232,6 +249,9 @@ class LeaderTest:
                     "leaseTransitions + 1")
         T.expect_eq(new.acquired()[-1][1], transitions + 1,
                     "transitions in the new holder's log")
+        T.expect_eq(new.leader_metrics()[1:],
+                    (1, 1, transitions + 1),
+                    "the new holder's ocigate_leader, acquired, transitions")
         before = len(self.status_patches(new))
         self.wait_auth(self.toggle())
         T.expect(len(self.status_patches(new)) > before,
