@@ -14,6 +14,7 @@
 #include "util/xalloc.h"
 
 #define TOKEN_DEFAULT_LIFETIME 60   /* the token spec's default for expires_in */
+#define TOKEN_MAX_LIFETIME 86400    /* longer expires_in values are cut to this */
 #define TOKEN_MAX_RESPONSE (64 * 1024)
 #define TOKEN_MAX_ENTRIES 1024
 
@@ -181,6 +182,10 @@ int token_parse_response(const char *body, size_t len, time_t now, char **token,
 	}
 	if (e >= 0 && expires_in == 0)
 		expires_in = TOKEN_DEFAULT_LIFETIME;
+	/* issued + expires_in must not overflow; a token is re-fetched long
+	 * before a day anyway */
+	if (expires_in > TOKEN_MAX_LIFETIME)
+		expires_in = TOKEN_MAX_LIFETIME;
 	int ia = json_get(&d, 0, "issued_at");
 	char issued_text[64];
 	if (ia >= 0 && json_string(&d, ia, issued_text, sizeof(issued_text)) > 0)

@@ -42,6 +42,13 @@ static void test_valid(void)
 			T0 + 600, &tok, &life, err), 0);
 	CHECK_INT(life, 3000);
 	free(tok);
+
+	/* A huge expires_in is cut to a day (found by fuzz_token: issued_at +
+	 * expires_in overflowed). */
+	CHECK_INT(parse("{\"token\":\"t\",\"expires_in\":9223372036854775807,"
+			"\"issued_at\":\"2026-01-01T00:00:00Z\"}", T0 + 100, &tok, &life, err), 0);
+	CHECK_INT(life, 86400 - 100);
+	free(tok);
 }
 
 static void test_invalid(void)
