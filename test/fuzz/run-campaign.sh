@@ -85,6 +85,13 @@ for name in $harnesses; do
 			"$work/merged" "$corpora/$name" "$work/new" >"$work/merge.log" 2>&1 || crashes=1
 	fi
 	if [ "$crashes" = 0 ] && [ -n "$(ls "$work/merged")" ]; then
+		# merged inputs are named by their SHA-1: seeds that stay keep their name
+		for f in "$corpora/$name"/*; do
+			sha=$(sha1sum <"$f" | cut -d' ' -f1)
+			if [ "${f##*/}" != "$sha" ] && [ -f "$work/merged/$sha" ]; then
+				mv "$work/merged/$sha" "$work/merged/${f##*/}"
+			fi
+		done
 		rm -rf "${corpora:?}/$name"
 		cp -r "$work/merged" "$corpora/$name"
 	else
