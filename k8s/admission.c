@@ -351,6 +351,8 @@ int k8s_admission_review(const char *text, size_t len, const struct k8s_admissio
 	if (adm_decide(&a) != 0)
 		assert(a.code != 0); /* every refusal goes through adm_reject */
 	res->allowed = a.code == 0;
+	if (!res->allowed)
+		res->patched = 0; /* images before the refused one count for nothing */
 	adm_write(&a, out);
 	rc = 0;
 out:

@@ -217,7 +217,7 @@ static int ref_check_digest(struct og_str d, char *err, size_t cap)
 	for (size_t i = 1; ok && i < alg.n; i++) {
 		if (ref_alnum(alg.p[i])) {
 			sep_ok = true;
-		} else if (strchr("+._-", alg.p[i]) && sep_ok && i + 1 < alg.n &&
+		} else if (alg.p[i] && strchr("+._-", alg.p[i]) && sep_ok && i + 1 < alg.n &&
 			   ((alg.p[i + 1] >= 'a' && alg.p[i + 1] <= 'z') ||
 			    (alg.p[i + 1] >= 'A' && alg.p[i + 1] <= 'Z'))) {
 			sep_ok = false;

@@ -3,25 +3,16 @@
  * decoder, and the results are checked against invariants that hold for any
  * input. Invariant failures abort, so both libFuzzer and fuzz_main.c report
  * them. */
+#include "test/fuzz/fuzz_check.h"
 #include "util/http1.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 /* Small limits, so that short inputs reach the limit paths too. */
 #define FUZZ_MAX_HEAD 2048
 #define FUZZ_MAX_HEADERS 16
-
-#define FUZZ_CHECK(cond)                                                          \
-	do {                                                                      \
-		if (!(cond)) {                                                    \
-			fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond); \
-			abort();                                                  \
-		}                                                                 \
-	} while (0)
 
 static const struct http1_limits fuzz_limits = { FUZZ_MAX_HEAD, FUZZ_MAX_HEADERS };
 

@@ -238,6 +238,11 @@ static const struct expect cases[] = {
 	  "containers[1].image \"harbor.example.com/Team/App:v1\": invalid reference format: "
 	  "repository name must be lowercase", 1, "0df28fbd-5f5f-4f6c-9e3a-6c1b2e3f4a17", { NULL },
 	  false },
+	/* containers[0] is rewritten before containers[1] is refused */
+	{ "image_refused_after_rewrite.json", true, false, 400,
+	  "containers[1].image \"harbor.example.com/Team/App:v1\": invalid reference format: "
+	  "repository name must be lowercase", 1, "0df28fbd-5f5f-4f6c-9e3a-6c1b2e3f4a90", { NULL },
+	  false },
 	{ "image_bad_digest.json", true, false, 400, "bad digest \"sha256:abc\"", 1,
 	  "0df28fbd-5f5f-4f6c-9e3a-6c1b2e3f4a18", { NULL }, false },
 	{ "image_not_string.json", true, false, 400, "containers[0].image is not a string", 1,
@@ -313,6 +318,7 @@ static void check_response(const struct expect *e, const char *req, size_t req_l
 		CHECK_INT(code, e->code);
 		CHECK(json_str_eq(&d, json_path(&d, r, "status.status"), "Failure"));
 		CHECK(patch == NULL);
+		CHECK_INT(res->patched, 0); /* the webhook logs it */
 		if (!strstr(res->message, e->message)) {
 			fprintf(stderr, "%s:%d: %s: message \"%s\" lacks \"%s\"\n", __FILE__, __LINE__,
 				e->file, res->message, e->message);

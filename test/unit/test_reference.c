@@ -128,6 +128,20 @@ static const struct bad_case bad_cases[] = {
 	{ "@" D64, "repository name is empty" },
 };
 
+/* A NUL byte (a JSON "\u0000") is no separator in a digest algorithm: the
+ * fuzzer found "sha2\0x..." accepted, and the rewritten reference then cut
+ * short at the NUL. */
+static void test_nul_in_digest(void)
+{
+	static const char in[] = "reg.io/app@sha2\0x:0123456789abcdef0123456789abcdef";
+	struct k8s_reference r;
+	char err[256] = "";
+
+	CHECK(k8s_reference_parse(in, sizeof(in) - 1, &r, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "bad digest") != NULL);
+	k8s_reference_free(&r);
+}
+
 static void test_bad(void)
 {
 	for (size_t i = 0; i < OG_ARRAY_LEN(bad_cases); i++) {
@@ -261,6 +275,7 @@ int main(void)
 {
 	test_ok();
 	test_bad();
+	test_nul_in_digest();
 	test_nul_and_length();
 	test_match();
 	test_rewrite();

@@ -42,6 +42,13 @@ static void test_valid(void)
 			T0 + 600, &tok, &life, err), 0);
 	CHECK_INT(life, 3000);
 	free(tok);
+
+	/* A huge expires_in with issued_at: no overflow (found by fuzz_token:
+	 * issued_at + expires_in overflowed), the lifetime is capped. */
+	CHECK_INT(parse("{\"token\":\"t\",\"expires_in\":9223372036854775807,"
+			"\"issued_at\":\"2026-01-01T00:00:00Z\"}", T0 + 100, &tok, &life, err), 0);
+	CHECK_INT(life, 3600);
+	free(tok);
 }
 
 static void test_invalid(void)
