@@ -1,8 +1,9 @@
 #include "util/config.h"
 
+#include "util/ascii.h"
+#include "util/names.h"
 #include "util/xalloc.h"
 
-#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -239,7 +240,7 @@ static const struct config_option options[] = {
 
 	{ .section = "connector", .name = "address", .type = CFG_URL,
 	  .default_value = NULL, .reloadable = true, .in_connector = true,
-	  .offset = C(address, struct config_url),
+	  .offset = C(address, struct url_base),
 	  .doc = "upstream registry base URL" },
 	{ .section = "connector", .name = "username", .type = CFG_STRING,
 	  .default_value = "", .reloadable = true, .in_connector = true,
@@ -289,7 +290,7 @@ union config_value {
 	uint64_t ms;
 	bool b;
 	struct config_list list;
-	struct config_url url;
+	struct url_base url;
 	int e;
 };
 
@@ -378,31 +379,6 @@ static bool is_blank(char c)
 	return c == ' ' || c == '\t';
 }
 
-static bool is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static bool is_lower_alnum(char c)
-{
-	return (c >= 'a' && c <= 'z') || is_digit(c);
-}
-
-static bool is_alnum(char c)
-{
-	return is_lower_alnum(c) || (c >= 'A' && c <= 'Z');
-}
-
-static bool is_hex(char c)
-{
-	return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-static char to_lower(char c)
-{
-	return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-}
-
 /* A comment starts at ';' or '#' at the start of a value or after a blank,
  * so that values such as "a;b" or "robot#1" need no quotes. */
 static bool starts_comment(const char *s, size_t i, size_t start)
@@ -417,9 +393,9 @@ static enum num_scan scan_u64(const char **s, uint64_t *out)
 	const char *c = *s;
 	uint64_t n = 0;
 
-	if (!is_digit(*c))
+	if (!ascii_is_digit(*c))
 		return NUM_NONE;
-	for (; is_digit(*c); c++) {
+	for (; ascii_is_digit(*c); c++) {
 		unsigned d = (unsigned)(*c - '0');
 		if (n > (UINT64_MAX - d) / 10)
 			return NUM_OVERFLOW;
@@ -475,102 +451,6 @@ static void format_bound(const struct config_option *opt, uint64_t v, char *buf,
 		snprintf(buf, cap, "%llu", (unsigned long long)v);
 }
 
-/* ---- names and hosts ---- */
-
-/* Kubernetes' IsDNS1123Label: a namespace. */
-static bool is_dns1123_label(const char *s, size_t n)
-{
-	if (n == 0 || n > 63 || !is_lower_alnum(s[0]) || !is_lower_alnum(s[n - 1]))
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!is_lower_alnum(s[i]) && s[i] != '-')
-			return false;
-	return true;
-}
-
-/* Kubernetes' IsDNS1123Subdomain: an object name. Like Kubernetes, only the
- * whole name is limited to 253, not each dot-separated part. */
-static bool is_dns1123_subdomain(const char *s, size_t n)
-{
-	size_t start = 0;
-
-	if (n == 0 || n > 253)
-		return false;
-	for (size_t i = 0; i <= n; i++) {
-		if (i < n && s[i] != '.') {
-			if (!is_lower_alnum(s[i]) && s[i] != '-')
-				return false;
-			continue;
-		}
-		if (i == start || !is_lower_alnum(s[start]) || !is_lower_alnum(s[i - 1]))
-			return false;
-		start = i + 1;
-	}
-	return true;
-}
-
-static bool is_ip(int af, const char *s, size_t n)
-{
-	char buf[64];
-	unsigned char addr[16];
-
-	if (n >= sizeof(buf))
-		return false;
-	memcpy(buf, s, n);
-	buf[n] = '\0';
-	return inet_pton(af, buf, addr) == 1;
-}
-
-static bool is_host_label(const char *s, size_t n)
-{
-	if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!is_alnum(s[i]) && s[i] != '-')
-			return false;
-	return true;
-}
-
-/* An IPv4 literal or a DNS name (RFC 1123), not an IPv6 literal. */
-static bool is_host(const char *s, size_t n)
-{
-	bool numeric = true;
-	size_t start = 0;
-
-	if (n == 0 || n > 253)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!is_digit(s[i]) && s[i] != '.')
-			numeric = false;
-	if (numeric)
-		return is_ip(AF_INET, s, n);
-	for (size_t i = 0; i <= n; i++) {
-		if (i < n && s[i] != '.')
-			continue;
-		if (!is_host_label(s + start, i - start))
-			return false;
-		start = i + 1;
-	}
-	return true;
-}
-
-static bool scan_port(const char *s, size_t n, unsigned min, uint16_t *out)
-{
-	unsigned v = 0;
-
-	if (n == 0 || n > 5)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		if (!is_digit(s[i]))
-			return false;
-		v = v * 10 + (unsigned)(s[i] - '0');
-	}
-	if (v < min || v > 65535)
-		return false;
-	*out = (uint16_t)v;
-	return true;
-}
-
 /* ---- type parsers: each reads a NUL-terminated value into *v ---- */
 
 static int parse_path(struct parser *p, const struct config_option *opt, const char *s,
@@ -616,7 +496,7 @@ static int parse_address(struct parser *p, const struct config_option *opt, cons
 		host = s + 1;
 		hn = (size_t)(close - host);
 		port = close + 2;
-		if (!is_ip(AF_INET6, host, hn))
+		if (!names_ipv6(og_str_make(host, hn)))
 			return fail(p, "%s: '%.*s' is not an IPv6 address", opt->name, (int)hn,
 				    host);
 	} else {
@@ -629,11 +509,11 @@ static int parse_address(struct parser *p, const struct config_option *opt, cons
 		if (memchr(host, ':', hn))
 			return fail(p, "%s: an IPv6 address needs brackets, like [::1]:5000",
 				    opt->name);
-		if (hn && !is_host(host, hn))
+		if (hn && !names_host(og_str_make(host, hn)))
 			return fail(p, "%s: '%.*s' is not an IP address or host name", opt->name,
 				    (int)hn, host);
 	}
-	if (!scan_port(port, strlen(port), 0, &out->port))
+	if (names_port(og_str_make(port, strlen(port)), 0, &out->port) != 0)
 		return fail(p, "%s: port must be a number from 0 to 65535", opt->name);
 	out->host = x_strndup(host, hn);
 	return 0;
@@ -775,91 +655,13 @@ static void parse_list(const char *s, struct config_list *out)
 	}
 }
 
-/* RFC 3986 pchar plus '/', with percent-escapes well-formed. */
-static bool is_url_path(const char *s)
-{
-	for (; *s; s++) {
-		if (*s == '%') {
-			if (!is_hex(s[1]) || !is_hex(s[2]))
-				return false;
-			s += 2;
-		} else if (!is_alnum(*s) && !strchr("-._~!$&'()*+,;=:@/", *s)) {
-			return false;
-		}
-	}
-	return true;
-}
-
-static int url_authority(struct parser *p, const struct config_option *opt, const char *s,
-			 size_t n, struct config_url *out)
-{
-	const char *host = s, *port = NULL;
-	size_t hn = n, pn = 0;
-
-	if (memchr(s, '@', n))
-		return fail(p, "%s: credentials in the URL are not allowed; use username and password",
-			    opt->name);
-	if (n && s[0] == '[') {
-		const char *close = memchr(s, ']', n);
-		if (!close || (close + 1 < s + n && close[1] != ':'))
-			goto bad_host;
-		host = s + 1;
-		hn = (size_t)(close - host);
-		if (!is_ip(AF_INET6, host, hn))
-			goto bad_host;
-		if (close + 1 < s + n) {
-			port = close + 2;
-			pn = (size_t)(s + n - port);
-		}
-	} else {
-		const char *colon = memchr(s, ':', n);
-		if (colon) {
-			hn = (size_t)(colon - s);
-			port = colon + 1;
-			pn = (size_t)(s + n - port);
-		}
-		if (!is_host(host, hn))
-			goto bad_host;
-	}
-	out->port = out->https ? 443 : 80;
-	if (port && !scan_port(port, pn, 1, &out->port))
-		return fail(p, "%s: port must be a number from 1 to 65535", opt->name);
-	out->host = x_strndup(host, hn);
-	for (char *c = out->host; *c; c++)
-		*c = to_lower(*c);
-	return 0;
-bad_host:
-	return fail(p, "%s: '%.*s' is not a valid host in a URL", opt->name, (int)n, s);
-}
-
 static int parse_url(struct parser *p, const struct config_option *opt, const char *s,
-		     struct config_url *out)
+		     struct url_base *out)
 {
-	size_t skip, an, pn;
-	const char *path;
+	char why[300];
 
-	if (strncasecmp(s, "https://", 8) == 0) {
-		out->https = true;
-		skip = 8;
-	} else if (strncasecmp(s, "http://", 7) == 0) {
-		skip = 7;
-	} else {
-		return fail(p, "%s: expected an http:// or https:// URL like https://registry.example.com",
-			    opt->name);
-	}
-	an = strcspn(s + skip, "/?#");
-	path = s + skip + an;
-	if (strpbrk(path, "?#"))
-		return fail(p, "%s: a registry URL takes no query or fragment", opt->name);
-	if (!is_url_path(path))
-		return fail(p, "%s: invalid character in the URL path", opt->name);
-	if (url_authority(p, opt, s + skip, an, out) != 0)
-		return -1;
-	pn = strlen(path);
-	while (pn && path[pn - 1] == '/')
-		pn--;
-	out->path_prefix = x_strndup(path, pn);
-	out->text = x_strdup(s);
+	if (url_base_parse(out, s, strlen(s), why, sizeof(why)) != 0)
+		return fail(p, "%s: %s", opt->name, why);
 	return 0;
 }
 
@@ -944,7 +746,7 @@ static void free_field(enum config_type type, void *field)
 		break;
 	}
 	case CFG_URL: {
-		struct config_url *u = field;
+		struct url_base *u = field;
 		free(u->host);
 		free(u->path_prefix);
 		free(u->text);
@@ -987,7 +789,7 @@ static void store_field(enum config_type type, void *field, const union config_v
 		*(struct config_list *)field = v->list;
 		break;
 	case CFG_URL:
-		*(struct config_url *)field = v->url;
+		*(struct url_base *)field = v->url;
 		break;
 	case CFG_ENUM:
 		*(int *)field = v->e;
@@ -1030,7 +832,7 @@ static bool field_equal(enum config_type type, const void *a, const void *b)
 		return true;
 	}
 	case CFG_URL: {
-		const struct config_url *x = a, *y = b;
+		const struct url_base *x = a, *y = b;
 		return x->https == y->https && x->port == y->port &&
 		       str_equal(x->host, y->host) && str_equal(x->path_prefix, y->path_prefix);
 	}
@@ -1248,10 +1050,10 @@ static int begin_connector(struct parser *p, const char *arg)
 	if (!slash)
 		return fail(p, "connector \"%s\": expected \"NAMESPACE/NAME\"", arg);
 	nsn = (size_t)(slash - arg);
-	if (!is_dns1123_label(arg, nsn))
+	if (!names_dns1123_label(og_str_make(arg, nsn)))
 		return fail(p, "connector namespace '%.*s' is not a DNS-1123 label (lower-case letters, digits and '-', at most 63, starting and ending with a letter or digit)",
 			    (int)nsn, arg);
-	if (!is_dns1123_subdomain(slash + 1, strlen(slash + 1)))
+	if (!names_dns1123_subdomain(og_str_make(slash + 1, strlen(slash + 1))))
 		return fail(p, "connector name '%s' is not a DNS-1123 subdomain (lower-case letters, digits, '-' and '.', at most 253, starting and ending with a letter or digit)",
 			    slash + 1);
 	for (size_t i = 0; i < cfg->n_connectors; i++) {

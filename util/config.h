@@ -12,6 +12,7 @@
 #define OCIGATE_UTIL_CONFIG_H
 
 #include "util/common.h"
+#include "util/url.h"
 
 #include <stdio.h>
 
@@ -53,13 +54,6 @@ static inline bool config_address_set(const struct config_address *a)
 	return a->host != NULL;
 }
 
-struct config_url {
-	bool https;
-	char *host;        /* lower-cased; IPv6 without brackets */
-	uint16_t port;     /* as written, else 80 or 443 */
-	char *path_prefix; /* "" or "/a/b": starts with '/', never ends with '/' */
-	char *text;        /* the value as written */
-};
 
 struct config_list {
 	char **items;
@@ -68,7 +62,7 @@ struct config_list {
 
 struct config_connector {
 	char *ns, *name;
-	struct config_url address;
+	struct url_base address;
 	char *username;
 	char *password;      /* from password_file when that was given and files were checked */
 	char *password_file; /* absolute path (if base_dir was) or NULL */
