@@ -10,6 +10,12 @@ static inline bool ascii_is_digit(char c)
 	return c >= '0' && c <= '9';
 }
 
+/* Space and tab: the blanks of HTTP (OWS) and of INI lines. */
+static inline bool ascii_is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
 static inline bool ascii_is_upper(char c)
 {
 	return c >= 'A' && c <= 'Z';

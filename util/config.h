@@ -1,5 +1,6 @@
 /* ocigate's configuration file: one INI-style file whose
- * every option is a row of one table (config_options()). That table drives
+ * every option is a row of one table (config_options(), util/config_options.c;
+ * the INI syntax is util/ini.c). That table drives
  * parsing, defaults, `ocigate --check-config`, the printed option help and
  * the cross-check of packaging/ocigate.conf.example, so an option cannot be
  * added in one place and forgotten in another.
