@@ -2,28 +2,12 @@
 
 #include <string.h>
 
+#include "util/ascii.h"
 #include "util/base64.h"
 
 static bool cred_is_ows(char c)
 {
 	return c == ' ' || c == '\t';
-}
-
-static bool cred_is_alnum(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9');
-}
-
-/* RFC 9110 tchar */
-static bool cred_is_tchar(char c)
-{
-	return cred_is_alnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
-static bool cred_is_ctl(unsigned char c)
-{
-	return c < 0x20 || c == 0x7f;
 }
 
 static struct og_str cred_trim(struct og_str s)
@@ -42,7 +26,7 @@ static bool cred_is_token68(struct og_str s)
 {
 	size_t i = 0;
 
-	while (i < s.n && (cred_is_alnum(s.p[i]) ||
+	while (i < s.n && (ascii_is_alnum(s.p[i]) ||
 			   (s.p[i] && strchr("-._~+/", s.p[i]))))
 		i++;
 	if (i == 0)
@@ -60,7 +44,7 @@ static enum cred_result cred_parse_basic(struct og_str cred, char *buf,
 	if (n < 0)
 		return CRED_MALFORMED;
 	for (ssize_t i = 0; i < n; i++)
-		if (cred_is_ctl((unsigned char)buf[i]))
+		if (ascii_is_ctl((unsigned char)buf[i]))
 			return CRED_MALFORMED;
 	const char *colon = memchr(buf, ':', (size_t)n);
 	if (!colon)
@@ -86,7 +70,7 @@ enum cred_result cred_parse_authorization(struct og_str value, char *buf,
 		i++;
 	struct og_str scheme = og_str_make(value.p, i);
 	for (size_t k = 0; k < scheme.n; k++)
-		if (!cred_is_tchar(scheme.p[k]))
+		if (!ascii_is_tchar(scheme.p[k]))
 			return CRED_MALFORMED;
 	bool basic = og_str_ieq(scheme, "basic");
 	if (!basic && !og_str_ieq(scheme, "bearer"))

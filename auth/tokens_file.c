@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "util/ascii.h"
 #include "util/xalloc.h"
 
 #define TOKENS_FILE_MAX_BYTES (64u << 20)
@@ -52,13 +53,6 @@ static void OG_PRINTF(2, 3) tokens_errorf(struct tokens_parser *tp,
 	va_end(ap);
 }
 
-static bool tokens_is_ctl(char c)
-{
-	unsigned char u = (unsigned char)c;
-
-	return u < 0x20 || u == 0x7f;
-}
-
 /* Fields may hold a token, so they are wiped before they are freed. */
 static void tokens_fields_free(struct tokens_fields *fs)
 {
@@ -92,7 +86,7 @@ static int tokens_read_field(struct tokens_parser *tp, struct og_str line,
 		char c = line.p[i];
 		if (!quoted && c == ',')
 			break;
-		if (tokens_is_ctl(c)) {
+		if (ascii_is_ctl(c)) {
 			tokens_errorf(tp, "control character in a field");
 			goto fail;
 		}

@@ -63,86 +63,6 @@ static const char *k8s_show(const struct json_doc *d, int tok, char *buf, size_t
 	return buf;
 }
 
-/* ---- URLs ---- */
-
-static bool k8s_url_is_hex(char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-/* RFC 3986 pchar plus '/', with well-formed percent escapes. */
-static bool k8s_url_path_ok(const char *s)
-{
-	for (; *s; s++) {
-		if (*s == '%') {
-			if (!k8s_url_is_hex(s[1]) || !k8s_url_is_hex(s[2]))
-				return false;
-			s += 2;
-		} else if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-			     (*s >= '0' && *s <= '9') || strchr("-._~!$&'()*+,;=:@/", *s))) {
-			return false;
-		}
-	}
-	return true;
-}
-
-static bool k8s_url_scheme(const char *s, size_t n, size_t *skip)
-{
-	static const char *const schemes[] = { "http://", "https://" };
-
-	for (size_t i = 0; i < OG_ARRAY_LEN(schemes); i++) {
-		size_t k = strlen(schemes[i]);
-		if (n >= k && og_str_ieq(og_str_make(s, k), schemes[i])) {
-			*skip = k;
-			return true;
-		}
-	}
-	return false;
-}
-
-int k8s_url_parse(struct k8s_url *u, const char *s, size_t n, char *err, size_t err_cap)
-{
-	struct url base;
-	size_t skip, an, pn;
-
-	memset(u, 0, sizeof(*u));
-	if (!k8s_url_scheme(s, n, &skip))
-		return k8s_fail(err, err_cap, "expected an http:// or https:// URL");
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f)
-			return k8s_fail(err, err_cap, "invalid character in the URL");
-	if (memchr(s, '?', n) || memchr(s, '#', n))
-		return k8s_fail(err, err_cap, "a query or fragment is not allowed");
-	for (an = skip; an < n && s[an] != '/'; an++)
-		if (s[an] == '@')
-			return k8s_fail(err, err_cap, "credentials in the URL are not allowed");
-	if (url_parse(og_str_make(s, n), &base) != 0)
-		return k8s_fail(err, err_cap, "'%.*s' is not a valid host and port",
-				(int)OG_MIN(an - skip, 256), s + skip);
-	if (!k8s_url_path_ok(base.target)) {
-		url_free(&base);
-		return k8s_fail(err, err_cap, "invalid character in the URL path");
-	}
-	pn = strlen(base.target);
-	while (pn && base.target[pn - 1] == '/')
-		pn--;
-	u->https = base.https;
-	u->host = base.host;
-	u->port = base.port;
-	u->path_prefix = x_strndup(base.target, pn);
-	u->text = x_strndup(s, n);
-	free(base.target);
-	return 0;
-}
-
-void k8s_url_free(struct k8s_url *u)
-{
-	free(u->host);
-	free(u->path_prefix);
-	free(u->text);
-	memset(u, 0, sizeof(*u));
-}
-
 /* ---- reading fields ---- */
 
 static const char *k8s_article(const struct json_doc *d, int tok)
@@ -690,7 +610,7 @@ static int k8s_connector_spec(const struct json_doc *d, int spec, const char *wh
 
 	if (k8s_required(d, spec, "address", what, "spec.address", &address, err, cap) != 0)
 		return -1;
-	if (k8s_url_parse(&out->address, address, strlen(address), uerr, sizeof(uerr)) != 0) {
+	if (url_base_parse(&out->address, address, strlen(address), uerr, sizeof(uerr)) != 0) {
 		k8s_fail(err, cap, "%s: spec.address: %s", what, uerr);
 		free(address);
 		return -1;
@@ -719,7 +639,7 @@ static int k8s_connector_spec(const struct json_doc *d, int spec, const char *wh
 /* Everything after class_name. */
 static void k8s_connector_free_spec(struct k8s_connector *c)
 {
-	k8s_url_free(&c->address);
+	url_base_free(&c->address);
 	free(c->auth_name);
 	free(c->secret_name);
 	free(c->secret_namespace);

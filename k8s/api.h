@@ -22,6 +22,7 @@
 #include "auth/auth.h"
 #include "util/common.h"
 #include "util/json.h"
+#include "util/url.h"
 
 struct evbuffer;
 
@@ -39,23 +40,6 @@ struct evbuffer;
 #define K8S_API_MAX_EXTRA_KEYS 256
 #define K8S_API_MAX_EXTRA_VALUES 1024
 #define K8S_API_MAX_AUDIENCES 256
-
-/* ---- URLs ---- */
-
-/* A base URL (registry address, API server): http(s)://host[:port][/prefix],
- * no credentials, query or fragment. */
-struct k8s_url {
-	bool https;
-	char *host;        /* lower-cased; IPv6 without brackets */
-	uint16_t port;     /* as written, else 80 or 443 */
-	char *path_prefix; /* "" or "/a/b": starts with '/', never ends with '/' */
-	char *text;        /* as written */
-};
-
-/* On error returns -1 with a reason in err (no prefix) and *u zeroed. */
-OG_WARN_UNUSED int k8s_url_parse(struct k8s_url *u, const char *s, size_t n, char *err,
-				 size_t err_cap);
-void k8s_url_free(struct k8s_url *u);
 
 /* ---- Status ---- */
 
@@ -177,7 +161,7 @@ struct k8s_meta {
 struct k8s_connector {
 	struct k8s_meta meta;
 	char *class_name;       /* spec.connectorClassName, NULL if absent */
-	struct k8s_url address; /* spec.address */
+	struct url_base address; /* spec.address */
 	char *auth_name;        /* spec.auth.name, NULL if absent */
 	char *secret_name;      /* spec.auth.secretRef.name, NULL: no credentials */
 	char *secret_namespace; /* spec.auth.secretRef.namespace, else meta.ns */

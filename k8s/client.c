@@ -87,7 +87,7 @@ struct k8s_request {
 struct k8s_client {
 	struct event_base *base;
 	struct evdns_base *dns;
-	struct k8s_url url;
+	struct url_base url;
 	char *host_header;
 	char *tls_host;
 	bool tls_ready;
@@ -1060,7 +1060,7 @@ struct k8s_client *k8s_client_new(struct event_base *base, struct evdns_base *dn
 	c->connect_tv = k8s_ms_tv(c->o.connect_timeout_ms);
 	c->watch_tv = k8s_ms_tv(c->o.watch_idle_ms);
 	c->idle_tv = k8s_ms_tv(c->o.idle_conn_ms);
-	if (!o->server || k8s_url_parse(&c->url, o->server, strlen(o->server), why, sizeof(why)) != 0) {
+	if (!o->server || url_base_parse(&c->url, o->server, strlen(o->server), why, sizeof(why)) != 0) {
 		snprintf(err, cap, "server: %s", o->server ? why : "missing");
 		goto fail;
 	}
@@ -1128,7 +1128,7 @@ void k8s_client_free(struct k8s_client *c)
 	free(c->token_file);
 	free(c->host_header);
 	free(c->tls_host);
-	k8s_url_free(&c->url);
+	url_base_free(&c->url);
 	free(c);
 }
 

@@ -7,9 +7,11 @@
 
 #include <event2/buffer.h>
 
+#include "util/ascii.h"
 #include "util/base64.h"
 #include "util/json.h"
 #include "util/jwt.h"
+#include "util/names.h"
 #include "util/json_write.h"
 #include "util/xalloc.h"
 
@@ -31,66 +33,34 @@ void k8s_credprov_opts_init(struct k8s_credprov_opts *o, const char *proxy)
 
 /* ---- --proxy ---- */
 
-static bool credprov_is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static bool credprov_is_hex(char c)
-{
-	return credprov_is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-static bool credprov_is_label_char(char c)
-{
-	return credprov_is_digit(c) || (c >= 'a' && c <= 'z') || c == '-';
-}
-
-/* A DNS name or dotted IPv4 address in lower case: labels of letters,
- * digits and '-', not starting or ending with '-'. */
+/* A DNS name or dotted IPv4 address (util/names.h) in lower case and
+ * without the trailing dot, as image references name it. */
 static int credprov_check_name(const char *p, size_t n, char *err, size_t err_cap)
 {
-	size_t label = 0;
+	struct og_str s = og_str_make(p, n);
 
 	if (n == 0) {
 		snprintf(err, err_cap, "the host is empty");
 		return -1;
 	}
-	for (size_t i = 0; i <= n; i++) {
-		if (i == n || p[i] == '.') {
-			if (label == 0 || p[i - 1] == '-') {
-				snprintf(err, err_cap, "'%.*s' is not a host name", (int)n, p);
-				return -1;
-			}
-			label = 0;
-			continue;
-		}
-		if (p[i] >= 'A' && p[i] <= 'Z') {
+	if (p[n - 1] == '.' || !names_host(s)) {
+		snprintf(err, err_cap, "'%.*s' is not a host name", (int)n, p);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (ascii_is_upper(p[i])) {
 			snprintf(err, err_cap,
 				 "'%.*s' must be written in lower case, as image references name it",
 				 (int)n, p);
 			return -1;
 		}
-		if (!credprov_is_label_char(p[i]) || (label == 0 && p[i] == '-')) {
-			snprintf(err, err_cap, "'%.*s' is not a host name", (int)n, p);
-			return -1;
-		}
-		label++;
 	}
 	return 0;
 }
 
 static int credprov_check_ipv6(const char *p, size_t n, char *err, size_t err_cap)
 {
-	bool colon = false, ok = n > 0;
-
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] == ':')
-			colon = true;
-		else if (!credprov_is_hex(p[i]) && p[i] != '.')
-			ok = false;
-	}
-	if (!ok || !colon) {
+	if (!names_ipv6(og_str_make(p, n))) {
 		snprintf(err, err_cap, "the bracketed host is not an IPv6 address");
 		return -1;
 	}
@@ -99,20 +69,9 @@ static int credprov_check_ipv6(const char *p, size_t n, char *err, size_t err_ca
 
 static int credprov_check_port(const char *p, size_t n, char *err, size_t err_cap)
 {
-	unsigned long port = 0;
+	uint16_t port;
 
-	if (n == 0 || n > 5) {
-		snprintf(err, err_cap, "the port must be a number from 1 to 65535");
-		return -1;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (!credprov_is_digit(p[i])) {
-			snprintf(err, err_cap, "the port must be a number from 1 to 65535");
-			return -1;
-		}
-		port = port * 10 + (unsigned long)(p[i] - '0');
-	}
-	if (port == 0 || port > 65535) {
+	if (names_port(og_str_make(p, n), 1, &port) != 0) {
 		snprintf(err, err_cap, "the port must be a number from 1 to 65535");
 		return -1;
 	}
@@ -185,7 +144,7 @@ int k8s_credprov_parse_duration(const char *s, int64_t *seconds)
 		int64_t v = 0, unit;
 		const char *start = p;
 
-		while (credprov_is_digit(*p)) {
+		while (ascii_is_digit(*p)) {
 			if (v > CREDPROV_MAX_DURATION)
 				return -1;
 			v = v * 10 + (*p - '0');

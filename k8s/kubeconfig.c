@@ -560,7 +560,7 @@ static int kc_cluster(struct kc_ctx *c, const struct kc_node *cl, const char *wh
 		return -1;
 	if (!server)
 		return kc_fail(c, "%s: server is missing", where);
-	if (k8s_url_parse(&out->server, server, strlen(server), uerr, sizeof(uerr)) != 0) {
+	if (url_base_parse(&out->server, server, strlen(server), uerr, sizeof(uerr)) != 0) {
 		free(server);
 		return kc_fail(c, "%s: server: %s", where, uerr);
 	}
@@ -886,7 +886,7 @@ int k8s_kubeconfig_in_cluster(const char *sa_dir, struct k8s_kubeconfig *out, ch
 	}
 	snprintf(url, sizeof(url), strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host,
 		 port);
-	if (k8s_url_parse(&out->server, url, strlen(url), uerr, sizeof(uerr)) != 0) {
+	if (url_base_parse(&out->server, url, strlen(url), uerr, sizeof(uerr)) != 0) {
 		snprintf(err, err_cap, "in-cluster: KUBERNETES_SERVICE_HOST/PORT give %s: %s", url,
 			 uerr);
 		return -1;
@@ -950,7 +950,7 @@ void k8s_kubeconfig_free(struct k8s_kubeconfig *kc)
 	free(kc->context);
 	free(kc->cluster_name);
 	free(kc->user_name);
-	k8s_url_free(&kc->server);
+	url_base_free(&kc->server);
 	free(kc->ca_pem);
 	free(kc->ca_file);
 	free(kc->tls_server_name);

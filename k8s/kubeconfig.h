@@ -29,7 +29,7 @@ struct k8s_kubeconfig {
 	char *cluster_name; /* NULL in-cluster */
 	char *user_name;    /* NULL in-cluster or when the context names no user */
 
-	struct k8s_url server;
+	struct url_base server;
 
 	/* Trust: at most one of ca_pem and ca_file; neither = system store. */
 	unsigned char *ca_pem; /* certificate-authority-data, decoded */

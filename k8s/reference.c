@@ -5,29 +5,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/ascii.h"
+#include "util/names.h"
 #include "util/xalloc.h"
 
 #define REF_HUB "docker.io"
 
-static bool ref_lower_alnum(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-
-static bool ref_alnum(char c)
-{
-	return ref_lower_alnum(c) || (c >= 'A' && c <= 'Z');
-}
-
-static bool ref_hex(char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
 static bool ref_has_upper(struct og_str s)
 {
 	for (size_t i = 0; i < s.n; i++)
-		if (s.p[i] >= 'A' && s.p[i] <= 'Z')
+		if (ascii_is_upper(s.p[i]))
 			return true;
 	return false;
 }
@@ -35,40 +22,6 @@ static bool ref_has_upper(struct og_str s)
 static const char *ref_memchr(struct og_str s, char c)
 {
 	return s.n ? memchr(s.p, c, s.n) : NULL;
-}
-
-/* One path component: [a-z0-9]+ joined by ".", "_", "__" or "-"+. */
-static bool ref_component_ok(struct og_str s)
-{
-	size_t i = 0;
-
-	while (i < s.n) {
-		size_t run = 0;
-
-		while (i < s.n && ref_lower_alnum(s.p[i])) {
-			i++;
-			run++;
-		}
-		if (!run)
-			return false;
-		if (i == s.n)
-			return true;
-		if (s.p[i] == '.') {
-			i++;
-		} else if (s.p[i] == '_') {
-			i++;
-			if (i < s.n && s.p[i] == '_')
-				i++;
-		} else if (s.p[i] == '-') {
-			while (i < s.n && s.p[i] == '-')
-				i++;
-		} else {
-			return false;
-		}
-		if (i == s.n)
-			return false;
-	}
-	return false;
 }
 
 static int ref_check_path(struct og_str path, char *err, size_t cap)
@@ -82,7 +35,7 @@ static int ref_check_path(struct og_str path, char *err, size_t cap)
 	for (size_t i = 0; i <= path.n; i++) {
 		if (i < path.n && path.p[i] != '/')
 			continue;
-		if (!ref_component_ok(og_str_make(path.p + start, i - start))) {
+		if (!names_oci_component(og_str_make(path.p + start, i - start))) {
 			snprintf(err, cap, "invalid reference format: bad repository path component \"%.*s\"",
 				 (int)OG_MIN(i - start, 128), path.p + start);
 			return -1;
@@ -92,151 +45,40 @@ static int ref_check_path(struct og_str path, char *err, size_t cap)
 	return 0;
 }
 
-/* A DNS name: labels of [A-Za-z0-9] with inner '-', joined by '.'. */
-static bool ref_dns_ok(struct og_str s)
-{
-	size_t start = 0;
-
-	for (size_t i = 0; i <= s.n; i++) {
-		size_t len;
-
-		if (i < s.n && s.p[i] != '.') {
-			if (!ref_alnum(s.p[i]) && s.p[i] != '-')
-				return false;
-			continue;
-		}
-		len = i - start;
-		if (!len || s.p[start] == '-' || s.p[i - 1] == '-')
-			return false;
-		start = i + 1;
-	}
-	return true;
-}
-
-static bool ref_ipv6_ok(struct og_str s)
-{
-	size_t colons = 0;
-
-	if (s.n < 2)
-		return false;
-	for (size_t i = 0; i < s.n; i++) {
-		if (s.p[i] == ':')
-			colons++;
-		else if (!ref_hex(s.p[i]) && s.p[i] != '.')
-			return false;
-	}
-	return colons >= 2;
-}
-
-static int ref_parse_port(struct og_str s, uint16_t *port)
-{
-	unsigned long v = 0;
-
-	if (!s.n || s.n > 5)
-		return -1;
-	for (size_t i = 0; i < s.n; i++) {
-		if (s.p[i] < '0' || s.p[i] > '9')
-			return -1;
-		v = v * 10 + (unsigned long)(s.p[i] - '0');
-	}
-	if (v == 0 || v > 65535)
-		return -1;
-	*port = (uint16_t)v;
-	return 0;
-}
-
 /* domain = host [":" port]; fills r->host (lower-cased) and r->port. */
 static int ref_parse_domain(struct og_str d, struct k8s_reference *r, char *err, size_t cap)
 {
-	struct og_str host = d, port = { NULL, 0 };
-	const char *colon;
+	struct names_hostport hp;
 
-	if (d.n && d.p[0] == '[') {
-		const char *close = ref_memchr(d, ']');
-
-		if (!close)
-			goto bad;
-		host = og_str_make(d.p + 1, (size_t)(close - d.p) - 1);
-		if (!ref_ipv6_ok(host))
-			goto bad;
-		if ((size_t)(close - d.p) + 1 < d.n) {
-			if (close[1] != ':')
-				goto bad;
-			port = og_str_make(close + 2, d.n - (size_t)(close - d.p) - 2);
-			if (ref_parse_port(port, &r->port) != 0)
-				goto bad;
-		}
-	} else {
-		colon = ref_memchr(d, ':');
-		if (colon) {
-			host = og_str_make(d.p, (size_t)(colon - d.p));
-			port = og_str_make(colon + 1, d.n - host.n - 1);
-			if (ref_parse_port(port, &r->port) != 0)
-				goto bad;
-		}
-		if (!ref_dns_ok(host))
-			goto bad;
+	if (names_hostport(d, &hp) != 0) {
+		snprintf(err, cap, "invalid reference format: bad registry host \"%.*s\"",
+			 (int)OG_MIN(d.n, 255), d.p);
+		return -1;
 	}
-	r->host = x_strndup(host.p, host.n);
+	r->port = hp.port;
+	r->host = x_strndup(hp.host.p, hp.host.n);
 	for (char *p = r->host; *p; p++)
-		if (*p >= 'A' && *p <= 'Z')
-			*p = (char)(*p - 'A' + 'a');
+		*p = ascii_lower(*p);
 	return 0;
-bad:
-	snprintf(err, cap, "invalid reference format: bad registry host \"%.*s\"",
-		 (int)OG_MIN(d.n, 255), d.p);
-	return -1;
 }
 
 static int ref_check_tag(struct og_str t, char *err, size_t cap)
 {
-	bool ok = t.n >= 1 && t.n <= K8S_REFERENCE_TAG_MAX && (ref_alnum(t.p[0]) || t.p[0] == '_');
-
-	for (size_t i = 1; ok && i < t.n; i++)
-		ok = ref_alnum(t.p[i]) || t.p[i] == '_' || t.p[i] == '.' || t.p[i] == '-';
-	if (!ok)
-		snprintf(err, cap, "invalid reference format: bad tag \"%.*s\"",
-			 (int)OG_MIN(t.n, 140), t.p);
-	return ok ? 0 : -1;
+	if (names_oci_tag(t))
+		return 0;
+	snprintf(err, cap, "invalid reference format: bad tag \"%.*s\"", (int)OG_MIN(t.n, 140), t.p);
+	return -1;
 }
 
-/* algorithm ":" hex; sha256 and sha512 must have their exact length in
- * lower case, as the runtimes check before pulling. */
+/* The digest grammar of the proxy's routes (util/names.h), so that a
+ * reference the webhook writes is one the proxy then serves. */
 static int ref_check_digest(struct og_str d, char *err, size_t cap)
 {
-	const char *colon = ref_memchr(d, ':');
-	struct og_str alg, hex;
-	bool ok = colon != NULL;
-	bool sep_ok = false;
-
-	if (!ok)
-		goto out;
-	alg = og_str_make(d.p, (size_t)(colon - d.p));
-	hex = og_str_make(colon + 1, d.n - alg.n - 1);
-	ok = alg.n > 0 && ((alg.p[0] >= 'a' && alg.p[0] <= 'z') || (alg.p[0] >= 'A' && alg.p[0] <= 'Z'));
-	for (size_t i = 1; ok && i < alg.n; i++) {
-		if (ref_alnum(alg.p[i])) {
-			sep_ok = true;
-		} else if (alg.p[i] && strchr("+._-", alg.p[i]) && sep_ok && i + 1 < alg.n &&
-			   ((alg.p[i + 1] >= 'a' && alg.p[i + 1] <= 'z') ||
-			    (alg.p[i + 1] >= 'A' && alg.p[i + 1] <= 'Z'))) {
-			sep_ok = false;
-		} else {
-			ok = false;
-		}
-	}
-	ok = ok && hex.n >= 32;
-	for (size_t i = 0; ok && i < hex.n; i++)
-		ok = ref_hex(hex.p[i]);
-	if (ok && og_str_eq(alg, "sha256"))
-		ok = hex.n == 64 && !ref_has_upper(hex);
-	if (ok && og_str_eq(alg, "sha512"))
-		ok = hex.n == 128 && !ref_has_upper(hex);
-out:
-	if (!ok)
-		snprintf(err, cap, "invalid reference format: bad digest \"%.*s\"",
-			 (int)OG_MIN(d.n, 200), d.p);
-	return ok ? 0 : -1;
+	if (names_oci_digest(d))
+		return 0;
+	snprintf(err, cap, "invalid reference format: bad digest \"%.*s\"", (int)OG_MIN(d.n, 200),
+		 d.p);
+	return -1;
 }
 
 static bool ref_is_hex64(struct og_str s)
@@ -244,7 +86,7 @@ static bool ref_is_hex64(struct og_str s)
 	if (s.n != 64)
 		return false;
 	for (size_t i = 0; i < s.n; i++)
-		if (!ref_hex(s.p[i]) || (s.p[i] >= 'A' && s.p[i] <= 'F'))
+		if (!ascii_is_lower_hex(s.p[i]))
 			return false;
 	return true;
 }

@@ -5,9 +5,12 @@
  *   name       := [ domain "/" ] path
  *   domain     := host [ ":" port ]        host: DNS name, IPv4, or [IPv6]
  *   path       := component ( "/" component )*
- *   component  := [a-z0-9]+ ( ( "." | "_" | "__" | "-"+ ) [a-z0-9]+ )*
- *   tag        := [A-Za-z0-9_] [A-Za-z0-9_.-]{0,127}
- *   digest     := algorithm ":" hex       algorithm: [A-Za-z][A-Za-z0-9]* joined by [+._-]
+ *
+ * host, port, component, tag and digest are the rules of util/names.h, the
+ * same the proxy's routes check: a digest is the OCI one (lower-case
+ * algorithm, sha256 with exactly 64 and sha512 with exactly 128 lower-case
+ * hex digits), so an upper-case algorithm or hex, or a short sha256, is
+ * refused here rather than written into a pod the proxy would then refuse.
  *
  * The first component is the registry host when it contains '.' or ':',
  * is "localhost", or has an upper-case letter; otherwise the image is on

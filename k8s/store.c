@@ -128,7 +128,7 @@ struct k8s_conn_ent {
 	unsigned seen_gen;
 	char *ns, *name, *class_name, *rv;
 	char *invalid;              /* why the object cannot be used, or NULL */
-	struct k8s_url url;
+	struct url_base url;
 	char *secret_ns, *secret_name, *ca_secret_name;
 	int64_t generation;
 	char *status_json;          /* the object's .status as JSON text, or NULL */
@@ -468,7 +468,7 @@ static void k8s_conn_clear(struct k8s_store *s, struct k8s_conn_ent *c)
 	free(c->secret_ns);
 	free(c->secret_name);
 	free(c->ca_secret_name);
-	k8s_url_free(&c->url);
+	url_base_free(&c->url);
 	c->class_name = c->rv = c->invalid = c->secret_ns = c->secret_name = NULL;
 	c->ca_secret_name = c->status_json = NULL;
 }

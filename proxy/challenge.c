@@ -3,22 +3,16 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util/ascii.h"
 #include "util/url.h"
 
 struct challenge_lexer {
 	const char *p, *end;
 };
 
-static bool challenge_is_tchar(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       (c && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
 static bool challenge_is_token68_char(char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
+	return ascii_is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
 }
 
 static void challenge_skip_ows(struct challenge_lexer *lx)
@@ -38,7 +32,7 @@ static struct og_str challenge_token(struct challenge_lexer *lx)
 {
 	const char *s = lx->p;
 
-	while (lx->p < lx->end && challenge_is_tchar(*lx->p))
+	while (lx->p < lx->end && ascii_is_tchar(*lx->p))
 		lx->p++;
 	return og_str_make(s, (size_t)(lx->p - s));
 }

@@ -2,25 +2,8 @@
 
 #include <string.h>
 
-#define ROUTE_NAME_MAX 255
-#define ROUTE_TAG_MAX 128
-#define ROUTE_LABEL_MAX 63
-#define ROUTE_SUBDOMAIN_MAX 253
-
-static bool route_is_lower_alnum(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-
-static bool route_is_alnum(char c)
-{
-	return route_is_lower_alnum(c) || (c >= 'A' && c <= 'Z');
-}
-
-static bool route_is_lower_hex(char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-}
+#include "util/ascii.h"
+#include "util/names.h"
 
 /* Escapes and alternative separators are refused outright so that nothing
  * can change what a later hop sees as a segment; any other byte outside the
@@ -63,157 +46,6 @@ static bool route_ends_with(struct og_str s, const char *suffix)
 	size_t m = strlen(suffix);
 
 	return s.n >= m && memcmp(s.p + s.n - m, suffix, m) == 0;
-}
-
-/* [a-z0-9]([-a-z0-9]*[a-z0-9])? */
-static bool route_valid_dns_part(struct og_str s)
-{
-	if (s.n == 0)
-		return false;
-	if (!route_is_lower_alnum(s.p[0]) || !route_is_lower_alnum(s.p[s.n - 1]))
-		return false;
-	for (size_t i = 0; i < s.n; i++)
-		if (!route_is_lower_alnum(s.p[i]) && s.p[i] != '-')
-			return false;
-	return true;
-}
-
-bool route_valid_k8s_label(struct og_str s)
-{
-	return s.n <= ROUTE_LABEL_MAX && route_valid_dns_part(s);
-}
-
-/* Kubernetes checks the whole subdomain against one regex and a 253 limit;
- * its dot-separated parts have no 63 limit of their own, so neither here. */
-bool route_valid_k8s_subdomain(struct og_str s)
-{
-	size_t start = 0;
-
-	if (s.n == 0 || s.n > ROUTE_SUBDOMAIN_MAX)
-		return false;
-	for (size_t i = 0; i <= s.n; i++) {
-		if (i < s.n && s.p[i] != '.')
-			continue;
-		if (!route_valid_dns_part(route_sub(s, start, i)))
-			return false;
-		start = i + 1;
-	}
-	return true;
-}
-
-/* One path-component: [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)* */
-static bool route_valid_component(struct og_str s)
-{
-	size_t i = 0;
-
-	while (i < s.n) {
-		size_t run = i;
-		while (i < s.n && route_is_lower_alnum(s.p[i]))
-			i++;
-		if (i == run)
-			return false;
-		if (i == s.n)
-			return true;
-		size_t sep = i;
-		char c = s.p[i];
-		if (c == '.') {
-			i++;
-		} else if (c == '_') {
-			i++;
-			if (i < s.n && s.p[i] == '_')
-				i++;
-		} else if (c == '-') {
-			while (i < s.n && s.p[i] == '-')
-				i++;
-		} else {
-			return false;
-		}
-		if (i == s.n || i == sep)
-			return false;
-	}
-	return false;
-}
-
-bool route_valid_repository(struct og_str s)
-{
-	size_t start = 0;
-
-	if (s.n == 0 || s.n > ROUTE_NAME_MAX)
-		return false;
-	for (size_t i = 0; i <= s.n; i++) {
-		if (i < s.n && s.p[i] != '/')
-			continue;
-		if (!route_valid_component(route_sub(s, start, i)))
-			return false;
-		start = i + 1;
-	}
-	return true;
-}
-
-bool route_valid_tag(struct og_str s)
-{
-	if (s.n == 0 || s.n > ROUTE_TAG_MAX)
-		return false;
-	if (!route_is_alnum(s.p[0]) && s.p[0] != '_')
-		return false;
-	for (size_t i = 1; i < s.n; i++) {
-		char c = s.p[i];
-		if (!route_is_alnum(c) && c != '_' && c != '.' && c != '-')
-			return false;
-	}
-	return true;
-}
-
-/* algorithm: [a-z0-9]+([+._-][a-z0-9]+)* */
-static bool route_valid_algorithm(struct og_str s)
-{
-	bool need_alnum = true;
-
-	for (size_t i = 0; i < s.n; i++) {
-		char c = s.p[i];
-		if (route_is_lower_alnum(c)) {
-			need_alnum = false;
-		} else if (!need_alnum &&
-			   (c == '+' || c == '.' || c == '_' || c == '-')) {
-			need_alnum = true;
-		} else {
-			return false;
-		}
-	}
-	return !need_alnum;
-}
-
-static bool route_valid_hex(struct og_str s, size_t want)
-{
-	if (s.n != want)
-		return false;
-	for (size_t i = 0; i < s.n; i++)
-		if (!route_is_lower_hex(s.p[i]))
-			return false;
-	return true;
-}
-
-bool route_valid_digest(struct og_str s)
-{
-	if (s.n == 0)
-		return false;
-	const char *colon = memchr(s.p, ':', s.n);
-	if (!colon)
-		return false;
-	struct og_str alg = route_sub(s, 0, (size_t)(colon - s.p));
-	struct og_str enc = route_sub(s, alg.n + 1, s.n);
-	if (!route_valid_algorithm(alg) || enc.n == 0)
-		return false;
-	if (og_str_eq(alg, "sha256"))
-		return route_valid_hex(enc, 64);
-	if (og_str_eq(alg, "sha512"))
-		return route_valid_hex(enc, 128);
-	for (size_t i = 0; i < enc.n; i++) {
-		char c = enc.p[i];
-		if (!route_is_alnum(c) && c != '=' && c != '_' && c != '-')
-			return false;
-	}
-	return true;
 }
 
 /* Bytes, dot segments and empty segments. A final empty segment (trailing
@@ -327,22 +159,24 @@ static enum route_error route_split_shape(struct og_str r, struct route *out)
 
 static enum route_error route_validate(struct route *rt)
 {
-	if (!route_valid_k8s_label(rt->ns))
+	if (!names_dns1123_label(rt->ns))
 		return ROUTE_E_NAMESPACE;
-	if (!route_valid_k8s_subdomain(rt->connector))
+	if (!names_dns1123_subdomain(rt->connector))
 		return ROUTE_E_CONNECTOR;
-	if (!route_valid_repository(rt->repo))
+	if (!names_oci_repository(rt->repo))
 		return ROUTE_E_NAME;
 	switch (rt->kind) {
 	case ROUTE_MANIFEST:
+		/* a tag never contains ':'; a reference that is neither a tag
+		 * nor a digest names a manifest that cannot exist */
 		rt->ref_is_digest = memchr(rt->ref.p, ':', rt->ref.n) != NULL;
-		if (rt->ref_is_digest)
-			return route_valid_digest(rt->ref) ? ROUTE_OK : ROUTE_E_DIGEST;
-		return route_valid_tag(rt->ref) ? ROUTE_OK : ROUTE_E_REFERENCE;
+		if (rt->ref_is_digest ? names_oci_digest(rt->ref) : names_oci_tag(rt->ref))
+			return ROUTE_OK;
+		return ROUTE_E_REFERENCE;
 	case ROUTE_BLOB:
 	case ROUTE_REFERRERS:
 		rt->ref_is_digest = true;
-		return route_valid_digest(rt->ref) ? ROUTE_OK : ROUTE_E_DIGEST;
+		return names_oci_digest(rt->ref) ? ROUTE_OK : ROUTE_E_DIGEST;
 	default:
 		return ROUTE_OK;
 	}
@@ -402,6 +236,7 @@ int route_error_status(enum route_error e)
 	case ROUTE_OK:
 		return 200;
 	case ROUTE_E_NOT_FOUND:
+	case ROUTE_E_REFERENCE:
 		return 404;
 	default:
 		return 400;
@@ -416,7 +251,7 @@ const char *route_error_code(enum route_error e)
 	case ROUTE_E_NOT_FOUND:
 		return "NAME_UNKNOWN";
 	case ROUTE_E_REFERENCE:
-		return "TAG_INVALID";
+		return "MANIFEST_UNKNOWN";
 	case ROUTE_E_DIGEST:
 		return "DIGEST_INVALID";
 	default:
@@ -450,9 +285,9 @@ const char *route_error_message(enum route_error e)
 		       "[a-z0-9] separated by '/', with '.', '_', '__' or '-' "
 		       "only between letters or digits, at most 255 characters";
 	case ROUTE_E_REFERENCE:
-		return "manifest reference is not valid: it must be a tag "
-		       "([a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}) or a digest "
-		       "(algorithm:encoded)";
+		return "manifest unknown: the reference is neither a tag "
+		       "([a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}) nor a digest "
+		       "(algorithm:encoded, sha256: with 64 lowercase hex digits)";
 	case ROUTE_E_DIGEST:
 		return "digest is not valid: it must be algorithm:encoded, e.g. "
 		       "sha256: followed by 64 lowercase hex digits";
@@ -475,7 +310,7 @@ static bool route_link_path(struct og_str url, struct og_str *path)
 	if (url.n >= 2 && url.p[0] == '/' && url.p[1] == '/') {
 		i = 2;
 	} else if (url.n > 0 && url.p[0] != '/') {
-		while (i < url.n && (route_is_alnum(url.p[i]) || url.p[i] == '+' ||
+		while (i < url.n && (ascii_is_alnum(url.p[i]) || url.p[i] == '+' ||
 				     url.p[i] == '-' || url.p[i] == '.'))
 			i++;
 		if (i == 0 || url.n - i < 3 || memcmp(url.p + i, "://", 3) != 0)

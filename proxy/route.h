@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "util/common.h"
+#include "util/names.h"
 
 enum route_kind {
 	ROUTE_BASE,
@@ -24,7 +25,7 @@ enum route_error {
 	ROUTE_E_NAMESPACE,	/* NS is not a DNS-1123 label: 400 */
 	ROUTE_E_CONNECTOR,	/* NAME is not a DNS-1123 subdomain: 400 */
 	ROUTE_E_NAME,		/* REPO fails the distribution name grammar: 400 */
-	ROUTE_E_REFERENCE,	/* manifest REF neither tag nor digest: 400 */
+	ROUTE_E_REFERENCE,	/* manifest REF neither tag nor digest: 404 MANIFEST_UNKNOWN */
 	ROUTE_E_DIGEST,		/* blob/referrers DIGEST invalid: 400 */
 };
 
@@ -50,18 +51,26 @@ struct route {
 OG_WARN_UNUSED enum route_error route_parse(const char *target, size_t len,
 					    struct route *out);
 
-/* HTTP status for a route error: 404 for ROUTE_E_NOT_FOUND, else 400. */
+/* HTTP status for a route error: 404 for ROUTE_E_NOT_FOUND and
+ * ROUTE_E_REFERENCE (what a registry answers for a manifest that cannot
+ * exist), else 400. */
 int route_error_status(enum route_error e);
 /* OCI distribution error code ("NAME_UNKNOWN", "NAME_INVALID", ...). */
 const char *route_error_code(enum route_error e);
 /* One human sentence saying what is wrong and what the rule is. */
 const char *route_error_message(enum route_error e);
 
-bool route_valid_k8s_label(struct og_str s);	 /* namespace */
-bool route_valid_k8s_subdomain(struct og_str s); /* connector name */
-bool route_valid_repository(struct og_str s);	 /* distribution name grammar */
-bool route_valid_tag(struct og_str s);
-bool route_valid_digest(struct og_str s);
+/* The grammars live in util/names.h; these two names stay for the callers
+ * in proxy/exchange.c. */
+static inline bool route_valid_repository(struct og_str s)
+{
+	return names_oci_repository(s);
+}
+
+static inline bool route_valid_digest(struct og_str s)
+{
+	return names_oci_digest(s);
+}
 
 /* Rewrites the target of a Link header value from upstream (tags/list and
  * referrers pagination, RFC 8288: `<URL>; rel="next"`) so that it points back

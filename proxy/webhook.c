@@ -600,7 +600,7 @@ static void wh_store_address(struct webhook *w, struct k8s_store *s, const char 
 {
 	struct connector *c = k8s_store_find_connector(s, og_str_make(ns, strlen(ns)),
 						       og_str_make(name, strlen(name)));
-	struct k8s_url u;
+	struct url_base u;
 	char err[256];
 
 	if (c && c->host && *c->host) {
@@ -608,11 +608,11 @@ static void wh_store_address(struct webhook *w, struct k8s_store *s, const char 
 		out->https = c->https;
 		out->port = c->port;
 	} else if (c && c->address && *c->address &&
-		   k8s_url_parse(&u, c->address, strlen(c->address), err, sizeof(err)) == 0) {
+		   url_base_parse(&u, c->address, strlen(c->address), err, sizeof(err)) == 0) {
 		wh_copy(w->scratch_host, sizeof(w->scratch_host), u.host);
 		out->https = u.https;
 		out->port = u.port;
-		k8s_url_free(&u);
+		url_base_free(&u);
 	} else {
 		wh_copy(w->scratch_invalid, sizeof(w->scratch_invalid),
 			c && c->unavailable ? c->unavailable : "spec.address is not usable");

@@ -2,10 +2,7 @@
 
 #include <string.h>
 
-static int og_lower(int c)
-{
-	return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
-}
+#include "util/ascii.h"
 
 bool og_str_ieq(struct og_str s, const char *lit)
 {
@@ -13,7 +10,7 @@ bool og_str_ieq(struct og_str s, const char *lit)
 	if (n != s.n)
 		return false;
 	for (size_t i = 0; i < n; i++)
-		if (og_lower((unsigned char)s.p[i]) != og_lower((unsigned char)lit[i]))
+		if (ascii_lower(s.p[i]) != ascii_lower(lit[i]))
 			return false;
 	return true;
 }
@@ -26,7 +23,7 @@ bool og_str_eq(struct og_str s, const char *lit)
 
 int og_hex_value(char c)
 {
-	if (c >= '0' && c <= '9')
+	if (ascii_is_digit(c))
 		return c - '0';
 	if (c >= 'a' && c <= 'f')
 		return c - 'a' + 10;

@@ -1,277 +1,19 @@
 #include "util/config.h"
 
+#include "util/ascii.h"
+#include "util/config_priv.h"
+#include "util/ini.h"
+#include "util/names.h"
 #include "util/xalloc.h"
 
-#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#define KIB 1024ULL
-#define MIB (1024ULL * KIB)
-#define GIB (1024ULL * MIB)
-#define MS_SECOND 1000ULL
-#define MS_MINUTE (60ULL * MS_SECOND)
-#define MS_HOUR (60ULL * MS_MINUTE)
-/* Longer timeouts are typos, and a bound keeps timeval arithmetic safe. */
-#define MAX_DURATION_MS (24ULL * MS_HOUR)
-
-/* offsetof that refuses to compile when the field's C type is not the one
- * the row's config_type stores into, so the table cannot drift from the
- * struct silently. */
-#define FIELD(S, m, T) (offsetof(S, m) + 0 * sizeof(_Generic(((S *)0)->m, T : 1)))
-#define G(m, T) FIELD(struct config, m, T)
-#define C(m, T) FIELD(struct config_connector, m, T)
-
-static const char *const log_level_words[] = { "debug", "info", "warn", "error", NULL };
-
-static const struct config_option options[] = {
-	{ .section = "server", .name = "listen", .type = CFG_ADDRESS,
-	  .default_value = "127.0.0.1:5000", .reloadable = false,
-	  .offset = G(server.listen, struct config_address),
-	  .doc = "where runtimes connect (plain HTTP); empty = no plain listener (needs [tls] listen)" },
-	{ .section = "server", .name = "public_address", .type = CFG_STRING,
-	  .default_value = "", .reloadable = false,
-	  .offset = G(server.public_address, char *),
-	  .doc = "host:port that appears in rewritten images and status URLs (empty = same as listen)" },
-	{ .section = "server", .name = "admin_listen", .type = CFG_ADDRESS,
-	  .default_value = "", .reloadable = false,
-	  .offset = G(server.admin_listen, struct config_address),
-	  .doc = "where GET /metrics (Prometheus), /healthz and /readyz are served (plain HTTP); empty = nowhere" },
-	{ .section = "server", .name = "max_connections", .type = CFG_UINT,
-	  .default_value = "10000", .reloadable = false, .min = 1, .max = 1000000,
-	  .offset = G(server.max_connections, unsigned),
-	  .doc = "client connections held at once; beyond it new ones wait in the kernel backlog" },
-	{ .section = "server", .name = "header_timeout", .type = CFG_DURATION,
-	  .default_value = "10s", .reloadable = true, .min = 1, .max = MAX_DURATION_MS,
-	  .offset = G(server.header_timeout_ms, uint64_t),
-	  .doc = "time to receive a whole request head, from its first byte" },
-	{ .section = "server", .name = "idle_timeout", .type = CFG_DURATION,
-	  .default_value = "60s", .reloadable = true, .min = 1, .max = MAX_DURATION_MS,
-	  .offset = G(server.idle_timeout_ms, uint64_t),
-	  .doc = "keep-alive connection with no request in flight" },
-	{ .section = "server", .name = "send_timeout", .type = CFG_DURATION,
-	  .default_value = "60s", .reloadable = true, .min = 1, .max = MAX_DURATION_MS,
-	  .offset = G(server.send_timeout_ms, uint64_t),
-	  .doc = "client that accepts no response bytes for this long is dropped" },
-	{ .section = "server", .name = "shutdown_timeout", .type = CFG_DURATION,
-	  .default_value = "30s", .reloadable = false, .min = 0, .max = MAX_DURATION_MS,
-	  .offset = G(server.shutdown_timeout_ms, uint64_t),
-	  .doc = "on SIGTERM, how long in-flight requests may finish (0 = close at once)" },
-	{ .section = "server", .name = "max_header_bytes", .type = CFG_SIZE,
-	  .default_value = "16k", .reloadable = true, .min = KIB, .max = MIB,
-	  .offset = G(server.max_header_bytes, size_t),
-	  .doc = "request head limit (431 beyond)" },
-	{ .section = "server", .name = "max_headers", .type = CFG_UINT,
-	  .default_value = "100", .reloadable = true, .min = 8, .max = 1000,
-	  .offset = G(server.max_headers, unsigned),
-	  .doc = "header fields per request or response" },
-	{ .section = "server", .name = "body_buffer", .type = CFG_SIZE,
-	  .default_value = "256k", .reloadable = true, .min = 16 * KIB, .max = 64 * MIB,
-	  .offset = G(server.body_buffer, size_t),
-	  .doc = "bytes queued towards one client before ocigate stops reading from the upstream" },
-
-	{ .section = "upstream", .name = "connect_timeout", .type = CFG_DURATION,
-	  .default_value = "10s", .reloadable = true, .min = 1, .max = MAX_DURATION_MS,
-	  .offset = G(upstream.connect_timeout_ms, uint64_t),
-	  .doc = "TCP connect + TLS handshake" },
-	{ .section = "upstream", .name = "read_timeout", .type = CFG_DURATION,
-	  .default_value = "60s", .reloadable = true, .min = 1, .max = MAX_DURATION_MS,
-	  .offset = G(upstream.read_timeout_ms, uint64_t),
-	  .doc = "upstream silent for this long (headers or body) is an error" },
-	{ .section = "upstream", .name = "pool_max_idle", .type = CFG_UINT,
-	  .default_value = "64", .reloadable = true, .min = 0, .max = 1024,
-	  .offset = G(upstream.pool_max_idle, unsigned),
-	  .doc = "idle keep-alive connections kept per upstream origin of a connector" },
-	{ .section = "upstream", .name = "pool_idle_timeout", .type = CFG_DURATION,
-	  .default_value = "60s", .reloadable = true, .min = 1, .max = MAX_DURATION_MS,
-	  .offset = G(upstream.pool_idle_timeout_ms, uint64_t),
-	  .doc = "idle pooled connection lifetime" },
-	{ .section = "upstream", .name = "max_response_header_bytes", .type = CFG_SIZE,
-	  .default_value = "64k", .reloadable = true, .min = KIB, .max = MIB,
-	  .offset = G(upstream.max_response_header_bytes, size_t),
-	  .doc = "upstream response head limit" },
-
-	{ .section = "auth", .name = "tokens_file", .type = CFG_PATH,
-	  .default_value = NULL, .reloadable = true,
-	  .offset = G(auth.tokens_file, char *),
-	  .doc = "static client tokens, kube-apiserver token file format: token,user,uid,\"group1,group2\"" },
-	{ .section = "auth", .name = "realm", .type = CFG_STRING,
-	  .default_value = "ocigate", .reloadable = true,
-	  .offset = G(auth.realm, char *),
-	  .doc = "realm in the WWW-Authenticate challenge" },
-
-	{ .section = "log", .name = "level", .type = CFG_ENUM,
-	  .default_value = "info", .reloadable = true, .enum_words = log_level_words,
-	  .offset = G(log.level, int),
-	  .doc = "least severe level that is logged" },
-	{ .section = "log", .name = "access_log", .type = CFG_BOOL,
-	  .default_value = "yes", .reloadable = true,
-	  .offset = G(log.access_log, bool),
-	  .doc = "one line per request" },
-
-	{ .section = "kubernetes", .name = "kubeconfig", .type = CFG_PATH,
-	  .default_value = "", .reloadable = false,
-	  .offset = G(kubernetes.kubeconfig, char *),
-	  .doc = "kubeconfig file for the API server; unset = in-cluster (KUBERNETES_SERVICE_HOST/_PORT and the Pod's ServiceAccount)" },
-	{ .section = "kubernetes", .name = "context", .type = CFG_STRING,
-	  .default_value = "", .reloadable = false,
-	  .offset = G(kubernetes.context, char *),
-	  .doc = "kubeconfig context to use (empty = its current-context)" },
-	{ .section = "kubernetes", .name = "audiences", .type = CFG_LIST,
-	  .default_value = "", .reloadable = false,
-	  .offset = G(kubernetes.audiences, struct config_list),
-	  .doc = "TokenReview spec.audiences: client tokens must be issued for one of them (empty = the API server's)" },
-	{ .section = "kubernetes", .name = "namespaces", .type = CFG_LIST,
-	  .default_value = "", .reloadable = false,
-	  .offset = G(kubernetes.namespaces, struct config_list),
-	  .doc = "namespaces whose Connectors are served (empty = all namespaces)" },
-	{ .section = "kubernetes", .name = "strict_subresource", .type = CFG_BOOL,
-	  .default_value = "no", .reloadable = false,
-	  .offset = G(kubernetes.strict_subresource, bool),
-	  .doc = "authorize with verb * on connectors/proxy instead of get on connectors" },
-	{ .section = "kubernetes", .name = "token_cache_ttl", .type = CFG_DURATION,
-	  .default_value = "2m", .reloadable = false, .min = 0, .max = MAX_DURATION_MS,
-	  .offset = G(kubernetes.token_cache_ttl_ms, uint64_t),
-	  .doc = "how long an authenticated TokenReview is reused, never past the token's exp (0 = not cached)" },
-	{ .section = "kubernetes", .name = "token_cache_negative_ttl", .type = CFG_DURATION,
-	  .default_value = "10s", .reloadable = false, .min = 0, .max = MAX_DURATION_MS,
-	  .offset = G(kubernetes.token_cache_negative_ttl_ms, uint64_t),
-	  .doc = "how long a rejected token is answered 401 without asking again (0 = not cached)" },
-	{ .section = "kubernetes", .name = "sar_allowed_ttl", .type = CFG_DURATION,
-	  .default_value = "5m", .reloadable = false, .min = 0, .max = MAX_DURATION_MS,
-	  .offset = G(kubernetes.sar_allowed_ttl_ms, uint64_t),
-	  .doc = "how long an allowed SubjectAccessReview is reused (0 = not cached)" },
-	{ .section = "kubernetes", .name = "sar_denied_ttl", .type = CFG_DURATION,
-	  .default_value = "30s", .reloadable = false, .min = 0, .max = MAX_DURATION_MS,
-	  .offset = G(kubernetes.sar_denied_ttl_ms, uint64_t),
-	  .doc = "how long a denied SubjectAccessReview is reused (0 = not cached)" },
-	{ .section = "kubernetes", .name = "cache_size", .type = CFG_UINT,
-	  .default_value = "10000", .reloadable = false, .min = 1, .max = 10000000,
-	  .offset = G(kubernetes.cache_size, unsigned),
-	  .doc = "entries of each decision cache (tokens, access reviews); the least recently used go first" },
-	{ .section = "kubernetes", .name = "api_timeout", .type = CFG_DURATION,
-	  .default_value = "10s", .reloadable = false, .min = 100, .max = 10 * MS_MINUTE,
-	  .offset = G(kubernetes.api_timeout_ms, uint64_t),
-	  .doc = "one API server request (connect, TLS, answer); a review that takes longer is a 503" },
-	{ .section = "kubernetes", .name = "leader_election", .type = CFG_BOOL,
-	  .default_value = "yes", .reloadable = false,
-	  .offset = G(kubernetes.leader_election, bool),
-	  .doc = "run the status writer and the pull-secret refresher only on the replica holding a coordination.k8s.io/v1 Lease (no = on every replica)" },
-	{ .section = "kubernetes", .name = "lease_namespace", .type = CFG_STRING,
-	  .default_value = "", .reloadable = false,
-	  .offset = G(kubernetes.lease_namespace, char *),
-	  .doc = "namespace of the Lease (empty = the kubeconfig context's namespace, in-cluster the Pod's, else default)" },
-	{ .section = "kubernetes", .name = "lease_name", .type = CFG_STRING,
-	  .default_value = "ocigate", .reloadable = false,
-	  .offset = G(kubernetes.lease_name, char *),
-	  .doc = "name of the Lease; replicas sharing it elect one leader" },
-	{ .section = "kubernetes", .name = "lease_duration", .type = CFG_DURATION,
-	  .default_value = "15s", .reloadable = false, .min = 1000, .max = 10 * MS_MINUTE,
-	  .offset = G(kubernetes.lease_duration_ms, uint64_t),
-	  .doc = "how long after its last renew a Lease may be taken over by another replica (leaseDurationSeconds)" },
-	{ .section = "kubernetes", .name = "renew_deadline", .type = CFG_DURATION,
-	  .default_value = "10s", .reloadable = false, .min = 100, .max = 10 * MS_MINUTE,
-	  .offset = G(kubernetes.renew_deadline_ms, uint64_t),
-	  .doc = "the holder stops leading when no renew succeeded for this long; shorter than lease_duration" },
-	{ .section = "kubernetes", .name = "retry_period", .type = CFG_DURATION,
-	  .default_value = "2s", .reloadable = false, .min = 100, .max = 10 * MS_MINUTE,
-	  .offset = G(kubernetes.retry_period_ms, uint64_t),
-	  .doc = "how often the holder renews and the others try to acquire; shorter than renew_deadline" },
-
-	{ .section = "webhook", .name = "listen", .type = CFG_ADDRESS,
-	  .default_value = "0.0.0.0:8443", .reloadable = false,
-	  .offset = G(webhook.listen, struct config_address),
-	  .doc = "where the admission webhook listens (HTTPS); the webhook runs only when the file has a [webhook] section" },
-	{ .section = "webhook", .name = "cert_file", .type = CFG_PATH,
-	  .default_value = "", .reloadable = false,
-	  .offset = G(webhook.cert_file, char *),
-	  .doc = "PEM certificate chain of the webhook, leaf first (required with [webhook]); re-read when the file changes" },
-	{ .section = "webhook", .name = "key_file", .type = CFG_PATH,
-	  .default_value = "", .reloadable = false,
-	  .offset = G(webhook.key_file, char *),
-	  .doc = "PEM private key of cert_file (required with [webhook]); re-read when the file changes" },
-	{ .section = "webhook", .name = "inject", .type = CFG_BOOL,
-	  .default_value = "yes", .reloadable = false,
-	  .offset = G(webhook.inject, bool),
-	  .doc = "rewrite images of Pods labelled connectors.cpaas.io/proxy-inject=true; no = refuse such Pods" },
-	{ .section = "webhook", .name = "max_body", .type = CFG_SIZE,
-	  .default_value = "3m", .reloadable = false, .min = 4096, .max = 64 * MIB,
-	  .offset = G(webhook.max_body, size_t),
-	  .doc = "largest AdmissionReview request body accepted (413 beyond it)" },
-
-	{ .section = "tls", .name = "listen", .type = CFG_ADDRESS,
-	  .default_value = "", .reloadable = false,
-	  .offset = G(tls.listen, struct config_address),
-	  .doc = "where runtimes connect over TLS (1.2 or later, ALPN http/1.1); empty = no TLS listener" },
-	{ .section = "tls", .name = "cert_file", .type = CFG_PATH,
-	  .default_value = "", .reloadable = true,
-	  .offset = G(tls.cert_file, char *),
-	  .doc = "PEM certificate chain of the TLS listener, leaf first; re-read on SIGHUP and when the file changes" },
-	{ .section = "tls", .name = "key_file", .type = CFG_PATH,
-	  .default_value = "", .reloadable = true,
-	  .offset = G(tls.key_file, char *),
-	  .doc = "PEM private key of cert_file; a pair that does not load keeps the previous one" },
-
-	{ .section = "status", .name = "enabled", .type = CFG_BOOL,
-	  .default_value = "yes", .reloadable = false,
-	  .offset = G(status.enabled, bool),
-	  .doc = "Kubernetes mode: probe every oci Connector's registry and write its status (conditions, proxy URL)" },
-	{ .section = "status", .name = "probe_interval", .type = CFG_DURATION,
-	  .default_value = "60s", .reloadable = false, .min = 100, .max = MAX_DURATION_MS,
-	  .offset = G(status.probe_interval_ms, uint64_t),
-	  .doc = "how often each registry is probed (GET /v2/); changes to a Connector or its Secret probe at once, failures back off up to 4x this" },
-
-	{ .section = "pull_secrets", .name = "enabled", .type = CFG_BOOL,
-	  .default_value = "no", .reloadable = false,
-	  .offset = G(pull_secrets.enabled, bool),
-	  .doc = "Kubernetes mode: keep a kubernetes.io/dockerconfigjson Secret per ServiceAccount annotated connectors.cpaas.io/pull-secret fresh with TokenRequest" },
-	{ .section = "pull_secrets", .name = "expiration", .type = CFG_DURATION,
-	  .default_value = "1h", .reloadable = false, .min = 10 * 60 * 1000, .max = MAX_DURATION_MS,
-	  .offset = G(pull_secrets.expiration_ms, uint64_t),
-	  .doc = "lifetime asked for each token (TokenRequest expirationSeconds); the Secret is rewritten at 50-80% of the lifetime granted" },
-
-	{ .section = "connector", .name = "address", .type = CFG_URL,
-	  .default_value = NULL, .reloadable = true, .in_connector = true,
-	  .offset = C(address, struct config_url),
-	  .doc = "upstream registry base URL" },
-	{ .section = "connector", .name = "username", .type = CFG_STRING,
-	  .default_value = "", .reloadable = true, .in_connector = true,
-	  .offset = C(username, char *),
-	  .doc = "user name for the upstream registry" },
-	{ .section = "connector", .name = "password", .type = CFG_STRING,
-	  .default_value = "", .reloadable = true, .in_connector = true,
-	  .offset = C(password, char *),
-	  .doc = "password for the upstream registry; mutually exclusive with password_file" },
-	{ .section = "connector", .name = "password_file", .type = CFG_PATH,
-	  .default_value = "", .reloadable = true, .in_connector = true,
-	  .offset = C(password_file, char *),
-	  .doc = "file whose content (trailing newline stripped) is the password, read at load" },
-	{ .section = "connector", .name = "ca_file", .type = CFG_PATH,
-	  .default_value = "", .reloadable = true, .in_connector = true,
-	  .offset = C(ca_file, char *),
-	  .doc = "extra PEM CA certificates trusted for this upstream, besides the system store" },
-	{ .section = "connector", .name = "allow", .type = CFG_LIST,
-	  .default_value = "", .reloadable = true, .in_connector = true,
-	  .offset = C(allow, struct config_list),
-	  .doc = "user or group names allowed to pull; empty means nobody" },
-	{ .section = "connector", .name = "allow_push", .type = CFG_LIST,
-	  .default_value = "", .reloadable = true, .in_connector = true,
-	  .offset = C(allow_push, struct config_list),
-	  .doc = "user or group names allowed to push and delete; empty means nobody" },
-	{ .section = "connector", .name = "allow_insecure", .type = CFG_BOOL,
-	  .default_value = "no", .reloadable = true, .in_connector = true,
-	  .offset = C(allow_insecure, bool),
-	  .doc = "follow redirects to, and fetch tokens from, plain http:// hosts" },
-};
-
-#define N_OPTIONS OG_ARRAY_LEN(options)
 
 static const char *const section_names[] = { "server", "upstream", "auth", "log", "connector",
 					     "kubernetes", "webhook", "status", "pull_secrets", "tls" };
@@ -289,7 +31,7 @@ union config_value {
 	uint64_t ms;
 	bool b;
 	struct config_list list;
-	struct config_url url;
+	struct url_base url;
 	int e;
 };
 
@@ -301,37 +43,10 @@ struct parser {
 	unsigned line;
 	int section; /* index in section_names, -1 before the first header */
 	unsigned section_line[N_SECTIONS];
-	unsigned set_line[N_OPTIONS]; /* 0 = not set in the current section */
+	unsigned set_line[CONFIG_N_OPTIONS]; /* 0 = not set in the current section */
 	size_t conn_cap;
 	bool defaults; /* parsing the table's own defaults */
 };
-
-const struct config_option *config_options(size_t *n)
-{
-	*n = N_OPTIONS;
-	return options;
-}
-
-const struct config_option *config_find_option(const char *section, const char *name)
-{
-	for (size_t i = 0; i < N_OPTIONS; i++)
-		if (strcmp(options[i].section, section) == 0 && strcmp(options[i].name, name) == 0)
-			return &options[i];
-	return NULL;
-}
-
-const char *config_type_name(enum config_type type)
-{
-	static const char *const names[] = {
-		[CFG_STRING] = "string", [CFG_PATH] = "path",	  [CFG_ADDRESS] = "address",
-		[CFG_UINT] = "uint",	 [CFG_SIZE] = "size",	  [CFG_DURATION] = "duration",
-		[CFG_BOOL] = "bool",	 [CFG_LIST] = "list",	  [CFG_URL] = "url",
-		[CFG_ENUM] = "enum",
-	};
-	if ((size_t)type >= OG_ARRAY_LEN(names))
-		return "?";
-	return names[type];
-}
 
 /* ---- errors ---- */
 
@@ -371,44 +86,7 @@ static int fail(struct parser *p, const char *fmt, ...)
 	return -1;
 }
 
-/* ---- small lexical helpers ---- */
-
-static bool is_blank(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-static bool is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static bool is_lower_alnum(char c)
-{
-	return (c >= 'a' && c <= 'z') || is_digit(c);
-}
-
-static bool is_alnum(char c)
-{
-	return is_lower_alnum(c) || (c >= 'A' && c <= 'Z');
-}
-
-static bool is_hex(char c)
-{
-	return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-static char to_lower(char c)
-{
-	return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-}
-
-/* A comment starts at ';' or '#' at the start of a value or after a blank,
- * so that values such as "a;b" or "robot#1" need no quotes. */
-static bool starts_comment(const char *s, size_t i, size_t start)
-{
-	return (s[i] == ';' || s[i] == '#') && (i == start || is_blank(s[i - 1]));
-}
+/* ---- numbers ---- */
 
 enum num_scan { NUM_OK, NUM_NONE, NUM_OVERFLOW };
 
@@ -417,9 +95,9 @@ static enum num_scan scan_u64(const char **s, uint64_t *out)
 	const char *c = *s;
 	uint64_t n = 0;
 
-	if (!is_digit(*c))
+	if (!ascii_is_digit(*c))
 		return NUM_NONE;
-	for (; is_digit(*c); c++) {
+	for (; ascii_is_digit(*c); c++) {
 		unsigned d = (unsigned)(*c - '0');
 		if (n > (UINT64_MAX - d) / 10)
 			return NUM_OVERFLOW;
@@ -439,138 +117,6 @@ static bool mul_u64(uint64_t a, uint64_t b, uint64_t *out)
 }
 
 /* Shortest exact rendering with the largest unit, as a user would write it. */
-static void format_size(uint64_t n, char *buf, size_t cap)
-{
-	if (n && n % GIB == 0)
-		snprintf(buf, cap, "%llug", (unsigned long long)(n / GIB));
-	else if (n && n % MIB == 0)
-		snprintf(buf, cap, "%llum", (unsigned long long)(n / MIB));
-	else if (n && n % KIB == 0)
-		snprintf(buf, cap, "%lluk", (unsigned long long)(n / KIB));
-	else
-		snprintf(buf, cap, "%llu", (unsigned long long)n);
-}
-
-static void format_duration(uint64_t ms, char *buf, size_t cap)
-{
-	if (ms == 0)
-		snprintf(buf, cap, "0");
-	else if (ms % MS_HOUR == 0)
-		snprintf(buf, cap, "%lluh", (unsigned long long)(ms / MS_HOUR));
-	else if (ms % MS_MINUTE == 0)
-		snprintf(buf, cap, "%llum", (unsigned long long)(ms / MS_MINUTE));
-	else if (ms % MS_SECOND == 0)
-		snprintf(buf, cap, "%llus", (unsigned long long)(ms / MS_SECOND));
-	else
-		snprintf(buf, cap, "%llums", (unsigned long long)ms);
-}
-
-static void format_bound(const struct config_option *opt, uint64_t v, char *buf, size_t cap)
-{
-	if (opt->type == CFG_SIZE)
-		format_size(v, buf, cap);
-	else if (opt->type == CFG_DURATION)
-		format_duration(v, buf, cap);
-	else
-		snprintf(buf, cap, "%llu", (unsigned long long)v);
-}
-
-/* ---- names and hosts ---- */
-
-/* Kubernetes' IsDNS1123Label: a namespace. */
-static bool is_dns1123_label(const char *s, size_t n)
-{
-	if (n == 0 || n > 63 || !is_lower_alnum(s[0]) || !is_lower_alnum(s[n - 1]))
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!is_lower_alnum(s[i]) && s[i] != '-')
-			return false;
-	return true;
-}
-
-/* Kubernetes' IsDNS1123Subdomain: an object name. Like Kubernetes, only the
- * whole name is limited to 253, not each dot-separated part. */
-static bool is_dns1123_subdomain(const char *s, size_t n)
-{
-	size_t start = 0;
-
-	if (n == 0 || n > 253)
-		return false;
-	for (size_t i = 0; i <= n; i++) {
-		if (i < n && s[i] != '.') {
-			if (!is_lower_alnum(s[i]) && s[i] != '-')
-				return false;
-			continue;
-		}
-		if (i == start || !is_lower_alnum(s[start]) || !is_lower_alnum(s[i - 1]))
-			return false;
-		start = i + 1;
-	}
-	return true;
-}
-
-static bool is_ip(int af, const char *s, size_t n)
-{
-	char buf[64];
-	unsigned char addr[16];
-
-	if (n >= sizeof(buf))
-		return false;
-	memcpy(buf, s, n);
-	buf[n] = '\0';
-	return inet_pton(af, buf, addr) == 1;
-}
-
-static bool is_host_label(const char *s, size_t n)
-{
-	if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!is_alnum(s[i]) && s[i] != '-')
-			return false;
-	return true;
-}
-
-/* An IPv4 literal or a DNS name (RFC 1123), not an IPv6 literal. */
-static bool is_host(const char *s, size_t n)
-{
-	bool numeric = true;
-	size_t start = 0;
-
-	if (n == 0 || n > 253)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!is_digit(s[i]) && s[i] != '.')
-			numeric = false;
-	if (numeric)
-		return is_ip(AF_INET, s, n);
-	for (size_t i = 0; i <= n; i++) {
-		if (i < n && s[i] != '.')
-			continue;
-		if (!is_host_label(s + start, i - start))
-			return false;
-		start = i + 1;
-	}
-	return true;
-}
-
-static bool scan_port(const char *s, size_t n, unsigned min, uint16_t *out)
-{
-	unsigned v = 0;
-
-	if (n == 0 || n > 5)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		if (!is_digit(s[i]))
-			return false;
-		v = v * 10 + (unsigned)(s[i] - '0');
-	}
-	if (v < min || v > 65535)
-		return false;
-	*out = (uint16_t)v;
-	return true;
-}
-
 /* ---- type parsers: each reads a NUL-terminated value into *v ---- */
 
 static int parse_path(struct parser *p, const struct config_option *opt, const char *s,
@@ -616,7 +162,7 @@ static int parse_address(struct parser *p, const struct config_option *opt, cons
 		host = s + 1;
 		hn = (size_t)(close - host);
 		port = close + 2;
-		if (!is_ip(AF_INET6, host, hn))
+		if (!names_ipv6(og_str_make(host, hn)))
 			return fail(p, "%s: '%.*s' is not an IPv6 address", opt->name, (int)hn,
 				    host);
 	} else {
@@ -629,11 +175,11 @@ static int parse_address(struct parser *p, const struct config_option *opt, cons
 		if (memchr(host, ':', hn))
 			return fail(p, "%s: an IPv6 address needs brackets, like [::1]:5000",
 				    opt->name);
-		if (hn && !is_host(host, hn))
+		if (hn && !names_host(og_str_make(host, hn)))
 			return fail(p, "%s: '%.*s' is not an IP address or host name", opt->name,
 				    (int)hn, host);
 	}
-	if (!scan_port(port, strlen(port), 0, &out->port))
+	if (names_port(og_str_make(port, strlen(port)), 0, &out->port) != 0)
 		return fail(p, "%s: port must be a number from 0 to 65535", opt->name);
 	out->host = x_strndup(host, hn);
 	return 0;
@@ -646,8 +192,8 @@ static int fail_range(struct parser *p, const struct config_option *opt)
 {
 	char lo[32], hi[32];
 
-	format_bound(opt, opt->min, lo, sizeof(lo));
-	format_bound(opt, opt->max, hi, sizeof(hi));
+	config_format_bound(opt, opt->min, lo, sizeof(lo));
+	config_format_bound(opt, opt->max, hi, sizeof(hi));
 	if (opt->min == 0)
 		return fail(p, "%s: must be at most %s", opt->name, hi);
 	return fail(p, "%s: must be between %s and %s", opt->name, lo, hi);
@@ -760,11 +306,11 @@ static void parse_list(const char *s, struct config_list *out)
 
 	for (;;) {
 		size_t n = 0;
-		while (is_blank(*s))
+		while (ascii_is_blank(*s))
 			s++;
 		if (!*s)
 			return;
-		while (s[n] && !is_blank(s[n]))
+		while (s[n] && !ascii_is_blank(s[n]))
 			n++;
 		if (out->n == cap) {
 			cap = cap ? cap * 2 : 4;
@@ -775,91 +321,13 @@ static void parse_list(const char *s, struct config_list *out)
 	}
 }
 
-/* RFC 3986 pchar plus '/', with percent-escapes well-formed. */
-static bool is_url_path(const char *s)
-{
-	for (; *s; s++) {
-		if (*s == '%') {
-			if (!is_hex(s[1]) || !is_hex(s[2]))
-				return false;
-			s += 2;
-		} else if (!is_alnum(*s) && !strchr("-._~!$&'()*+,;=:@/", *s)) {
-			return false;
-		}
-	}
-	return true;
-}
-
-static int url_authority(struct parser *p, const struct config_option *opt, const char *s,
-			 size_t n, struct config_url *out)
-{
-	const char *host = s, *port = NULL;
-	size_t hn = n, pn = 0;
-
-	if (memchr(s, '@', n))
-		return fail(p, "%s: credentials in the URL are not allowed; use username and password",
-			    opt->name);
-	if (n && s[0] == '[') {
-		const char *close = memchr(s, ']', n);
-		if (!close || (close + 1 < s + n && close[1] != ':'))
-			goto bad_host;
-		host = s + 1;
-		hn = (size_t)(close - host);
-		if (!is_ip(AF_INET6, host, hn))
-			goto bad_host;
-		if (close + 1 < s + n) {
-			port = close + 2;
-			pn = (size_t)(s + n - port);
-		}
-	} else {
-		const char *colon = memchr(s, ':', n);
-		if (colon) {
-			hn = (size_t)(colon - s);
-			port = colon + 1;
-			pn = (size_t)(s + n - port);
-		}
-		if (!is_host(host, hn))
-			goto bad_host;
-	}
-	out->port = out->https ? 443 : 80;
-	if (port && !scan_port(port, pn, 1, &out->port))
-		return fail(p, "%s: port must be a number from 1 to 65535", opt->name);
-	out->host = x_strndup(host, hn);
-	for (char *c = out->host; *c; c++)
-		*c = to_lower(*c);
-	return 0;
-bad_host:
-	return fail(p, "%s: '%.*s' is not a valid host in a URL", opt->name, (int)n, s);
-}
-
 static int parse_url(struct parser *p, const struct config_option *opt, const char *s,
-		     struct config_url *out)
+		     struct url_base *out)
 {
-	size_t skip, an, pn;
-	const char *path;
+	char why[300];
 
-	if (strncasecmp(s, "https://", 8) == 0) {
-		out->https = true;
-		skip = 8;
-	} else if (strncasecmp(s, "http://", 7) == 0) {
-		skip = 7;
-	} else {
-		return fail(p, "%s: expected an http:// or https:// URL like https://registry.example.com",
-			    opt->name);
-	}
-	an = strcspn(s + skip, "/?#");
-	path = s + skip + an;
-	if (strpbrk(path, "?#"))
-		return fail(p, "%s: a registry URL takes no query or fragment", opt->name);
-	if (!is_url_path(path))
-		return fail(p, "%s: invalid character in the URL path", opt->name);
-	if (url_authority(p, opt, s + skip, an, out) != 0)
-		return -1;
-	pn = strlen(path);
-	while (pn && path[pn - 1] == '/')
-		pn--;
-	out->path_prefix = x_strndup(path, pn);
-	out->text = x_strdup(s);
+	if (url_base_parse(out, s, strlen(s), why, sizeof(why)) != 0)
+		return fail(p, "%s: %s", opt->name, why);
 	return 0;
 }
 
@@ -944,7 +412,7 @@ static void free_field(enum config_type type, void *field)
 		break;
 	}
 	case CFG_URL: {
-		struct config_url *u = field;
+		struct url_base *u = field;
 		free(u->host);
 		free(u->path_prefix);
 		free(u->text);
@@ -987,7 +455,7 @@ static void store_field(enum config_type type, void *field, const union config_v
 		*(struct config_list *)field = v->list;
 		break;
 	case CFG_URL:
-		*(struct config_url *)field = v->url;
+		*(struct url_base *)field = v->url;
 		break;
 	case CFG_ENUM:
 		*(int *)field = v->e;
@@ -1030,7 +498,7 @@ static bool field_equal(enum config_type type, const void *a, const void *b)
 		return true;
 	}
 	case CFG_URL: {
-		const struct config_url *x = a, *y = b;
+		const struct url_base *x = a, *y = b;
 		return x->https == y->https && x->port == y->port &&
 		       str_equal(x->host, y->host) && str_equal(x->path_prefix, y->path_prefix);
 	}
@@ -1043,18 +511,18 @@ static bool field_equal(enum config_type type, const void *a, const void *b)
 static void connector_free(struct config_connector *c)
 {
 	wipe(c->password);
-	for (size_t i = 0; i < N_OPTIONS; i++)
-		if (options[i].in_connector)
-			free_field(options[i].type, (char *)c + options[i].offset);
+	for (size_t i = 0; i < CONFIG_N_OPTIONS; i++)
+		if (config_table[i].in_connector)
+			free_field(config_table[i].type, (char *)c + config_table[i].offset);
 	free(c->ns);
 	free(c->name);
 }
 
 void config_free(struct config *cfg)
 {
-	for (size_t i = 0; i < N_OPTIONS; i++)
-		if (!options[i].in_connector)
-			free_field(options[i].type, (char *)cfg + options[i].offset);
+	for (size_t i = 0; i < CONFIG_N_OPTIONS; i++)
+		if (!config_table[i].in_connector)
+			free_field(config_table[i].type, (char *)cfg + config_table[i].offset);
 	for (size_t i = 0; i < cfg->n_connectors; i++)
 		connector_free(&cfg->connectors[i]);
 	free(cfg->connectors);
@@ -1184,8 +652,8 @@ static unsigned section_start(struct parser *p)
 static void apply_defaults(struct parser *p, bool in_connector, char *base)
 {
 	p->defaults = true;
-	for (size_t i = 0; i < N_OPTIONS; i++) {
-		const struct config_option *opt = &options[i];
+	for (size_t i = 0; i < CONFIG_N_OPTIONS; i++) {
+		const struct config_option *opt = &config_table[i];
 		union config_value v;
 		int rc;
 
@@ -1213,13 +681,13 @@ static int end_section(struct parser *p)
 
 	if (p->section < 0)
 		return 0;
-	for (size_t i = 0; i < N_OPTIONS; i++) {
-		if (!in_section(&options[i], p->section) || options[i].default_value ||
-		    p->set_line[i] || is_standalone_only(&options[i]))
+	for (size_t i = 0; i < CONFIG_N_OPTIONS; i++) {
+		if (!in_section(&config_table[i], p->section) || config_table[i].default_value ||
+		    p->set_line[i] || is_standalone_only(&config_table[i]))
 			continue;
 		section_label(p, label, sizeof(label));
 		return fail_at(p, section_start(p), "missing required option '%s' in section [%s]",
-			       options[i].name, label);
+			       config_table[i].name, label);
 	}
 	return 0;
 }
@@ -1248,10 +716,10 @@ static int begin_connector(struct parser *p, const char *arg)
 	if (!slash)
 		return fail(p, "connector \"%s\": expected \"NAMESPACE/NAME\"", arg);
 	nsn = (size_t)(slash - arg);
-	if (!is_dns1123_label(arg, nsn))
+	if (!names_dns1123_label(og_str_make(arg, nsn)))
 		return fail(p, "connector namespace '%.*s' is not a DNS-1123 label (lower-case letters, digits and '-', at most 63, starting and ending with a letter or digit)",
 			    (int)nsn, arg);
-	if (!is_dns1123_subdomain(slash + 1, strlen(slash + 1)))
+	if (!names_dns1123_subdomain(og_str_make(slash + 1, strlen(slash + 1))))
 		return fail(p, "connector name '%s' is not a DNS-1123 subdomain (lower-case letters, digits, '-' and '.', at most 253, starting and ending with a letter or digit)",
 			    slash + 1);
 	for (size_t i = 0; i < cfg->n_connectors; i++) {
@@ -1271,8 +739,8 @@ static int begin_connector(struct parser *p, const char *arg)
 	c->name = x_strdup(slash + 1);
 	c->line = p->line;
 	p->section = SECTION_CONNECTOR;
-	for (size_t i = 0; i < N_OPTIONS; i++)
-		if (options[i].in_connector)
+	for (size_t i = 0; i < CONFIG_N_OPTIONS; i++)
+		if (config_table[i].in_connector)
 			p->set_line[i] = 0;
 	apply_defaults(p, true, (char *)c);
 	return 0;
@@ -1286,121 +754,33 @@ static int find_section(const char *name)
 	return -1;
 }
 
-/* ---- lines ---- */
+/* ---- ini callbacks ---- */
 
-/* s[*i] is the opening quote. On success *i is just past the closing one. */
-static int lex_quoted(struct parser *p, const char *s, size_t n, size_t *i, char **out)
+static int on_section(void *ctx, unsigned line, const char *name, const char *arg)
 {
-	char *buf = x_malloc(n + 1);
-	size_t o = 0;
+	struct parser *p = ctx;
+	int section = find_section(name);
 
-	for (size_t k = *i + 1; k < n; k++) {
-		if (s[k] == '"') {
-			buf[o] = '\0';
-			*out = buf;
-			*i = k + 1;
-			return 0;
-		}
-		if (s[k] == '\\') {
-			if (k + 1 >= n || (s[k + 1] != '"' && s[k + 1] != '\\')) {
-				free(buf);
-				return fail(p, "only \\\" and \\\\ may follow a backslash in quotes");
-			}
-			k++;
-		}
-		buf[o++] = s[k];
-	}
-	free(buf);
-	return fail(p, "missing closing '\"'");
-}
-
-/* Nothing but blanks and a comment may follow a header or a quoted value. */
-static bool only_comment_left(const char *s, size_t n, size_t i)
-{
-	while (i < n && is_blank(s[i]))
-		i++;
-	return i == n || s[i] == ';' || s[i] == '#';
-}
-
-static int lex_value(struct parser *p, const char *s, size_t n, char **out)
-{
-	size_t i = 0, start, end;
-
-	while (i < n && is_blank(s[i]))
-		i++;
-	if (i < n && s[i] == '"') {
-		if (lex_quoted(p, s, n, &i, out) != 0)
-			return -1;
-		if (!only_comment_left(s, n, i)) {
-			free(*out);
-			return fail(p, "unexpected text after the closing quote");
-		}
-		return 0;
-	}
-	start = i;
-	for (end = start; end < n && !starts_comment(s, end, start); end++)
-		;
-	while (end > start && is_blank(s[end - 1]))
-		end--;
-	*out = x_strndup(s + start, end - start);
-	return 0;
-}
-
-static int parse_header(struct parser *p, const char *s, size_t n)
-{
-	size_t i = 1, name_end;
-	char *name = NULL, *arg = NULL;
-	int section, rc = -1;
-
-	while (i < n && s[i] != ']' && s[i] != '"' && !is_blank(s[i]))
-		i++;
-	name_end = i;
-	while (i < n && is_blank(s[i]))
-		i++;
-	if (i < n && s[i] == '"' && lex_quoted(p, s, n, &i, &arg) != 0)
-		goto out;
-	while (i < n && is_blank(s[i]))
-		i++;
-	if (name_end == 1 || i == n || s[i] != ']') {
-		fail(p, "malformed section header: expected [section] or [connector \"NAMESPACE/NAME\"]");
-		goto out;
-	}
-	if (!only_comment_left(s, n, i + 1)) {
-		fail(p, "unexpected text after the section header");
-		goto out;
-	}
-	name = x_strndup(s + 1, name_end - 1);
-	section = find_section(name);
-	if (section < 0) {
-		fail(p, "unknown section [%s]", name);
-		goto out;
-	}
-	if (section == SECTION_CONNECTOR && !arg) {
-		fail(p, "section [connector] needs a name: [connector \"NAMESPACE/NAME\"]");
-		goto out;
-	}
-	if (section != SECTION_CONNECTOR && arg) {
-		fail(p, "section [%s] takes no name", name);
-		goto out;
-	}
+	p->line = line;
+	if (section < 0)
+		return fail(p, "unknown section [%s]", name);
+	if (section == SECTION_CONNECTOR && !arg)
+		return fail(p, "section [connector] needs a name: [connector \"NAMESPACE/NAME\"]");
+	if (section != SECTION_CONNECTOR && arg)
+		return fail(p, "section [%s] takes no name", name);
 	if (end_section(p) != 0)
-		goto out;
+		return -1;
 	if (section == SECTION_CONNECTOR)
-		rc = begin_connector(p, arg);
-	else
-		rc = begin_global_section(p, section);
-out:
-	free(name);
-	free(arg);
-	return rc;
+		return begin_connector(p, arg);
+	return begin_global_section(p, section);
 }
 
 static const struct config_option *find_in_section(int section, const char *key, size_t n)
 {
-	for (size_t i = 0; i < N_OPTIONS; i++)
-		if (in_section(&options[i], section) && strlen(options[i].name) == n &&
-		    memcmp(options[i].name, key, n) == 0)
-			return &options[i];
+	for (size_t i = 0; i < CONFIG_N_OPTIONS; i++)
+		if (in_section(&config_table[i], section) && strlen(config_table[i].name) == n &&
+		    memcmp(config_table[i].name, key, n) == 0)
+			return &config_table[i];
 	return NULL;
 }
 
@@ -1413,9 +793,9 @@ static int check_exclusive(struct parser *p, const struct config_option *opt)
 		if (!opt->in_connector || strcmp(opt->name, pair[k]) != 0)
 			continue;
 		other = config_find_option("connector", pair[1 - k]);
-		if (p->set_line[other - options])
+		if (p->set_line[other - config_table])
 			return fail(p, "password and password_file are mutually exclusive (%s set on line %u)",
-				    other->name, p->set_line[other - options]);
+				    other->name, p->set_line[other - config_table]);
 	}
 	return 0;
 }
@@ -1440,7 +820,7 @@ static int set_option(struct parser *p, const char *key, size_t kn, const char *
 	section_label(p, label, sizeof(label));
 	if (!opt)
 		return fail(p, "unknown key '%.*s' in section [%s]", (int)kn, key, label);
-	row = (size_t)(opt - options);
+	row = (size_t)(opt - config_table);
 	if (p->set_line[row])
 		return fail(p, "duplicate key '%s' in section [%s] (first set on line %u)",
 			    opt->name, label, p->set_line[row]);
@@ -1452,84 +832,46 @@ static int set_option(struct parser *p, const char *key, size_t kn, const char *
 	return check_files(p, opt, base);
 }
 
-static int parse_assignment(struct parser *p, const char *s, size_t n)
+static int on_pair(void *ctx, unsigned line, const char *key, size_t kn, const char *value)
 {
-	const char *eq = memchr(s, '=', n);
-	size_t kn;
-	char *value;
-	int rc;
+	struct parser *p = ctx;
 
-	if (!eq)
-		return fail(p, "expected 'key = value' but found no '='");
-	kn = (size_t)(eq - s);
-	while (kn && is_blank(s[kn - 1]))
-		kn--;
-	if (!kn)
-		return fail(p, "missing key before '='");
-	if (p->section < 0)
-		return fail(p, "key '%.*s' outside of any section", (int)kn, s);
-	if (lex_value(p, eq + 1, n - (size_t)(eq + 1 - s), &value) != 0)
-		return -1;
-	rc = set_option(p, s, kn, value);
-	free(value);
-	return rc;
+	p->line = line;
+	return set_option(p, key, kn, value);
 }
 
-static int check_line_bytes(struct parser *p, const char *s, size_t n)
+static void on_lex_error(void *ctx, unsigned line, const char *msg)
 {
-	if (n > CONFIG_MAX_LINE_BYTES)
-		return fail(p, "line is longer than %d bytes", CONFIG_MAX_LINE_BYTES);
-	if (memchr(s, '\0', n))
-		return fail(p, "NUL byte in line");
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if ((c < 0x20 && c != '\t') || c == 0x7f)
-			return fail(p, "control character 0x%02x in line", c);
-	}
-	return 0;
-}
+	struct parser *p = ctx;
 
-static int parse_line(struct parser *p, const char *s, size_t n)
-{
-	size_t i = 0;
-
-	if (n && s[n - 1] == '\r')
-		n--;
-	if (check_line_bytes(p, s, n) != 0)
-		return -1;
-	while (i < n && is_blank(s[i]))
-		i++;
-	if (i == n || s[i] == ';' || s[i] == '#')
-		return 0;
-	if (s[i] == '[')
-		return parse_header(p, s + i, n - i);
-	return parse_assignment(p, s + i, n - i);
+	p->line = line;
+	fail(p, "%s", msg);
 }
 
 static int parse_lines(struct parser *p, const char *text, size_t len)
 {
-	size_t pos = 0;
+	const struct ini_reader r = {
+		.max_line = CONFIG_MAX_LINE_BYTES,
+		.header_syntax = "[section] or [connector \"NAMESPACE/NAME\"]",
+		.section = on_section,
+		.pair = on_pair,
+		.error = on_lex_error,
+		.ctx = p,
+	};
 
-	while (pos < len) {
-		const char *nl = memchr(text + pos, '\n', len - pos);
-		size_t end = nl ? (size_t)(nl - text) : len;
-
-		p->line++;
-		if (parse_line(p, text + pos, end - pos) != 0)
-			return -1;
-		pos = end + 1;
-	}
+	if (ini_parse(&r, text, len, &p->line) != 0)
+		return -1;
 	return end_section(p);
 }
 
-/* Required options of sections that never appeared; the file's last line is
+/* Required config_table of sections that never appeared; the file's last line is
  * the best place to point at. */
 static int check_missing_sections(struct parser *p)
 {
 	unsigned last = p->line ? p->line : 1;
 
-	for (size_t i = 0; i < N_OPTIONS; i++) {
-		const struct config_option *opt = &options[i];
+	for (size_t i = 0; i < CONFIG_N_OPTIONS; i++) {
+		const struct config_option *opt = &config_table[i];
 		int sec = find_section(opt->section);
 		if (opt->in_connector || opt->default_value || p->set_line[i])
 			continue;
@@ -1549,7 +891,7 @@ static int check_missing_sections(struct parser *p)
 static int check_kubernetes_mode(struct parser *p)
 {
 	const struct config_option *tf = config_find_option("auth", "tokens_file");
-	unsigned tf_line = p->set_line[tf - options];
+	unsigned tf_line = p->set_line[tf - config_table];
 	unsigned k8s_line = p->section_line[SECTION_KUBERNETES];
 	const struct config_connector *c = p->cfg->n_connectors ? &p->cfg->connectors[0] : NULL;
 
@@ -1573,7 +915,7 @@ static int check_pull_secrets(struct parser *p)
 
 	if (!p->cfg->pull_secrets.enabled || p->cfg->kubernetes.enabled)
 		return 0;
-	return fail_at(p, p->set_line[en - options],
+	return fail_at(p, p->set_line[en - config_table],
 		       "[pull_secrets] enabled = yes needs Kubernetes mode (a [kubernetes] section)");
 }
 
@@ -1584,7 +926,7 @@ static int check_lease(struct parser *p)
 	const struct config_option *rd = config_find_option("kubernetes", "renew_deadline");
 	const struct config_option *rp = config_find_option("kubernetes", "retry_period");
 	const struct config_option *ld = config_find_option("kubernetes", "lease_duration");
-	unsigned line = p->set_line[rd - options] ? p->set_line[rd - options]
+	unsigned line = p->set_line[rd - config_table] ? p->set_line[rd - config_table]
 						  : p->section_line[SECTION_KUBERNETES];
 	const struct config *c = p->cfg;
 
@@ -1593,7 +935,7 @@ static int check_lease(struct parser *p)
 	if (c->kubernetes.renew_deadline_ms >= c->kubernetes.lease_duration_ms)
 		return fail_at(p, line, "%s must be shorter than %s", rd->name, ld->name);
 	if (c->kubernetes.retry_period_ms >= c->kubernetes.renew_deadline_ms)
-		return fail_at(p, p->set_line[rp - options] ? p->set_line[rp - options] : line,
+		return fail_at(p, p->set_line[rp - config_table] ? p->set_line[rp - config_table] : line,
 			       "%s must be shorter than %s", rp->name, rd->name);
 	return 0;
 }
@@ -1770,8 +1112,8 @@ const struct config_connector *config_find_connector(const struct config *cfg, c
 const struct config_option *config_unreloadable_change(const struct config *old_cfg,
 							const struct config *new_cfg)
 {
-	for (size_t i = 0; i < N_OPTIONS; i++) {
-		const struct config_option *opt = &options[i];
+	for (size_t i = 0; i < CONFIG_N_OPTIONS; i++) {
+		const struct config_option *opt = &config_table[i];
 		/* Every connector option is reloadable, so only globals matter. */
 		assert(!opt->in_connector || opt->reloadable);
 		if (opt->reloadable || opt->in_connector)
@@ -1781,42 +1123,4 @@ const struct config_option *config_unreloadable_change(const struct config *old_
 			return opt;
 	}
 	return NULL;
-}
-
-static void print_type(FILE *f, const struct config_option *opt)
-{
-	char lo[32], hi[32];
-
-	fputs(config_type_name(opt->type), f);
-	if (opt->type == CFG_UINT || opt->type == CFG_SIZE || opt->type == CFG_DURATION) {
-		format_bound(opt, opt->min, lo, sizeof(lo));
-		format_bound(opt, opt->max, hi, sizeof(hi));
-		fprintf(f, " %s..%s", lo, hi);
-	}
-	for (int i = 0; opt->type == CFG_ENUM && opt->enum_words[i]; i++)
-		fprintf(f, "%c%s", i ? '|' : ' ', opt->enum_words[i]);
-}
-
-void config_print_options(FILE *f)
-{
-	const char *section = "";
-
-	for (size_t i = 0; i < N_OPTIONS; i++) {
-		const struct config_option *opt = &options[i];
-		if (strcmp(section, opt->section) != 0) {
-			section = opt->section;
-			if (opt->in_connector)
-				fprintf(f, "[connector \"NAMESPACE/NAME\"] (repeatable)\n");
-			else
-				fprintf(f, "[%s]\n", section);
-		}
-		fprintf(f, "  %s (", opt->name);
-		print_type(f, opt);
-		if (opt->default_value)
-			fprintf(f, ", default \"%s\"", opt->default_value);
-		else
-			fprintf(f, ", required");
-		fprintf(f, ", %s)\n      %s\n", opt->reloadable ? "reloadable" : "restart needed",
-			opt->doc);
-	}
 }

@@ -1,5 +1,6 @@
 /* ocigate's configuration file: one INI-style file whose
- * every option is a row of one table (config_options()). That table drives
+ * every option is a row of one table (config_options(), util/config_options.c;
+ * the INI syntax is util/ini.c). That table drives
  * parsing, defaults, `ocigate --check-config`, the printed option help and
  * the cross-check of packaging/ocigate.conf.example, so an option cannot be
  * added in one place and forgotten in another.
@@ -12,6 +13,7 @@
 #define OCIGATE_UTIL_CONFIG_H
 
 #include "util/common.h"
+#include "util/url.h"
 
 #include <stdio.h>
 
@@ -53,13 +55,6 @@ static inline bool config_address_set(const struct config_address *a)
 	return a->host != NULL;
 }
 
-struct config_url {
-	bool https;
-	char *host;        /* lower-cased; IPv6 without brackets */
-	uint16_t port;     /* as written, else 80 or 443 */
-	char *path_prefix; /* "" or "/a/b": starts with '/', never ends with '/' */
-	char *text;        /* the value as written */
-};
 
 struct config_list {
 	char **items;
@@ -68,7 +63,7 @@ struct config_list {
 
 struct config_connector {
 	char *ns, *name;
-	struct config_url address;
+	struct url_base address;
 	char *username;
 	char *password;      /* from password_file when that was given and files were checked */
 	char *password_file; /* absolute path (if base_dir was) or NULL */

@@ -10,6 +10,8 @@
 #include <limits.h>
 #include <string.h>
 
+#include "util/ascii.h"
+
 /* RFC 9112 2.2 lets a server skip empty lines before the request-line; a
  * couple cover clients that add CRLF after a body, more is just garbage. */
 #define HTTP1_MAX_LEADING_CRLF 2
@@ -17,23 +19,6 @@
 #define HTTP1_INT63_MAX ((uint64_t)INT64_MAX)
 
 /* ---- character classes (RFC 9110 5.6.2, 5.5) ---- */
-
-static bool is_digit(unsigned char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static bool is_alpha(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static bool is_tchar(unsigned char c)
-{
-	if (is_digit(c) || is_alpha(c))
-		return true;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
 
 static bool is_ows(unsigned char c)
 {
@@ -57,17 +42,6 @@ static bool is_qdtext(unsigned char c)
 	return is_text(c) && c != '"' && c != '\\';
 }
 
-static int hex_value(unsigned char c)
-{
-	if (is_digit(c))
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* ---- small helpers over og_str ---- */
 
 static size_t skip_ows(struct og_str s, size_t i)
@@ -79,7 +53,7 @@ static size_t skip_ows(struct og_str s, size_t i)
 
 static size_t skip_tchars(struct og_str s, size_t i)
 {
-	while (i < s.n && is_tchar((unsigned char)s.p[i]))
+	while (i < s.n && ascii_is_tchar((unsigned char)s.p[i]))
 		i++;
 	return i;
 }
@@ -211,7 +185,7 @@ static int parse_version(struct og_str v, enum http1_error syntax_err, int *mino
 {
 	const unsigned char *p = (const unsigned char *)v.p;
 
-	if (v.n != 8 || memcmp(p, "HTTP/", 5) != 0 || !is_digit(p[5]) || p[6] != '.' || !is_digit(p[7])) {
+	if (v.n != 8 || memcmp(p, "HTTP/", 5) != 0 || !ascii_is_digit(p[5]) || p[6] != '.' || !ascii_is_digit(p[7])) {
 		*err = syntax_err;
 		return -1;
 	}
@@ -256,7 +230,7 @@ static int parse_status_line(struct og_str line, struct http1_response *resp, en
 		goto bad;
 	if (parse_version(og_str_make(line.p, 8), HTTP1_E_STATUS_LINE, &resp->version_minor, err) < 0)
 		return -1;
-	if (line.n < 12 || !is_digit(p[9]) || !is_digit(p[10]) || !is_digit(p[11]))
+	if (line.n < 12 || !ascii_is_digit(p[9]) || !ascii_is_digit(p[10]) || !ascii_is_digit(p[11]))
 		goto bad;
 	resp->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
 	if (resp->status < 100 || resp->status > 599)
@@ -340,7 +314,7 @@ static int parse_content_length(struct og_str v, uint64_t *out)
 		uint64_t n = 0;
 		size_t start = i;
 
-		for (; i < v.n && is_digit((unsigned char)v.p[i]); i++) {
+		for (; i < v.n && ascii_is_digit((unsigned char)v.p[i]); i++) {
 			unsigned d = (unsigned char)v.p[i] - '0';
 			if (n > (HTTP1_INT63_MAX - d) / 10)
 				return -1;
@@ -443,7 +417,7 @@ static bool host_value_ok(struct og_str v)
 {
 	for (size_t i = 0; i < v.n; i++) {
 		unsigned char c = (unsigned char)v.p[i];
-		if (!is_alpha(c) && !is_digit(c) && (c == '\0' || !strchr("-._~%!$&'()*+,;=:[]", c)))
+		if (!ascii_is_alnum((char)c) && (c == '\0' || !strchr("-._~%!$&'()*+,;=:[]", c)))
 			return false;
 	}
 	return true;
@@ -826,12 +800,12 @@ static enum chunk_step chunk_ext_step(struct http1_chunked *dec, unsigned char c
 	case CH_EXT_NAME_START:
 		if (is_ows(c))
 			return STEP_MORE;
-		if (!is_tchar(c))
+		if (!ascii_is_tchar(c))
 			return STEP_ERROR;
 		dec->state = CH_EXT_NAME;
 		return STEP_MORE;
 	case CH_EXT_NAME:
-		if (is_tchar(c))
+		if (ascii_is_tchar(c))
 			return STEP_MORE;
 		if (c == '=') {
 			dec->state = CH_EXT_VAL_START;
@@ -855,13 +829,13 @@ static enum chunk_step chunk_ext_step(struct http1_chunked *dec, unsigned char c
 			return STEP_MORE;
 		if (c == '"')
 			dec->state = CH_EXT_QUOTED;
-		else if (is_tchar(c))
+		else if (ascii_is_tchar(c))
 			dec->state = CH_EXT_VAL_TOKEN;
 		else
 			return STEP_ERROR;
 		return STEP_MORE;
 	case CH_EXT_VAL_TOKEN:
-		if (is_tchar(c))
+		if (ascii_is_tchar(c))
 			return STEP_MORE;
 		return chunk_after_value(dec, c);
 	case CH_EXT_QUOTED:
@@ -899,7 +873,7 @@ static enum chunk_step chunk_size_line_step(struct http1_chunked *dec, unsigned 
 	if (c != '\r' && ++dec->line_len > HTTP1_CHUNK_MAX_LINE)
 		return STEP_ERROR;
 
-	int d = hex_value(c);
+	int d = og_hex_value(c);
 	switch ((enum chunk_state)dec->state) {
 	case CH_SIZE_START:
 		return d < 0 ? STEP_ERROR : chunk_size_digit(dec, d);
@@ -922,7 +896,7 @@ static enum chunk_step chunk_trailer_step(struct http1_chunked *dec, unsigned ch
 	case CH_TRAILER_START:
 		if (c == '\r')
 			dec->state = CH_FINAL_LF;
-		else if (is_tchar(c))
+		else if (ascii_is_tchar(c))
 			dec->state = CH_TRAILER_NAME;
 		else
 			return STEP_ERROR; /* includes obs-fold and empty names */
@@ -930,7 +904,7 @@ static enum chunk_step chunk_trailer_step(struct http1_chunked *dec, unsigned ch
 	case CH_TRAILER_NAME:
 		if (c == ':')
 			dec->state = CH_TRAILER_VALUE;
-		else if (!is_tchar(c))
+		else if (!ascii_is_tchar(c))
 			return STEP_ERROR;
 		return STEP_MORE;
 	case CH_TRAILER_VALUE:

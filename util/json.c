@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/ascii.h"
 #include "util/xalloc.h"
 
 /* jsmn on its own accepts non-JSON and, without parent links, takes
@@ -56,28 +57,12 @@ static bool json_is_ws(char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-static bool json_is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static int json_hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Four hex digits at p (the caller checked they are in bounds). */
 static int json_hex4(const char *p)
 {
 	int v = 0;
 	for (int i = 0; i < 4; i++) {
-		int h = json_hex(p[i]);
+		int h = og_hex_value(p[i]);
 		if (h < 0)
 			return -1;
 		v = v << 4 | h;
@@ -184,7 +169,7 @@ static int json_scan_string(struct json_scan *sc)
 static size_t json_scan_digits(struct json_scan *sc)
 {
 	size_t start = sc->pos;
-	while (sc->pos < sc->len && json_is_digit(sc->s[sc->pos]))
+	while (sc->pos < sc->len && ascii_is_digit(sc->s[sc->pos]))
 		sc->pos++;
 	return sc->pos - start;
 }
@@ -236,7 +221,7 @@ static int json_scan_scalar(struct json_scan *sc)
 	sc->n_tokens++;
 	if (c == '"')
 		return json_scan_string(sc);
-	if (c == '-' || json_is_digit(c))
+	if (c == '-' || ascii_is_digit(c))
 		return json_scan_number(sc);
 	return json_scan_literal(sc);
 }
@@ -764,7 +749,7 @@ bool json_int64(const struct json_doc *d, int tok, int64_t *out)
 	i = neg;
 	limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
 	for (; i < raw.n; i++) {
-		if (!json_is_digit(raw.p[i]))
+		if (!ascii_is_digit(raw.p[i]))
 			return false; /* fraction or exponent */
 		unsigned digit = (unsigned)(raw.p[i] - '0');
 		if (v > (limit - digit) / 10)

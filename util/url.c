@@ -1,23 +1,13 @@
 #include "util/url.h"
 
-#include <arpa/inet.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/ascii.h"
+#include "util/names.h"
 #include "util/xalloc.h"
-
-#define URL_MAX_HOST 253
-
-static bool url_is_alnum(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-}
-
-static char url_lower(char c)
-{
-	return (c >= 'A' && c <= 'Z') ? (char)(c + ('a' - 'A')) : c;
-}
 
 static bool url_has_prefix(struct og_str s, const char *lit)
 {
@@ -25,99 +15,21 @@ static bool url_has_prefix(struct og_str s, const char *lit)
 	if (s.n < k)
 		return false;
 	for (size_t i = 0; i < k; i++)
-		if (url_lower(s.p[i]) != lit[i])
+		if (ascii_lower(s.p[i]) != lit[i])
 			return false;
-	return true;
-}
-
-/* A DNS name or IPv4 address: labels of letters, digits and inner '-'. */
-static bool url_is_hostname(const char *s, size_t n)
-{
-	size_t label = 0;
-
-	if (n == 0 || n > URL_MAX_HOST + 1)
-		return false;
-	if (s[n - 1] == '.')
-		n--;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '.') {
-			if (label == 0 || s[i - 1] == '-')
-				return false;
-			label = 0;
-		} else if (url_is_alnum(s[i]) || (s[i] == '-' && label > 0)) {
-			if (++label > 63)
-				return false;
-		} else {
-			return false;
-		}
-	}
-	return label > 0 && s[n - 1] != '-';
-}
-
-static bool url_is_ipv6(const char *s, size_t n)
-{
-	char buf[64];
-	unsigned char addr[16];
-
-	if (n == 0 || n >= sizeof(buf))
-		return false;
-	memcpy(buf, s, n);
-	buf[n] = '\0';
-	return inet_pton(AF_INET6, buf, addr) == 1;
-}
-
-static bool url_scan_port(const char *s, size_t n, uint16_t *out)
-{
-	unsigned v = 0;
-
-	if (n == 0 || n > 5)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (unsigned)(s[i] - '0');
-	}
-	if (v == 0 || v > 65535)
-		return false;
-	*out = (uint16_t)v;
 	return true;
 }
 
 static int url_authority(const char *s, size_t n, struct url *out)
 {
-	const char *host = s, *port = NULL;
-	size_t hn = n, pn = 0;
+	struct names_hostport hp;
 
-	if (memchr(s, '@', n))
+	if (memchr(s, '@', n) || names_hostport(og_str_make(s, n), &hp) != 0)
 		return -1;
-	if (n && s[0] == '[') {
-		const char *close = memchr(s, ']', n);
-		if (!close || (close + 1 < s + n && close[1] != ':'))
-			return -1;
-		host = s + 1;
-		hn = (size_t)(close - host);
-		if (!url_is_ipv6(host, hn))
-			return -1;
-		if (close + 1 < s + n) {
-			port = close + 2;
-			pn = (size_t)(s + n - port);
-		}
-	} else {
-		const char *colon = memchr(s, ':', n);
-		if (colon) {
-			hn = (size_t)(colon - s);
-			port = colon + 1;
-			pn = (size_t)(s + n - port);
-		}
-		if (!url_is_hostname(host, hn))
-			return -1;
-	}
-	out->port = out->https ? 443 : 80;
-	if (port && !url_scan_port(port, pn, &out->port))
-		return -1;
-	out->host = x_strndup(host, hn);
+	out->port = hp.has_port ? hp.port : out->https ? 443 : 80;
+	out->host = x_strndup(hp.host.p, hp.host.n);
 	for (char *c = out->host; *c; c++)
-		*c = url_lower(*c);
+		*c = ascii_lower(*c);
 	return 0;
 }
 
@@ -127,7 +39,7 @@ int url_parse(struct og_str s, struct url *out)
 
 	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < s.n; i++)
-		if ((unsigned char)s.p[i] <= 0x20 || s.p[i] == 0x7f)
+		if (ascii_is_ctl_or_space(s.p[i]))
 			return -1;
 	if (url_has_prefix(s, "https://")) {
 		out->https = true;
@@ -159,6 +71,92 @@ void url_free(struct url *u)
 	memset(u, 0, sizeof(*u));
 }
 
+static int url_fail(char *err, size_t cap, const char *fmt, ...) OG_PRINTF(3, 4);
+static int url_fail(char *err, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, cap, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* RFC 3986 pchar plus '/', with well-formed percent escapes. */
+static bool url_path_ok(const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '%') {
+			if (!ascii_is_hex(s[1]) || !ascii_is_hex(s[2]))
+				return false;
+			s += 2;
+		} else if (!ascii_is_alnum(*s) && !strchr("-._~!$&'()*+,;=:@/", *s)) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Why the authority s (n bytes) is not host[:port]: the host or the port. */
+static int url_authority_fail(const char *s, size_t n, char *err, size_t cap)
+{
+	const char *close = n && s[0] == '[' ? memchr(s, ']', n) : NULL;
+	const char *colon = memchr(close ? close : s, ':', n - (size_t)((close ? close : s) - s));
+	struct names_hostport hp;
+
+	if (colon && names_hostport(og_str_make(s, (size_t)(colon - s)), &hp) == 0)
+		return url_fail(err, cap, "port must be a number from 1 to 65535");
+	return url_fail(err, cap, "'%.*s' is not a valid host in a URL", (int)OG_MIN(n, 256), s);
+}
+
+int url_base_parse(struct url_base *u, const char *s, size_t n, char *err, size_t err_cap)
+{
+	struct og_str str = og_str_make(s, n);
+	struct url base;
+	size_t skip, an, pn;
+
+	memset(u, 0, sizeof(*u));
+	if (url_has_prefix(str, "https://"))
+		skip = 8;
+	else if (url_has_prefix(str, "http://"))
+		skip = 7;
+	else
+		return url_fail(err, err_cap,
+				"expected an http:// or https:// URL like https://registry.example.com");
+	if (memchr(s, '?', n) || memchr(s, '#', n))
+		return url_fail(err, err_cap, "a query or fragment is not allowed");
+	for (an = skip; an < n && s[an] != '/'; an++)
+		if (s[an] == '@')
+			return url_fail(err, err_cap, "credentials in the URL are not allowed");
+	for (size_t i = an; i < n; i++)
+		if (ascii_is_ctl_or_space(s[i]))
+			return url_fail(err, err_cap, "invalid character in the URL path");
+	if (url_parse(str, &base) != 0)
+		return url_authority_fail(s + skip, an - skip, err, err_cap);
+	if (!url_path_ok(base.target)) {
+		url_free(&base);
+		return url_fail(err, err_cap, "invalid character in the URL path");
+	}
+	pn = strlen(base.target);
+	while (pn && base.target[pn - 1] == '/')
+		pn--;
+	u->https = base.https;
+	u->host = base.host;
+	u->port = base.port;
+	u->path_prefix = x_strndup(base.target, pn);
+	u->text = x_strndup(s, n);
+	free(base.target);
+	return 0;
+}
+
+void url_base_free(struct url_base *u)
+{
+	free(u->host);
+	free(u->path_prefix);
+	free(u->text);
+	memset(u, 0, sizeof(*u));
+}
+
 ssize_t url_encode_component(const char *s, char *out, size_t cap)
 {
 	static const char hex[] = "0123456789ABCDEF";
@@ -166,7 +164,7 @@ ssize_t url_encode_component(const char *s, char *out, size_t cap)
 
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
-		if (url_is_alnum((char)c) || strchr("-._~", c)) {
+		if (ascii_is_alnum((char)c) || strchr("-._~", c)) {
 			if (o + 1 >= cap)
 				return -1;
 			out[o++] = (char)c;
@@ -262,7 +260,7 @@ static bool url_has_scheme(struct og_str r)
 		char c = r.p[i];
 		if (c == ':')
 			return i > 0;
-		if (!(url_is_alnum(c) || c == '+' || c == '-' || c == '.'))
+		if (!(ascii_is_alnum(c) || c == '+' || c == '-' || c == '.'))
 			return false;
 	}
 	return false;

@@ -22,6 +22,24 @@ struct url {
 OG_WARN_UNUSED int url_parse(struct og_str s, struct url *out);
 /* Accepts a zeroed struct; leaves it zeroed. */
 void url_free(struct url *u);
+/* A base URL from configuration (registry address, API server):
+ * http(s)://host[:port][/prefix], no credentials, query or fragment; the
+ * path is RFC 3986 pchar and '/' with well-formed escapes. */
+struct url_base {
+	bool https;
+	char *host;        /* lower-cased; IPv6 without brackets */
+	uint16_t port;     /* as written, else 80 or 443 */
+	char *path_prefix; /* "" or "/a/b": starts with '/', never ends with '/' */
+	char *text;        /* as written */
+};
+
+/* Parses with url_parse plus the rules above. On error returns -1 with a
+ * reason in err (no prefix: "port must be a number from 1 to 65535") and *u
+ * zeroed. */
+OG_WARN_UNUSED int url_base_parse(struct url_base *u, const char *s, size_t n, char *err,
+				  size_t err_cap);
+/* Accepts a zeroed struct; leaves it zeroed. */
+void url_base_free(struct url_base *u);
 /* Percent-encodes s for a query component (everything but RFC 3986
  * unreserved characters). Returns the length written (NUL-terminated), or -1
  * when it does not fit in cap. */

@@ -17,21 +17,25 @@ import ocitest as T  # noqa: E402
 
 NS = "team-a"
 
-# (what, path below /v2/namespaces/team-a/connectors/CONN/, expected code).
-# Every repository name contains "e2eprobe" so that any request ocigate
-# forwarded anyway shows up in the registry's access log.
+# (what, path below /v2/namespaces/team-a/connectors/CONN/, expected status
+# and code). A malformed name is 400; a manifest reference that is neither a
+# tag nor a digest names a manifest that cannot exist: 404 MANIFEST_UNKNOWN,
+# as a registry answers. Every repository name contains "e2eprobe" so that
+# any request ocigate forwarded anyway shows up in the registry's access log.
 INVALID = [
-    ("uppercase repository", "E2eprobe1/manifests/v1", "NAME_INVALID"),
-    ("'..' segment", "demo/../e2eprobe2/manifests/v1", "NAME_INVALID"),
-    ("'.' segment", "demo/./e2eprobe3/manifests/v1", "NAME_INVALID"),
-    ("%2F in repository", "demo%2Fe2eprobe4/manifests/v1", "NAME_INVALID"),
-    ("empty segment '//'", "demo//e2eprobe5/manifests/v1", "NAME_INVALID"),
-    ("bad blob digest", "e2eprobe6/blobs/sha256:abc", "DIGEST_INVALID"),
+    ("uppercase repository", "E2eprobe1/manifests/v1", 400, "NAME_INVALID"),
+    ("'..' segment", "demo/../e2eprobe2/manifests/v1", 400, "NAME_INVALID"),
+    ("'.' segment", "demo/./e2eprobe3/manifests/v1", 400, "NAME_INVALID"),
+    ("%2F in repository", "demo%2Fe2eprobe4/manifests/v1", 400, "NAME_INVALID"),
+    ("empty segment '//'", "demo//e2eprobe5/manifests/v1", 400, "NAME_INVALID"),
+    ("bad blob digest", "e2eprobe6/blobs/sha256:abc", 400, "DIGEST_INVALID"),
     ("uppercase hex digest", "e2eprobe7/manifests/sha256:" + "AB" * 32,
-     "DIGEST_INVALID"),
-    ("tag with '!'", "e2eprobe8/manifests/bad!tag", "TAG_INVALID"),
-    ("tag of 129 characters", "e2eprobe9/manifests/" + "t" * 129, "TAG_INVALID"),
-    ("tag starting with '.'", "e2eprobe10/manifests/.hidden", "TAG_INVALID"),
+     404, "MANIFEST_UNKNOWN"),
+    ("tag with '!'", "e2eprobe8/manifests/bad!tag", 404, "MANIFEST_UNKNOWN"),
+    ("tag of 129 characters", "e2eprobe9/manifests/" + "t" * 129, 404, "MANIFEST_UNKNOWN"),
+    ("tag starting with '.'", "e2eprobe10/manifests/.hidden", 404, "MANIFEST_UNKNOWN"),
+    ("uppercase digest algorithm", "e2eprobe11/manifests/SHA256:" + "ab" * 32,
+     404, "MANIFEST_UNKNOWN"),
 ]
 
 
@@ -125,18 +129,19 @@ class ErrorsTest:
         before = len(self.w.registry.access_lines("e2eprobe"))
         extra = [("uppercase namespace",
                   "/v2/namespaces/Team-A/connectors/%s/e2eprobe0/manifests/v1" % conn,
-                  "NAME_INVALID"),
+                  400, "NAME_INVALID"),
                  ("uppercase connector",
                   "/v2/namespaces/team-a/connectors/%s/e2eprobe0/manifests/v1"
-                  % conn.capitalize(), "NAME_INVALID")]
-        cases = extra + [(w, self.path(conn, rest), code) for w, rest, code in INVALID]
+                  % conn.capitalize(), 400, "NAME_INVALID")]
+        cases = extra + [(w, self.path(conn, rest), status, code)
+                         for w, rest, status, code in INVALID]
         bad = []
-        for what, p, code in cases:
+        for what, p, status, code in cases:
             r = self.get(p, self.alice.basic())
             got = r.error_code()
-            if r.status != 400 or got != code:
-                bad.append("%s: GET %s -> %d %s (want 400 %s)"
-                           % (what, p, r.status, got, code))
+            if r.status != status or got != code:
+                bad.append("%s: GET %s -> %d %s (want %d %s)"
+                           % (what, p, r.status, got, status, code))
         after = self.w.registry.access_lines("e2eprobe")
         if len(after) != before:
             bad.append("the registry saw forwarded requests:\n"
@@ -241,8 +246,9 @@ def main():
             ("token not in allow -> 403 DENIED", t.t_denied),
             ("allowed through a group", t.t_group_allowed),
             ("unknown connector -> 404 NAME_UNKNOWN", t.t_unknown_connector),
-            ("invalid names -> 400, registry never asked", t.t_invalid_names),
-            ("invalid names on a dead upstream -> 400, not 502",
+            ("invalid names -> 400, impossible references -> 404, registry never asked",
+             t.t_invalid_names),
+            ("invalid names on a dead upstream -> 400/404, not 502",
              t.t_invalid_names_dead_upstream),
             ("upstream down -> 502 naming the connector", t.t_upstream_down),
             ("untrusted upstream cert -> 502", t.t_untrusted),

@@ -262,6 +262,13 @@ class WebhookTest:
                             'connector team-a/git has class "git", not "oci"')
         self.expect_refused(load("image_uppercase.json"), 400,
                             "repository name must be lowercase")
+        # the proxy's digest grammar (util/names.h): a reference it would
+        # answer 404 to is not written into the pod
+        for bad in ("@SHA256:" + D64[7:], "@sha256:" + D64[7:].upper(), "@sha256:" + D64[7:39]):
+            review = load("image_uppercase.json")
+            c = review["request"]["object"]["spec"]["containers"][1]
+            c["image"] = "harbor.example.com/team/app" + bad
+            self.expect_refused(review, 400, "bad digest")
 
     def t_secret_missing_still_rewritten(self):
         rv = load("rewrite_basic.json")

@@ -126,7 +126,7 @@ static void fuzz_sar(const char *text, size_t len)
 	k8s_sar_result_free(&r);
 }
 
-static void check_url(const struct k8s_url *u)
+static void check_url(const struct url_base *u)
 {
 	size_t pn = strlen(u->path_prefix);
 	if (!u->host[0] || !u->port || !u->text)

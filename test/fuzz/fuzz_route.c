@@ -54,18 +54,18 @@ static void fuzz_check_route_ok(const char *p, size_t n, const struct route *r)
 	FUZZ_ASSERT(n > 15 && memcmp(p, "/v2/namespaces/", 15) == 0);
 	FUZZ_ASSERT(fuzz_inside(r->ns, p, n) && fuzz_inside(r->connector, p, n));
 	FUZZ_ASSERT(fuzz_inside(r->repo, p, n) && fuzz_inside(r->ref, p, n));
-	FUZZ_ASSERT(route_valid_k8s_label(r->ns));
-	FUZZ_ASSERT(route_valid_k8s_subdomain(r->connector));
-	FUZZ_ASSERT(route_valid_repository(r->repo));
+	FUZZ_ASSERT(names_dns1123_label(r->ns));
+	FUZZ_ASSERT(names_dns1123_subdomain(r->connector));
+	FUZZ_ASSERT(names_oci_repository(r->repo));
 	FUZZ_ASSERT(r->repo.p == p + r->upstream_off);
 	switch (r->kind) {
 	case ROUTE_MANIFEST:
-		FUZZ_ASSERT(r->ref_is_digest ? route_valid_digest(r->ref) :
-					       route_valid_tag(r->ref));
+		FUZZ_ASSERT(r->ref_is_digest ? names_oci_digest(r->ref) :
+					       names_oci_tag(r->ref));
 		break;
 	case ROUTE_BLOB:
 	case ROUTE_REFERRERS:
-		FUZZ_ASSERT(r->ref_is_digest && route_valid_digest(r->ref));
+		FUZZ_ASSERT(r->ref_is_digest && names_oci_digest(r->ref));
 		break;
 	case ROUTE_TAGS_LIST:
 		FUZZ_ASSERT(r->ref.n == 0 && !r->ref_is_digest);

@@ -424,7 +424,7 @@ static void url_is_at(int line, const char *value, bool https, const char *host,
 {
 	struct config cfg;
 	char text[ERR_CAP];
-	const struct config_url *u;
+	const struct url_base *u;
 
 	snprintf(text, sizeof(text), AUTH "[connector \"ns/c\"]\naddress = %s\n", value);
 	if (!parse_ok_at(line, text, &cfg))
@@ -498,11 +498,11 @@ static void test_url(void)
 	URL_ERROR("harbor.example.com", not_url);
 	URL_ERROR("https:/harbor.example.com", not_url);
 	URL_ERROR("", not_url);
-	URL_ERROR("https://h?x=1", "a registry URL takes no query or fragment");
-	URL_ERROR("https://h/p?x=1", "a registry URL takes no query or fragment");
-	URL_ERROR("https://h/p#frag", "a registry URL takes no query or fragment");
+	URL_ERROR("https://h?x=1", "a query or fragment is not allowed");
+	URL_ERROR("https://h/p?x=1", "a query or fragment is not allowed");
+	URL_ERROR("https://h/p#frag", "a query or fragment is not allowed");
 	URL_ERROR("https://user:pw@h",
-		  "credentials in the URL are not allowed; use username and password");
+		  "credentials in the URL are not allowed");
 	URL_ERROR("https://h:0", "port must be a number from 1 to 65535");
 	URL_ERROR("https://h:70000", "port must be a number from 1 to 65535");
 	URL_ERROR("https://h:", "port must be a number from 1 to 65535");

@@ -486,10 +486,10 @@ static void test_status(void)
 static void check_url(int line, const char *s, bool https, const char *host, int port,
 		      const char *prefix)
 {
-	struct k8s_url u;
+	struct url_base u;
 	char err[200] = "";
 
-	if (k8s_url_parse(&u, s, strlen(s), err, sizeof(err)) != 0) {
+	if (url_base_parse(&u, s, strlen(s), err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s:%d: %s refused: %s\n", __FILE__, line, s, err);
 		check_failures++;
 		return;
@@ -500,15 +500,15 @@ static void check_url(int line, const char *s, bool https, const char *host, int
 			line, s, u.https, u.host, u.port, u.path_prefix);
 		check_failures++;
 	}
-	k8s_url_free(&u);
+	url_base_free(&u);
 }
 
 static void check_url_bad(int line, const char *s, const char *want)
 {
-	struct k8s_url u;
+	struct url_base u;
 	char err[200] = "";
 
-	if (k8s_url_parse(&u, s, strlen(s), err, sizeof(err)) != -1 || strcmp(err, want) != 0) {
+	if (url_base_parse(&u, s, strlen(s), err, sizeof(err)) != -1 || strcmp(err, want) != 0) {
 		fprintf(stderr, "%s:%d: %s: err \"%s\", expected \"%s\"\n", __FILE__, line, s, err,
 			want);
 		check_failures++;
@@ -524,17 +524,17 @@ static void test_url(void)
 	check_url(__LINE__, "https://[fd00::1]:6443/k8s/clusters/c-x//", true, "fd00::1", 6443,
 		  "/k8s/clusters/c-x");
 	check_url(__LINE__, "https://h/a%2Fb", true, "h", 443, "/a%2Fb");
-	check_url_bad(__LINE__, "ftp://h", "expected an http:// or https:// URL");
-	check_url_bad(__LINE__, "harbor.example.com", "expected an http:// or https:// URL");
-	check_url_bad(__LINE__, "https://", "'' is not a valid host and port");
-	check_url_bad(__LINE__, "https://h:0", "'h:0' is not a valid host and port");
-	check_url_bad(__LINE__, "https://h:65536", "'h:65536' is not a valid host and port");
-	check_url_bad(__LINE__, "https://h_x", "'h_x' is not a valid host and port");
-	check_url_bad(__LINE__, "https://[fd00::1", "'[fd00::1' is not a valid host and port");
+	check_url_bad(__LINE__, "ftp://h", "expected an http:// or https:// URL like https://registry.example.com");
+	check_url_bad(__LINE__, "harbor.example.com", "expected an http:// or https:// URL like https://registry.example.com");
+	check_url_bad(__LINE__, "https://", "'' is not a valid host in a URL");
+	check_url_bad(__LINE__, "https://h:0", "port must be a number from 1 to 65535");
+	check_url_bad(__LINE__, "https://h:65536", "port must be a number from 1 to 65535");
+	check_url_bad(__LINE__, "https://h_x", "'h_x' is not a valid host in a URL");
+	check_url_bad(__LINE__, "https://[fd00::1", "'[fd00::1' is not a valid host in a URL");
 	check_url_bad(__LINE__, "https://u:p@h", "credentials in the URL are not allowed");
 	check_url_bad(__LINE__, "https://h/?a=1", "a query or fragment is not allowed");
 	check_url_bad(__LINE__, "https://h/#x", "a query or fragment is not allowed");
-	check_url_bad(__LINE__, "https://h/a b", "invalid character in the URL");
+	check_url_bad(__LINE__, "https://h/a b", "invalid character in the URL path");
 	check_url_bad(__LINE__, "https://h/a\"b", "invalid character in the URL path");
 	check_url_bad(__LINE__, "https://h/%zz", "invalid character in the URL path");
 }
@@ -614,7 +614,7 @@ static void test_connector_bad(void)
 	static const struct {
 		const char *name, *class_name, *err;
 	} want[] = {
-		{ "git", "git", "Connector team-a/git: spec.address: expected an http:// or https:// URL" },
+		{ "git", "git", "Connector team-a/git: spec.address: expected an http:// or https:// URL like https://registry.example.com" },
 		{ "noaddr", "oci", "Connector team-a/noaddr: spec.address is missing" },
 		{ "query", "oci", "Connector team-a/query: spec.address: a query or fragment is not allowed" },
 		{ "future", NULL, "Connector team-a/future: apiVersion is \"connectors.alauda.io/v1beta9\", "

@@ -403,7 +403,7 @@ static void test_fields(void)
 			  "    proxy-url: http://proxy:3128\n",
 	    ": cluster 'k': proxy-url is not supported");
 	BAD(HEAD CTX USER "clusters:\n- name: k\n  cluster:\n    server: ftp://k\n",
-	    ": cluster 'k': server: expected an http:// or https:// URL");
+	    ": cluster 'k': server: expected an http:// or https:// URL like https://registry.example.com");
 	BAD(HEAD CTX USER "clusters:\n- name: k\n  cluster:\n    insecure-skip-tls-verify: false\n",
 	    ": cluster 'k': server is missing");
 	BAD(HEAD CTX USER "clusters:\n- name: k\n  cluster:\n    server:\n      url: https://k\n",
@@ -538,7 +538,7 @@ static void test_in_cluster(const char *dir)
 	setenv("KUBERNETES_SERVICE_PORT", "https", 1);
 	CHECK_INT(k8s_kubeconfig_in_cluster(dir, &kc, err, sizeof(err)), -1);
 	CHECK_STR(err, "in-cluster: KUBERNETES_SERVICE_HOST/PORT give https://[fd00:10:96::1]:https: "
-		       "'[fd00:10:96::1]:https' is not a valid host and port");
+		       "port must be a number from 1 to 65535");
 	setenv("KUBERNETES_SERVICE_PORT", "443", 1);
 
 	check_remove_file(dir, "token");
