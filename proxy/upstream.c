@@ -1,5 +1,6 @@
 #include "proxy/upstream.h"
 
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -25,7 +26,7 @@
 static void upstream_pool_free(struct upstream_pool *pool)
 {
 	while (pool->idle)
-		upstream_free(pool->idle);
+		upstream_close(pool->idle, "pool_closed");
 	if (pool->https)
 		tls_client_free(&pool->tls);
 	free(pool->host);
@@ -189,10 +190,17 @@ static void upstream_idle_unlink(struct upstream_conn *u)
 	pool->n_idle--;
 }
 
-void upstream_free(struct upstream_conn *u)
+void upstream_close(struct upstream_conn *u, const char *reason)
 {
 	if (!u)
 		return;
+	if (log_enabled(LOG_DEBUG)) {
+		char conn[24] = "-";
+		if (u->conn_id)
+			snprintf(conn, sizeof(conn), "%" PRIu64, u->conn_id);
+		log_debug("upstream_close", "conn=%s connector=%s origin=%s reason=%s requests=%u",
+			  conn, u->pool->site->connector->id, u->pool->origin, reason, u->requests);
+	}
 	upstream_idle_unlink(u);
 	if (u->bev) {
 		SSL *ssl = bufferevent_openssl_get_ssl(u->bev);
@@ -268,7 +276,7 @@ struct upstream_conn *upstream_connect(struct upstream_pool *pool, bufferevent_d
 	if (bufferevent_socket_connect_hostname(u->bev, px->dns, AF_UNSPEC, pool->host, pool->port) != 0) {
 		snprintf(err, cap, "cannot connect to %s: %s", pool->origin,
 			 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-		upstream_free(u);
+		upstream_close(u, "connect_failed");
 		return NULL;
 	}
 	return u;
@@ -293,14 +301,14 @@ void upstream_attach(struct upstream_conn *u, bufferevent_data_cb read_cb,
 static void upstream_idle_read(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
-	upstream_free(arg);
+	upstream_close(arg, "idle_unexpected_bytes");
 }
 
 static void upstream_idle_event(struct bufferevent *bev, short events, void *arg)
 {
 	(void)bev;
-	(void)events;
-	upstream_free(arg);
+	upstream_close(arg, (events & BEV_EVENT_TIMEOUT) ? "idle_timeout" :
+			    (events & BEV_EVENT_EOF) ? "idle_closed_by_peer" : "idle_error");
 }
 
 void upstream_release(struct upstream_conn *u)
@@ -311,9 +319,12 @@ void upstream_release(struct upstream_conn *u)
 	u->requests++;
 	if (pool->n_idle >= px->cfg->upstream.pool_max_idle || px->shutting_down ||
 	    evbuffer_get_length(bufferevent_get_input(u->bev)) > 0) {
-		upstream_free(u);
+		upstream_close(u, px->shutting_down ? "shutting_down" :
+				  pool->n_idle >= px->cfg->upstream.pool_max_idle ? "pool_full" :
+				  "unread_input");
 		return;
 	}
+	u->conn_id = 0;
 	bufferevent_setcb(u->bev, upstream_idle_read, NULL, upstream_idle_event, u);
 	bufferevent_set_timeouts(u->bev, &px->pool_idle_timeout, NULL);
 	bufferevent_enable(u->bev, EV_READ);

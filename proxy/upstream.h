@@ -5,7 +5,8 @@
  * it learned about the registry's authentication, and its token cache.
  * A request borrows a connection: an idle one from the pool or a new one that
  * is still connecting. While borrowed, the borrower owns the bufferevent
- * callbacks; upstream_release() gives it back for keep-alive. */
+ * callbacks; upstream_release() gives it back for keep-alive, and
+ * upstream_close() is the only way a connection ends. */
 #ifndef OCIGATE_PROXY_UPSTREAM_H
 #define OCIGATE_PROXY_UPSTREAM_H
 
@@ -55,6 +56,7 @@ struct upstream_conn {
 	struct upstream_pool *pool;
 	struct upstream_conn *next, *prev; /* in the idle list */
 	unsigned requests;                 /* served on this connection so far */
+	uint64_t conn_id;                  /* the client connection borrowing it, for logs (0: none) */
 	bool connected;
 };
 
@@ -102,7 +104,9 @@ void upstream_attach(struct upstream_conn *u, bufferevent_data_cb read_cb,
 /* Returns a connection whose last response was read completely to the pool;
  * closes it when the pool is full. */
 void upstream_release(struct upstream_conn *u);
-void upstream_free(struct upstream_conn *u);
+/* Ends a connection (borrowed or idle): logs why (a short token, like
+ * conn_close's) and frees it. NULL is ignored. */
+void upstream_close(struct upstream_conn *u, const char *reason);
 
 /* Explains an error event on u for logs and the client's error message. */
 void upstream_describe_error(struct upstream_conn *u, short events, char *buf, size_t cap);
