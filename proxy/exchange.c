@@ -793,8 +793,8 @@ static void exchange_failed_before_head(struct conn *c, short events)
 
 	/* A pooled connection the registry closed just as we reused it: the
 	 * request never reached it, and GET/HEAD are safe to send again. */
-	if (c->state == CONN_UPSTREAM_HEAD && c->ex.reused && !c->ex.got_bytes && !c->ex.retried &&
-	    !timeout && !c->ex.req_body_started &&
+	if (c->state == CONN_UPSTREAM_HEAD && !c->ex.req_body_started &&
+	    httpc_may_retry(c->ex.reused, c->ex.got_bytes, c->ex.retried, events) &&
 	    (c->req.method == HTTP_M_GET || c->req.method == HTTP_M_HEAD)) {
 		exchange_drop_up(c, "stale_reused");
 		c->ex.retried = true;

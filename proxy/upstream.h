@@ -13,6 +13,7 @@
 #include <event2/bufferevent.h>
 
 #include "auth/connector.h"
+#include "net/httpc.h"
 #include "proxy/proxy.h"
 #include "util/http1.h"
 #include "util/tls.h"
@@ -29,6 +30,7 @@ struct upstream_pool {
 	char *host_header;  /* "host" or "host:port" */
 	char *origin;       /* "https://host:port", for messages and same-origin checks */
 	struct tls_client tls;
+	struct httpc_peer peer; /* how to connect (net/httpc.h) */
 	struct upstream_conn *idle;
 	unsigned n_idle;
 };

@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """Lower layers never include higher ones (DESIGN.md "Layering"):
-util -> nothing of ours; auth -> util; k8s -> util, auth; proxy -> all."""
+util -> nothing of ours; net -> util; auth -> util, net; k8s -> util, net,
+auth; proxy -> all."""
 import os
 import re
 import sys
 
 ALLOWED = {
     "util": {"util"},
-    "auth": {"util", "auth"},
-    "k8s": {"util", "auth", "k8s"},
-    "proxy": {"util", "auth", "k8s", "proxy"},
+    "net": {"util", "net"},
+    "auth": {"util", "net", "auth"},
+    "k8s": {"util", "net", "auth", "k8s"},
+    "proxy": {"util", "net", "auth", "k8s", "proxy"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z0-9_]+)/')
 
