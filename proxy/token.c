@@ -139,21 +139,24 @@ static void token_fetch_unlink(struct token_fetch *tf)
 	tf->prev = tf->next = NULL;
 }
 
-void token_cache_free(struct token_cache *tc)
+/* The last of tc: the waits still queued are dropped, never called. */
+static void token_cache_destroy(struct token_cache *tc)
 {
-	if (!tc)
-		return;
-	/* A wait's callback dropped the last reference to the connector:
-	 * token_run_queue frees tc once it is back. */
-	if (tc->starting) {
-		tc->dead = true;
-		return;
-	}
 	while (tc->queue) {
 		struct token_wait *w = tc->queue;
 		token_queue_unlink(w);
 		w->tc = NULL;
 	}
+	event_free(tc->start_ev);
+	free(tc);
+}
+
+void token_cache_free(struct token_cache *tc)
+{
+	if (!tc)
+		return;
+	/* The fetches go now: their connections belong to the site's pools,
+	 * which go right after this. */
 	while (tc->fetches) {
 		struct token_fetch *tf = tc->fetches;
 		token_fetch_unlink(tf);
@@ -162,9 +165,14 @@ void token_cache_free(struct token_cache *tc)
 		free(tf->scope);
 		free(tf);
 	}
-	event_free(tc->start_ev);
 	auth_cache_free(tc->cache);
-	free(tc);
+	tc->cache = NULL;
+	/* Freed from a wait's callback (it dropped the last reference to the
+	 * connector): token_run_queue finishes the job once it is back. */
+	if (tc->starting)
+		tc->dead = true;
+	else
+		token_cache_destroy(tc);
 }
 
 static int64_t token_issued_at(const char *text)
@@ -409,7 +417,7 @@ static void token_run_queue(evutil_socket_t fd, short what, void *arg)
 	}
 	tc->starting = false;
 	if (tc->dead)
-		token_cache_free(tc);
+		token_cache_destroy(tc);
 }
 
 void token_get(struct token_cache *tc, struct token_wait *w, const char *scope, token_done_fn done,
