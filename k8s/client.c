@@ -2,8 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,15 +10,13 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
-#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
 #include <openssl/crypto.h>
-#include <openssl/err.h>
 #include <zlib.h>
 
 #include "k8s/api.h"
+#include "net/httpc.h"
 #include "util/http1.h"
 #include "util/http1_buf.h"
 #include "util/log.h"
@@ -90,6 +86,8 @@ struct k8s_client {
 	struct url_base url;
 	char *host_header;
 	char *tls_host;
+	char *peer_name;           /* "API server host:port", for messages */
+	struct httpc_peer peer;
 	bool tls_ready;
 	struct tls_client tls;
 	struct k8s_client_opts o;
@@ -477,44 +475,21 @@ static void k8s_conn_free(struct k8s_conn *conn)
 	if (!conn->watch)
 		c->n_req_conns--;
 	c->stats.open_conns--;
-	if (conn->bev) {
-		SSL *ssl = c->url.https ? bufferevent_openssl_get_ssl(conn->bev) : NULL;
-		if (ssl)
-			SSL_set_shutdown(ssl, SSL_RECEIVED_SHUTDOWN);
-		bufferevent_free(conn->bev);
-	}
+	httpc_close(conn->bev);
 	free(conn);
 	event_active(c->kick, EV_TIMEOUT, 0);
-}
-
-static void k8s_set_nodelay(struct bufferevent *bev)
-{
-	evutil_socket_t fd = bufferevent_getfd(bev);
-	int one = 1;
-
-	if (fd >= 0)
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 static struct k8s_conn *k8s_conn_new(struct k8s_client *c, bool watch, char *err, size_t cap)
 {
 	struct k8s_conn *conn = x_new(struct k8s_conn);
-	int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
 
+	c->stats.connects++;
 	conn->c = c;
 	conn->watch = watch;
-	if (c->url.https) {
-		SSL *ssl = tls_client_new_ssl(&c->tls, c->tls_host);
-		if (ssl)
-			conn->bev = bufferevent_openssl_socket_new(c->base, -1, ssl,
-								   BUFFEREVENT_SSL_CONNECTING, opts);
-		if (conn->bev)
-			bufferevent_openssl_set_allow_dirty_shutdown(conn->bev, 1);
-	} else {
-		conn->bev = bufferevent_socket_new(c->base, -1, opts);
-	}
+	conn->bev = httpc_connect(&c->peer, &c->connect_tv, k8s_conn_on_read, NULL, k8s_conn_on_event,
+				  conn, err, cap);
 	if (!conn->bev) {
-		snprintf(err, cap, "cannot create a connection");
 		free(conn);
 		return NULL;
 	}
@@ -525,16 +500,6 @@ static struct k8s_conn *k8s_conn_new(struct k8s_client *c, bool watch, char *err
 	if (!watch)
 		c->n_req_conns++;
 	c->stats.open_conns++;
-	c->stats.connects++;
-	bufferevent_setcb(conn->bev, k8s_conn_on_read, NULL, k8s_conn_on_event, conn);
-	bufferevent_set_timeouts(conn->bev, &c->connect_tv, &c->connect_tv);
-	bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
-	if (bufferevent_socket_connect_hostname(conn->bev, c->dns, AF_UNSPEC, c->url.host,
-						c->url.port) != 0) {
-		snprintf(err, cap, "cannot connect to %s", c->host_header);
-		k8s_conn_free(conn);
-		return NULL;
-	}
 	return conn;
 }
 
@@ -921,32 +886,6 @@ static void k8s_conn_on_read(struct bufferevent *bev, void *arg)
 	k8s_request_on_input(conn->req, in);
 }
 
-static void k8s_describe_conn_error(struct k8s_conn *conn, short what, char *buf, size_t cap)
-{
-	struct k8s_client *c = conn->c;
-	int dns_err = bufferevent_socket_get_dns_error(conn->bev);
-	unsigned long ssl_err = c->url.https ? bufferevent_get_openssl_error(conn->bev) : 0;
-	char tls[200];
-
-	if (what & BEV_EVENT_TIMEOUT) {
-		snprintf(buf, cap, "%s", conn->connected ? "API server sent nothing for too long" :
-			 "connecting to the API server timed out");
-	} else if (dns_err) {
-		snprintf(buf, cap, "cannot resolve %s: %s", c->url.host, evutil_gai_strerror(dns_err));
-	} else if (c->url.https && (ssl_err || !conn->connected)) {
-		tls_describe_error(bufferevent_openssl_get_ssl(conn->bev), ssl_err, tls, sizeof(tls));
-		snprintf(buf, cap, "API server %s: %s", c->host_header, tls);
-	} else if (what & BEV_EVENT_EOF) {
-		snprintf(buf, cap, "API server closed the connection");
-	} else {
-		int e = EVUTIL_SOCKET_ERROR();
-		snprintf(buf, cap, "API server %s: %s", c->host_header,
-			 e ? evutil_socket_error_to_string(e) : "connection failed");
-	}
-	while (ERR_get_error())
-		;
-}
-
 static void k8s_conn_on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct k8s_conn *conn = arg;
@@ -956,7 +895,7 @@ static void k8s_conn_on_event(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_CONNECTED) {
 		conn->connected = true;
-		k8s_set_nodelay(bev);
+		httpc_connected(bev);
 		bufferevent_set_timeouts(bev, NULL, NULL);
 		return;
 	}
@@ -980,7 +919,7 @@ static void k8s_conn_on_event(struct bufferevent *bev, short what, void *arg)
 	}
 	/* A kept-alive connection the server closed before answering: the
 	 * request never reached it, send it once more on a new one. */
-	if (conn->used && !r->got_bytes && !r->retried && r->phase == K8S_HEAD) {
+	if (r->phase == K8S_HEAD && httpc_may_retry(conn->used, r->got_bytes, r->retried, what)) {
 		r->retried = true;
 		r->conn = NULL;
 		conn->req = NULL;
@@ -988,7 +927,7 @@ static void k8s_conn_on_event(struct bufferevent *bev, short what, void *arg)
 		k8s_queue_push(c, r, true);
 		return;
 	}
-	k8s_describe_conn_error(conn, what, err, sizeof(err));
+	httpc_describe_error(&c->peer, conn->bev, conn->connected, what, err, sizeof(err));
 	if (r->phase == K8S_BODY && r->watch && r->status == 200 && (what & BEV_EVENT_EOF))
 		snprintf(err, sizeof(err), "API server closed the watch stream without ending it");
 	k8s_request_finish(r, err, (what & BEV_EVENT_TIMEOUT) != 0);
@@ -1075,6 +1014,19 @@ struct k8s_client *k8s_client_new(struct event_base *base, struct evdns_base *dn
 			       c->url.host);
 	if (c->url.https && k8s_client_setup_tls(c, o, err, cap) != 0)
 		goto fail;
+	n = strlen(c->host_header) + sizeof("API server ");
+	c->peer_name = x_malloc(n);
+	snprintf(c->peer_name, n, "API server %s", c->host_header);
+	c->peer = (struct httpc_peer){
+		.base = base,
+		.dns = dns,
+		.host = c->url.host,
+		.port = c->url.port,
+		.tls = c->url.https ? &c->tls : NULL,
+		.tls_name = c->tls_host,
+		.name = c->peer_name,
+		.bev_options = BEV_OPT_DEFER_CALLBACKS,
+	};
 	if (o->token && *o->token) {
 		if (!k8s_token_valid(o->token, strlen(o->token))) {
 			snprintf(err, cap, "token: not a valid bearer token");
@@ -1128,6 +1080,7 @@ void k8s_client_free(struct k8s_client *c)
 	free(c->token_file);
 	free(c->host_header);
 	free(c->tls_host);
+	free(c->peer_name);
 	url_base_free(&c->url);
 	free(c);
 }

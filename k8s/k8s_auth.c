@@ -11,7 +11,7 @@
 
 #include "auth/cache.h"
 #include "k8s/api.h"
-#include "k8s/kubeconfig.h"
+#include "k8s/runtime.h"
 #include "k8s/store.h"
 #include "util/json.h"
 #include "util/jwt.h"
@@ -819,20 +819,15 @@ void k8s_auth_get_stats(struct auth_backend *b, struct k8s_auth_stats *out)
 	out->sar_entries = auth_cache_count(ka->sars);
 }
 
-/* ---- the real environment: API client, Connector store, clocks ---- */
-
-struct k8s_auth_world {
-	struct k8s_client *client;
-	struct k8s_store *store;
-};
+/* ---- the real environment: the runtime's API client and Connector store, clocks ---- */
 
 static struct k8s_request *k8s_auth_world_post(void *ctx, const char *path,
 					       struct evbuffer *body, k8s_response_fn done,
 					       void *arg)
 {
-	struct k8s_auth_world *w = ctx;
+	struct k8s_runtime *rt = ctx;
 
-	return k8s_client_post(w->client, path, body, done, arg);
+	return k8s_client_post(rt->client, path, body, done, arg);
 }
 
 static void k8s_auth_world_cancel(void *ctx, struct k8s_request *r)
@@ -843,16 +838,16 @@ static void k8s_auth_world_cancel(void *ctx, struct k8s_request *r)
 
 static struct connector *k8s_auth_world_find(void *ctx, struct og_str ns, struct og_str name)
 {
-	struct k8s_auth_world *w = ctx;
+	struct k8s_runtime *rt = ctx;
 
-	return k8s_store_find_connector(w->store, ns, name);
+	return k8s_store_find_connector(rt->store, ns, name);
 }
 
 static bool k8s_auth_world_synced(void *ctx)
 {
-	struct k8s_auth_world *w = ctx;
+	struct k8s_runtime *rt = ctx;
 
-	return k8s_store_synced(w->store);
+	return k8s_store_synced(rt->store);
 }
 
 static uint64_t k8s_auth_world_now_ms(void *ctx)
@@ -870,162 +865,8 @@ static int64_t k8s_auth_world_unix_now(void *ctx)
 	return (int64_t)time(NULL);
 }
 
-static void k8s_auth_world_free(void *ctx)
+struct auth_backend *k8s_auth_new(struct k8s_runtime *rt, const struct config *cfg)
 {
-	struct k8s_auth_world *w = ctx;
-
-	/* The store's watches run on the client: it goes first. */
-	k8s_store_free(w->store);
-	k8s_client_free(w->client);
-	free(w);
-}
-
-static struct k8s_auth_world *k8s_auth_world_of(struct auth_backend *b)
-{
-	struct k8s_auth *ka = k8s_auth_of(b);
-
-	if (!b || b->ops != &k8s_auth_ops || ka->env.free != k8s_auth_world_free)
-		return NULL;
-	return ka->env.ctx;
-}
-
-struct k8s_client *k8s_auth_client(struct auth_backend *b)
-{
-	struct k8s_auth_world *w = k8s_auth_world_of(b);
-
-	return w ? w->client : NULL;
-}
-
-struct k8s_store *k8s_auth_store(struct auth_backend *b)
-{
-	struct k8s_auth_world *w = k8s_auth_world_of(b);
-
-	return w ? w->store : NULL;
-}
-
-static int k8s_auth_load_kubeconfig(const struct config *cfg, struct k8s_kubeconfig *kc,
-				    char *err, size_t err_cap)
-{
-	const char *context = cfg->kubernetes.context && *cfg->kubernetes.context ?
-				      cfg->kubernetes.context : NULL;
-
-	if (cfg->kubernetes.kubeconfig)
-		return k8s_kubeconfig_load(cfg->kubernetes.kubeconfig, context, kc, err, err_cap);
-	if (context) {
-		snprintf(err, err_cap, "[kubernetes] context = %s needs a kubeconfig", context);
-		return -1;
-	}
-	return k8s_kubeconfig_in_cluster(NULL, kc, err, err_cap);
-}
-
-int k8s_auth_check_config(const struct config *cfg, char *desc, size_t desc_cap, char *err,
-			  size_t err_cap)
-{
-	struct k8s_kubeconfig kc = { 0 };
-
-	if (k8s_auth_load_kubeconfig(cfg, &kc, err, err_cap) != 0)
-		return -1;
-	if (kc.in_cluster)
-		snprintf(desc, desc_cap, "in-cluster, server %s", kc.server.text);
-	else
-		snprintf(desc, desc_cap, "kubeconfig %s, context %s, server %s", kc.path,
-			 kc.context ? kc.context : "-", kc.server.text);
-	k8s_kubeconfig_free(&kc);
-	return 0;
-}
-
-/* Start-up only: the PEM files a kubeconfig names (small, local). */
-static int k8s_auth_read_pem(const char *what, const char *path, unsigned char **out,
-			     size_t *len, char *err, size_t err_cap)
-{
-	FILE *f = fopen(path, "rb");
-	size_t cap = 1 << 20, n;
-	unsigned char *buf;
-
-	if (!f) {
-		snprintf(err, err_cap, "%s %s: cannot open it", what, path);
-		return -1;
-	}
-	buf = x_malloc(cap + 1);
-	n = fread(buf, 1, cap + 1, f);
-	fclose(f);
-	if (n == 0 || n > cap) {
-		snprintf(err, err_cap, "%s %s: %s", what, path, n ? "larger than 1 MiB" : "empty");
-		free(buf);
-		return -1;
-	}
-	*out = buf;
-	*len = n;
-	return 0;
-}
-
-/* The PEM bytes the client needs, read from the files a kubeconfig names
- * when it gives no -data. */
-struct k8s_auth_pems {
-	unsigned char *ca, *cert, *key;
-	size_t ca_len, cert_len, key_len;
-};
-
-static void k8s_auth_pems_free(struct k8s_auth_pems *p)
-{
-	if (p->key)
-		OPENSSL_cleanse(p->key, p->key_len);
-	free(p->ca);
-	free(p->cert);
-	free(p->key);
-}
-
-static int k8s_auth_client_opts(const struct k8s_kubeconfig *kc, const struct config *cfg,
-				struct k8s_auth_pems *pems, struct k8s_client_opts *o,
-				char *err, size_t err_cap)
-{
-	o->server = kc->server.text;
-	o->tls_server_name = kc->tls_server_name;
-	o->insecure = kc->insecure_skip_tls_verify;
-	o->ca_pem = kc->ca_pem;
-	o->ca_pem_len = kc->ca_pem_len;
-	if (!kc->ca_pem && kc->ca_file) {
-		if (k8s_auth_read_pem("certificate-authority", kc->ca_file, &pems->ca,
-				      &pems->ca_len, err, err_cap) != 0)
-			return -1;
-		o->ca_pem = pems->ca;
-		o->ca_pem_len = pems->ca_len;
-	}
-	o->cert_pem = kc->client_cert_pem;
-	o->cert_pem_len = kc->client_cert_pem_len;
-	if (!kc->client_cert_pem && kc->client_cert_file) {
-		if (k8s_auth_read_pem("client-certificate", kc->client_cert_file, &pems->cert,
-				      &pems->cert_len, err, err_cap) != 0)
-			return -1;
-		o->cert_pem = pems->cert;
-		o->cert_pem_len = pems->cert_len;
-	}
-	o->key_pem = kc->client_key_pem;
-	o->key_pem_len = kc->client_key_pem_len;
-	if (!kc->client_key_pem && kc->client_key_file) {
-		if (k8s_auth_read_pem("client-key", kc->client_key_file, &pems->key,
-				      &pems->key_len, err, err_cap) != 0)
-			return -1;
-		o->key_pem = pems->key;
-		o->key_pem_len = pems->key_len;
-	}
-	o->token_file = kc->token_file;
-	o->token = kc->token_file ? NULL : kc->token;
-	o->request_timeout_ms = (unsigned)cfg->kubernetes.api_timeout_ms;
-	o->connect_timeout_ms = (unsigned)OG_MIN(cfg->kubernetes.api_timeout_ms, 5000);
-	return 0;
-}
-
-struct auth_backend *k8s_auth_new(struct event_base *base, struct evdns_base *dns,
-				  const struct config *cfg, char *err, size_t err_cap)
-{
-	struct k8s_kubeconfig kc = { 0 };
-	struct k8s_auth_pems pems = { 0 };
-	struct k8s_client_opts co = { 0 };
-	struct k8s_store_opts so = {
-		.namespaces = cfg->kubernetes.namespaces.items,
-		.n_namespaces = cfg->kubernetes.namespaces.n,
-	};
 	const struct k8s_auth_settings settings = {
 		.audiences = cfg->kubernetes.audiences.items,
 		.n_audiences = cfg->kubernetes.audiences.n,
@@ -1036,36 +877,19 @@ struct auth_backend *k8s_auth_new(struct event_base *base, struct evdns_base *dn
 		.sar_denied_ttl_ms = cfg->kubernetes.sar_denied_ttl_ms,
 		.cache_size = cfg->kubernetes.cache_size,
 	};
-	struct k8s_auth_world *w = NULL;
-	struct auth_backend *b = NULL;
-
-	if (k8s_auth_load_kubeconfig(cfg, &kc, err, err_cap) != 0)
-		goto out;
-	if (k8s_auth_client_opts(&kc, cfg, &pems, &co, err, err_cap) != 0)
-		goto out;
-	w = x_new(struct k8s_auth_world);
-	w->client = k8s_client_new(base, dns, &co, err, err_cap);
-	if (!w->client) {
-		free(w);
-		goto out;
-	}
-	w->store = k8s_store_new(base, w->client, &so);
 	struct k8s_auth_env env = {
-		.ctx = w,
+		.ctx = rt,
 		.post = k8s_auth_world_post,
 		.cancel = k8s_auth_world_cancel,
 		.find_connector = k8s_auth_world_find,
 		.synced = k8s_auth_world_synced,
 		.now_ms = k8s_auth_world_now_ms,
 		.unix_now = k8s_auth_world_unix_now,
-		.free = k8s_auth_world_free,
 	};
-	b = k8s_auth_new_env(&settings, &env);
+	struct auth_backend *b = k8s_auth_new_env(&settings, &env);
+
 	log_info("kubernetes_mode", "server=%s config=%s namespaces=%zu strict_subresource=%s",
-		 kc.server.text, kc.in_cluster ? "in-cluster" : kc.path,
-		 cfg->kubernetes.namespaces.n, settings.strict_subresource ? "yes" : "no");
-out:
-	k8s_auth_pems_free(&pems);
-	k8s_kubeconfig_free(&kc);
+		 rt->server, rt->source, cfg->kubernetes.namespaces.n,
+		 settings.strict_subresource ? "yes" : "no");
 	return b;
 }

@@ -41,8 +41,8 @@ struct k8s_auth_settings {
 	size_t cache_size; /* entries per cache, >= 1 */
 };
 
-/* What the backend needs from the outside world. k8s_auth_new wires the API
- * client, the Connector store and the clocks; tests pass fakes. */
+/* What the backend needs from the outside world. k8s_auth_new wires the
+ * runtime's API client, its Connector store and the clocks; tests pass fakes. */
 struct k8s_auth_env {
 	void *ctx;
 	/* Like k8s_client_post: takes body, never returns NULL, and calls done
@@ -63,26 +63,11 @@ struct k8s_auth_env {
 struct auth_backend *k8s_auth_new_env(const struct k8s_auth_settings *s,
 				      const struct k8s_auth_env *env);
 
-/* Kubernetes mode from cfg->kubernetes: reads the kubeconfig (or the
- * in-cluster configuration), creates the API client on base and starts the
- * Connector watch. Returns NULL with a message naming the problem in err. */
-struct auth_backend *k8s_auth_new(struct event_base *base, struct evdns_base *dns,
-				  const struct config *cfg, char *err, size_t err_cap);
+struct k8s_runtime;
 
-/* Checks what k8s_auth_new would read, without any network (for
- * --check-config): the kubeconfig or in-cluster files. On success, desc
- * gets a one-line summary ("kubeconfig /x context kind server https://..."). */
-OG_WARN_UNUSED int k8s_auth_check_config(const struct config *cfg, char *desc, size_t desc_cap,
-					 char *err, size_t err_cap);
-
-
-struct k8s_store;
-
-/* The API client and the Connector store of a backend made by k8s_auth_new
- * (for the status writer and the webhook); NULL for any other backend. The
- * backend owns them. */
-struct k8s_client *k8s_auth_client(struct auth_backend *b);
-struct k8s_store *k8s_auth_store(struct auth_backend *b);
+/* Kubernetes mode from cfg->kubernetes, on the runtime's API client and
+ * Connector store (borrowed: rt outlives the backend). */
+struct auth_backend *k8s_auth_new(struct k8s_runtime *rt, const struct config *cfg);
 
 struct k8s_auth_stats {
 	uint64_t tokenreviews, tokenreview_failures;

@@ -191,18 +191,13 @@ static void conn_log_access(struct conn *c)
 		 c->connector ? c->connector->id : "-", user);
 }
 
-/* The response is complete in the client's output buffer: log it, give the
- * upstream connection back if it can carry another request, and wait for
- * the next request or close. */
-void conn_finish_response(struct conn *c, bool upstream_reusable)
+/* The response is complete in the client's output buffer: log it, end the
+ * request (exchange_end) and wait for the next request or close. */
+void conn_finish_response(struct conn *c)
 {
 	metrics_request_done(c->connector, c->head ? c->req.method : HTTP_M_OTHER, c->status,
 			     c->body_bytes, c->head ? conn_ms_since(&c->req_start) / 1e3 : 0.0);
 	conn_log_access(c);
-	if (c->up && upstream_reusable) {
-		upstream_release(c->up);
-		c->up = NULL;
-	}
 	conn_end_request(c);
 	if (!c->keep_alive) {
 		conn_start_closing(c);
@@ -216,7 +211,7 @@ void conn_finish_response(struct conn *c, bool upstream_reusable)
  * connection cannot carry another request. */
 static void conn_drop_unread_body(struct conn *c)
 {
-	if (c->head && conn_has_body(&c->req) && !c->req_body_done)
+	if (c->head && conn_has_body(&c->req) && !c->ex.req_body_done)
 		c->keep_alive = false;
 }
 
@@ -234,7 +229,7 @@ void conn_respond_error(struct conn *c, int status, const char *code, const char
 	c->status = status;
 	c->body_bytes = respond_error(conn_out(c), status, code, message,
 				      c->connector ? c->connector->id : NULL, &o);
-	conn_finish_response(c, false);
+	conn_finish_response(c);
 }
 
 static void conn_respond_plain(struct conn *c, int status, const char *ctype, const char *body)
@@ -246,7 +241,7 @@ static void conn_respond_plain(struct conn *c, int status, const char *ctype, co
 
 	c->status = status;
 	c->body_bytes = respond_body(conn_out(c), status, ctype, body, strlen(body), &o);
-	conn_finish_response(c, false);
+	conn_finish_response(c);
 }
 
 /* ---- reading a request ------------------------------------------------- */
@@ -567,7 +562,7 @@ static void conn_client_eof(struct conn *c)
 	c->client_eof = true;
 	if (c->state == CONN_READ_HEAD)
 		conn_process(c);
-	else if (c->state == CONN_REQUEST_BODY && !c->req_body_done)
+	else if (c->state == CONN_REQUEST_BODY && !c->ex.req_body_done)
 		conn_close(c, "client_closed_mid_request");
 	/* Otherwise a request is in flight: conn_finish_response comes back
 	 * to conn_process, which closes after it. A body that has not been

@@ -10,11 +10,43 @@
 #include "auth/auth.h"
 #include "proxy/conn.h"
 #include "proxy/route.h"
+#include "proxy/token.h"
 #include "proxy/upstream.h"
 #include "util/http1.h"
 
-struct token_wait;
 struct fetch;
+
+/* The upstream side of one request (exchange.c). exchange_end releases
+ * what it holds and zeroes it: every request starts from all-zero. */
+struct exchange {
+	struct upstream_site *site;
+	struct upstream_pool *pool;   /* origin of the current hop */
+	char *target;                 /* request-target of the current hop */
+	bool send_auth;               /* the registry's own origin: send credentials */
+	char *bearer;                 /* "Bearer ..." for this request */
+	char *scope;                  /* token scope of this request */
+	struct token_wait token_wait;
+	struct fetch *probe;
+	struct upstream_conn *up;
+	unsigned hops;
+	bool reused;
+	bool got_bytes;
+	bool retried;
+	bool auth_retried;
+	bool keep_alive;              /* the upstream connection may carry another request */
+	bool up_paused;
+	bool client_chunked;
+	enum http1_body body;
+	uint64_t body_left;
+	struct http1_chunked chunk;
+	char redirect_digest[160];
+	/* The client's request body (push). */
+	bool req_body_started;
+	bool req_body_done;
+	bool client_paused;
+	uint64_t req_left;
+	struct http1_chunked req_chunk;
+};
 
 struct conn {
 	struct proxy *px;
@@ -49,34 +81,7 @@ struct conn {
 	int status;
 	uint64_t body_bytes;
 
-	/* The upstream side of the current request (exchange.c). */
-	struct upstream_site *site;
-	struct upstream_pool *up_pool;   /* origin of the current hop */
-	char *up_target;                 /* request-target of the current hop */
-	bool up_send_auth;               /* the registry's own origin: send credentials */
-	char *bearer;                    /* "Bearer ..." for this request */
-	char *scope;                     /* token scope of this request */
-	struct token_wait *token_wait;
-	struct fetch *probe;
-	struct upstream_conn *up;
-	unsigned hops;
-	bool up_reused;
-	bool up_got_bytes;
-	bool retried;
-	bool auth_retried;
-	bool up_keep_alive;
-	bool up_paused;
-	bool client_chunked;
-	enum http1_body up_body;
-	uint64_t body_left;
-	struct http1_chunked chunk;
-	char redirect_digest[160];
-	/* The client's request body (push). */
-	bool req_body_started;
-	bool req_body_done;
-	bool client_paused;
-	uint64_t req_left;
-	struct http1_chunked req_chunk;
+	struct exchange ex; /* the upstream side of the current request */
 };
 
 void conn_set_state(struct conn *c, enum conn_state to);
@@ -85,8 +90,9 @@ struct evbuffer *conn_out(struct conn *c);
 /* Reads from the client again unless something else keeps reading off
  * (output backpressure, end of the client's stream, closing). */
 void conn_resume_read(struct conn *c);
-/* The response is complete in the client's output buffer. */
-void conn_finish_response(struct conn *c, bool upstream_reusable);
+/* The response is complete in the client's output buffer (the exchange
+ * has given its upstream connection back or closed it). */
+void conn_finish_response(struct conn *c);
 void conn_respond_error(struct conn *c, int status, const char *code, const char *message);
 bool conn_has_body(const struct http1_request *req);
 
@@ -94,7 +100,8 @@ bool conn_has_body(const struct http1_request *req);
 void exchange_start(struct conn *c);
 void exchange_client_readable(struct conn *c);
 void exchange_client_drained(struct conn *c);
-/* Releases everything the exchange holds (on close or request end). */
+/* Releases everything the exchange holds and resets it (on close or
+ * request end). */
 void exchange_end(struct conn *c);
 
 #endif

@@ -37,29 +37,30 @@ static void exchange_free_secret(char **s)
 	}
 }
 
+/* Every upstream connection the exchange holds ends here or in
+ * exchange_body_done (given back to the pool). */
+static void exchange_drop_up(struct conn *c, const char *reason)
+{
+	upstream_close(c->ex.up, reason);
+	c->ex.up = NULL;
+}
+
 void exchange_end(struct conn *c)
 {
-	token_wait_cancel(c->token_wait);
-	c->token_wait = NULL;
-	fetch_cancel(c->probe);
-	c->probe = NULL;
-	upstream_free(c->up);
-	c->up = NULL;
-	exchange_free_secret(&c->bearer);
-	free(c->up_target);
-	c->up_target = NULL;
-	free(c->scope);
-	c->scope = NULL;
-	if (c->client_paused || c->req_body_started) {
+	struct exchange *ex = &c->ex;
+
+	token_wait_cancel(&ex->token_wait);
+	fetch_cancel(ex->probe);
+	exchange_drop_up(c, "request_ended");
+	exchange_free_secret(&ex->bearer);
+	free(ex->target);
+	free(ex->scope);
+	if (ex->client_paused || ex->req_body_started) {
 		bufferevent_setwatermark(c->bev, EV_READ, 0, c->px->req_limits.max_head_bytes);
+		ex->client_paused = ex->req_body_started = false;
 		conn_resume_read(c);
 	}
-	c->site = NULL;
-	c->up_pool = NULL;
-	c->hops = 0;
-	c->up_paused = c->retried = c->auth_retried = false;
-	c->req_body_started = c->req_body_done = c->client_paused = false;
-	c->redirect_digest[0] = '\0';
+	memset(ex, 0, sizeof(*ex));
 }
 
 /* An upstream failure before any response byte reached the client. */
@@ -70,8 +71,7 @@ static void exchange_fail(struct conn *c, int status, const char *code, const ch
 	log_warn("upstream_error", "conn=%" PRIu64 " connector=%s status=%d reason=\"%s\"", c->id,
 		 c->connector->id, status, why);
 	snprintf(msg, sizeof(msg), "connector %s: %s", c->connector->id, why);
-	upstream_free(c->up);
-	c->up = NULL;
+	exchange_drop_up(c, "upstream_error");
 	conn_respond_error(c, status, code, msg);
 }
 
@@ -79,7 +79,7 @@ static void exchange_fail(struct conn *c, int status, const char *code, const ch
 
 static bool exchange_adds_library(const struct conn *c)
 {
-	return c->site->docker_hub && !memchr(c->route.repo.p, '/', c->route.repo.n);
+	return c->ex.site->docker_hub && !memchr(c->route.repo.p, '/', c->route.repo.n);
 }
 
 /* Finds a query parameter and decodes it into out. */
@@ -132,11 +132,11 @@ static void exchange_build_scope(struct conn *c, int mount, const char *from)
 	const char *lib = exchange_adds_library(c) ? "library/" : "";
 	size_t cap = c->route.repo.n + strlen(from) + 96;
 
-	c->scope = x_malloc(cap);
-	int n = snprintf(c->scope, cap, "repository:%s%.*s:%s", lib, (int)c->route.repo.n,
+	c->ex.scope = x_malloc(cap);
+	int n = snprintf(c->ex.scope, cap, "repository:%s%.*s:%s", lib, (int)c->route.repo.n,
 			 c->route.repo.p, c->verb == AUTH_VERB_PUSH ? "pull,push" : "pull");
 	if (mount > 0)
-		snprintf(c->scope + n, cap - (size_t)n, " repository:%s:pull", from);
+		snprintf(c->ex.scope + n, cap - (size_t)n, " repository:%s:pull", from);
 }
 
 /* The query with from= set to the upstream name (mount > 0) or without
@@ -173,8 +173,8 @@ static void exchange_build_target(struct conn *c, int mount, const char *from)
 
 	if (mount == 0 || c->route.query.n == 0) {
 		size_t cap = strlen(c->connector->path_prefix) + rest_n + 16;
-		c->up_target = x_malloc(cap);
-		snprintf(c->up_target, cap, "%s/v2/%s%.*s", c->connector->path_prefix,
+		c->ex.target = x_malloc(cap);
+		snprintf(c->ex.target, cap, "%s/v2/%s%.*s", c->connector->path_prefix,
 			 exchange_adds_library(c) ? "library/" : "", (int)rest_n, rest);
 		return;
 	}
@@ -184,7 +184,7 @@ static void exchange_build_target(struct conn *c, int mount, const char *from)
 			    (int)(c->route.query.p - 1 - rest), rest);
 	exchange_append_query(b, c->route.query, mount, from);
 	evbuffer_add(b, "", 1);
-	c->up_target = x_strdup((const char *)evbuffer_pullup(b, -1));
+	c->ex.target = x_strdup((const char *)evbuffer_pullup(b, -1));
 	evbuffer_free(b);
 }
 
@@ -203,7 +203,7 @@ static bool exchange_name_in(struct og_str name, const char *const *names, size_
 
 static bool exchange_sends_body(const struct conn *c)
 {
-	return c->hops == 0 && conn_has_body(&c->req);
+	return c->ex.hops == 0 && conn_has_body(&c->req);
 }
 
 static void exchange_add_framing(struct conn *c, struct evbuffer *out)
@@ -222,11 +222,11 @@ static void exchange_add_framing(struct conn *c, struct evbuffer *out)
  * cookies or hop-by-hop fields; credentials only to the registry's origin. */
 static void exchange_write_request(struct conn *c, struct evbuffer *out)
 {
-	const char *auth = c->bearer ? c->bearer : c->connector->authorization;
+	const char *auth = c->ex.bearer ? c->ex.bearer : c->connector->authorization;
 
 	evbuffer_add_printf(out, "%.*s %s HTTP/1.1\r\nHost: %s\r\n", (int)c->req.method_str.n,
-			    c->req.method_str.p, c->up_target, c->up_pool->host_header);
-	if (c->up_send_auth && auth)
+			    c->req.method_str.p, c->ex.target, c->ex.pool->host_header);
+	if (c->ex.send_auth && auth)
 		evbuffer_add_printf(out, "Authorization: %s\r\n", auth);
 	for (size_t i = 0; i < c->req.n_headers; i++) {
 		const struct http1_header *h = &c->req.headers[i];
@@ -247,20 +247,20 @@ static void exchange_write_request(struct conn *c, struct evbuffer *out)
 static void exchange_relay_request_body(struct conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
-	struct evbuffer *out = bufferevent_get_output(c->up->bev);
+	struct evbuffer *out = bufferevent_get_output(c->ex.up->bev);
 	size_t body_buffer = c->px->cfg->server.body_buffer;
 	uint64_t moved = 0;
 	int done;
 
 	if (c->req.body == HTTP1_BODY_CHUNKED) {
-		done = http1_buf_dechunk(&c->req_chunk, in, out, true, &moved);
+		done = http1_buf_dechunk(&c->ex.req_chunk, in, out, true, &moved);
 		if (done == 1)
 			evbuffer_add(out, "0\r\n\r\n", 5);
 	} else {
-		size_t n = (size_t)OG_MIN((uint64_t)evbuffer_get_length(in), c->req_left);
+		size_t n = (size_t)OG_MIN((uint64_t)evbuffer_get_length(in), c->ex.req_left);
 		evbuffer_remove_buffer(in, out, n);
-		c->req_left -= n;
-		done = c->req_left == 0;
+		c->ex.req_left -= n;
+		done = c->ex.req_left == 0;
 	}
 	if (done < 0) {
 		log_info("bad_request", "conn=%" PRIu64 " peer=%s reason=bad_chunked_request_body",
@@ -269,7 +269,7 @@ static void exchange_relay_request_body(struct conn *c)
 	} else if (!done && c->client_eof) {
 		conn_close(c, "client_closed_mid_request");
 	} else if (done) {
-		c->req_body_done = true;
+		c->ex.req_body_done = true;
 		evtimer_del(c->timer);
 		bufferevent_setwatermark(c->bev, EV_READ, 0, c->px->req_limits.max_head_bytes);
 		if (c->state == CONN_REQUEST_BODY)
@@ -277,7 +277,7 @@ static void exchange_relay_request_body(struct conn *c)
 	} else {
 		if (evbuffer_get_length(out) >= body_buffer) {
 			bufferevent_disable(c->bev, EV_READ);
-			c->client_paused = true;
+			c->ex.client_paused = true;
 		}
 		/* A client that stops sending its body is dropped after idle_timeout. */
 		evtimer_add(c->timer, &c->px->idle_timeout);
@@ -288,20 +288,20 @@ static void exchange_start_request_body(struct conn *c)
 {
 	size_t body_buffer = c->px->cfg->server.body_buffer;
 
-	c->req_body_started = true;
-	c->req_left = c->req.content_length;
-	http1_chunked_init(&c->req_chunk);
+	c->ex.req_body_started = true;
+	c->ex.req_left = c->req.content_length;
+	http1_chunked_init(&c->ex.req_chunk);
 	conn_set_state(c, CONN_REQUEST_BODY);
 	if (c->req.expect_continue)
 		evbuffer_add(conn_out(c), "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, body_buffer);
-	bufferevent_setwatermark(c->up->bev, EV_WRITE, body_buffer / 2, 0);
+	bufferevent_setwatermark(c->ex.up->bev, EV_WRITE, body_buffer / 2, 0);
 	exchange_relay_request_body(c);
 }
 
 void exchange_client_readable(struct conn *c)
 {
-	if (c->state == CONN_REQUEST_BODY && !c->req_body_done)
+	if (c->state == CONN_REQUEST_BODY && !c->ex.req_body_done)
 		exchange_relay_request_body(c);
 }
 
@@ -310,9 +310,9 @@ static void exchange_up_write(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 
 	(void)bev;
-	if (!c->client_paused)
+	if (!c->ex.client_paused)
 		return;
-	c->client_paused = false;
+	c->ex.client_paused = false;
 	conn_resume_read(c);
 	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
 		exchange_relay_request_body(c);
@@ -320,8 +320,8 @@ static void exchange_up_write(struct bufferevent *bev, void *arg)
 
 static void exchange_send(struct conn *c)
 {
-	exchange_write_request(c, bufferevent_get_output(c->up->bev));
-	c->up_got_bytes = false;
+	exchange_write_request(c, bufferevent_get_output(c->ex.up->bev));
+	c->ex.got_bytes = false;
 	if (exchange_sends_body(c))
 		exchange_start_request_body(c);
 	else
@@ -423,10 +423,10 @@ static void exchange_add_link(struct conn *c, const struct http1_header *h)
  * (never url_free it). */
 static void exchange_hop_url(const struct conn *c, struct url *u)
 {
-	u->https = c->up_pool->https;
-	u->host = c->up_pool->host;
-	u->port = c->up_pool->port;
-	u->target = c->up_target;
+	u->https = c->ex.pool->https;
+	u->host = c->ex.pool->host;
+	u->port = c->ex.pool->port;
+	u->target = c->ex.target;
 }
 
 /* Upload and manifest Locations point into the registry: rewrite them to
@@ -434,7 +434,7 @@ static void exchange_hop_url(const struct conn *c, struct url *u)
  * Locations elsewhere (another host) go out as they are. */
 static void exchange_add_location(struct conn *c, const struct http1_header *h)
 {
-	struct upstream_pool *reg = upstream_site_registry(c->site);
+	struct upstream_pool *reg = upstream_site_registry(c->ex.site);
 	struct url base, loc;
 	char prefix[600];
 
@@ -460,7 +460,7 @@ static void exchange_write_response_head(struct conn *c, const struct http1_resp
 	const struct http1_header *cl = NULL;
 	bool have_digest = false;
 
-	bool storage = !c->up_send_auth, retry_after = false;
+	bool storage = !c->ex.send_auth, retry_after = false;
 
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", resp->status, respond_reason(resp->status));
 	for (size_t i = 0; i < resp->n_headers; i++) {
@@ -481,16 +481,16 @@ static void exchange_write_response_head(struct conn *c, const struct http1_resp
 			exchange_add_header(out, h->name, h->value.p, h->value.n);
 		}
 	}
-	if (!have_digest && c->redirect_digest[0])
-		evbuffer_add_printf(out, "Docker-Content-Digest: %s\r\n", c->redirect_digest);
-	c->client_chunked = false;
+	if (!have_digest && c->ex.redirect_digest[0])
+		evbuffer_add_printf(out, "Docker-Content-Digest: %s\r\n", c->ex.redirect_digest);
+	c->ex.client_chunked = false;
 	if (resp->body == HTTP1_BODY_LENGTH) {
 		evbuffer_add_printf(out, "Content-Length: %" PRIu64 "\r\n", resp->content_length);
 	} else if (resp->body == HTTP1_BODY_NONE) {
 		if (cl)
 			exchange_add_header(out, cl->name, cl->value.p, cl->value.n);
 	} else if (c->req.version_minor >= 1) {
-		c->client_chunked = true;
+		c->ex.client_chunked = true;
 		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
 	} else {
 		c->keep_alive = false; /* HTTP/1.0: the end of the body is the close */
@@ -505,37 +505,37 @@ static void exchange_on_401(struct conn *c, const struct http1_response *resp)
 	enum upstream_challenge ch = UPSTREAM_CHALLENGE_NONE;
 	char why[300];
 
-	upstream_free(c->up);
-	c->up = NULL;
+	/* The rest of the 401 is not read: the connection cannot carry more. */
+	exchange_drop_up(c, "auth_refused");
 	/* A storage host's challenge is never learned: it would choose where
 	 * the connector's credentials go, for every user of the connector. */
-	if (!c->up_send_auth) {
+	if (!c->ex.send_auth) {
 		snprintf(why, sizeof(why), "the storage host %s answered HTTP %d to a redirected blob request",
-			 c->up_pool->origin, resp->status);
+			 c->ex.pool->origin, resp->status);
 		exchange_fail(c, 502, "UNAVAILABLE", why);
 		return;
 	}
 	if (resp->status == 401)
-		ch = upstream_site_learn_challenge(c->site, resp->headers, resp->n_headers, why,
+		ch = upstream_site_learn_challenge(c->ex.site, resp->headers, resp->n_headers, why,
 						   sizeof(why));
 	if (ch == UPSTREAM_CHALLENGE_REFUSED) {
 		exchange_fail(c, 502, "UNAVAILABLE", why);
 		return;
 	}
 	bool bearer = ch == UPSTREAM_CHALLENGE_BEARER;
-	if (bearer && !c->auth_retried && !c->req_body_started) {
+	if (bearer && !c->ex.auth_retried && !c->ex.req_body_started) {
 		/* A cached token the registry no longer takes is dropped; either
 		 * way the request goes again, once, with a fresh token. */
-		if (c->bearer)
-			token_invalidate(c->site->tokens, c->scope);
-		exchange_free_secret(&c->bearer);
-		c->auth_retried = true;
+		if (c->ex.bearer)
+			token_invalidate(c->ex.site->tokens, c->ex.scope);
+		exchange_free_secret(&c->ex.bearer);
+		c->ex.auth_retried = true;
 		exchange_authorize_upstream(c);
 		return;
 	}
-	if (bearer && c->bearer)
-		token_invalidate(c->site->tokens, c->scope);
-	if (bearer && c->bearer)
+	if (bearer && c->ex.bearer)
+		token_invalidate(c->ex.site->tokens, c->ex.scope);
+	if (bearer && c->ex.bearer)
 		snprintf(why, sizeof(why), "the upstream registry refused the token its token service "
 			 "issued for the connector's credentials (HTTP 401)");
 	else if (c->connector->authorization)
@@ -557,9 +557,9 @@ static void exchange_keep_digest(struct conn *c, const struct http1_response *re
 	const struct http1_header *d =
 		http1_find_header(resp->headers, resp->n_headers, "Docker-Content-Digest");
 
-	if (d && d->value.n < sizeof(c->redirect_digest) &&
+	if (d && d->value.n < sizeof(c->ex.redirect_digest) &&
 	    route_valid_digest(d->value))
-		snprintf(c->redirect_digest, sizeof(c->redirect_digest), "%.*s", (int)d->value.n,
+		snprintf(c->ex.redirect_digest, sizeof(c->ex.redirect_digest), "%.*s", (int)d->value.n,
 			 d->value.p);
 }
 
@@ -573,7 +573,7 @@ static void exchange_follow_redirect(struct conn *c, const struct http1_response
 
 	exchange_keep_digest(c, resp);
 	exchange_hop_url(c, &base);
-	if (++c->hops > EXCHANGE_MAX_HOPS) {
+	if (++c->ex.hops > EXCHANGE_MAX_HOPS) {
 		exchange_fail(c, 502, "UNAVAILABLE", "too many redirects from the upstream registry");
 		return;
 	}
@@ -588,24 +588,23 @@ static void exchange_follow_redirect(struct conn *c, const struct http1_response
 		exchange_fail(c, 502, "UNAVAILABLE", err);
 		return;
 	}
-	struct upstream_pool *pool = upstream_site_pool(c->site, next.https, next.host, next.port,
+	struct upstream_pool *pool = upstream_site_pool(c->ex.site, next.https, next.host, next.port,
 							err, sizeof(err));
 	if (!pool) {
 		url_free(&next);
 		exchange_fail(c, 502, "UNAVAILABLE", err);
 		return;
 	}
-	upstream_free(c->up);
-	c->up = NULL;
+	exchange_drop_up(c, "redirected");
 	log_debug("redirect", "conn=%" PRIu64 " connector=%s hop=%u to=%s", c->id, c->connector->id,
-		  c->hops, pool->origin);
-	c->up_pool = pool;
+		  c->ex.hops, pool->origin);
+	c->ex.pool = pool;
 	/* Once off the registry's origin, the storage host chooses the next
 	 * hop: a redirect back to the registry must not carry our credential
 	 * to a path the storage host picked. */
-	c->up_send_auth = c->up_send_auth && pool == upstream_site_registry(c->site);
-	free(c->up_target);
-	c->up_target = next.target;
+	c->ex.send_auth = c->ex.send_auth && pool == upstream_site_registry(c->ex.site);
+	free(c->ex.target);
+	c->ex.target = next.target;
 	next.target = NULL;
 	url_free(&next);
 	exchange_open(c);
@@ -613,10 +612,10 @@ static void exchange_follow_redirect(struct conn *c, const struct http1_response
 
 static void exchange_begin_body(struct conn *c, const struct http1_response *resp)
 {
-	c->up_body = resp->body;
-	c->up_keep_alive = resp->keep_alive && (!c->req_body_started || c->req_body_done);
-	c->body_left = resp->content_length;
-	http1_chunked_init(&c->chunk);
+	c->ex.body = resp->body;
+	c->ex.keep_alive = resp->keep_alive && (!c->ex.req_body_started || c->ex.req_body_done);
+	c->ex.body_left = resp->content_length;
+	http1_chunked_init(&c->ex.chunk);
 	conn_set_state(c, CONN_STREAM_BODY);
 }
 
@@ -624,7 +623,7 @@ static void exchange_begin_body(struct conn *c, const struct http1_response *res
 static bool exchange_read_head(struct conn *c)
 {
 	struct proxy *px = c->px;
-	struct evbuffer *in = bufferevent_get_input(c->up->bev);
+	struct evbuffer *in = bufferevent_get_input(c->ex.up->bev);
 
 	for (;;) {
 		struct http1_response resp = { .headers = px->scratch_headers };
@@ -637,7 +636,7 @@ static bool exchange_read_head(struct conn *c)
 		if (r == 0)
 			return false;
 		if (r < 0 || resp.status == 101) {
-			snprintf(why, sizeof(why), "%s sent an invalid response (%s)", c->up_pool->origin,
+			snprintf(why, sizeof(why), "%s sent an invalid response (%s)", c->ex.pool->origin,
 				 r < 0 ? http1_error_str(err) : "unexpected upgrade");
 			exchange_fail(c, 502, "UNAVAILABLE", why);
 			return false;
@@ -671,49 +670,53 @@ static bool exchange_read_head(struct conn *c)
 
 static void exchange_body_done(struct conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->up->bev);
-	bool reusable = c->up_keep_alive && c->up_body != HTTP1_BODY_UNTIL_CLOSE &&
+	struct evbuffer *in = bufferevent_get_input(c->ex.up->bev);
+	bool reusable = c->ex.keep_alive && c->ex.body != HTTP1_BODY_UNTIL_CLOSE &&
 			evbuffer_get_length(in) == 0;
 
-	if (c->client_chunked)
+	if (c->ex.client_chunked)
 		evbuffer_add(conn_out(c), "0\r\n\r\n", 5);
-	conn_finish_response(c, reusable);
+	if (reusable) {
+		upstream_release(c->ex.up);
+		c->ex.up = NULL;
+	}
+	conn_finish_response(c);
 }
 
 static void exchange_pause_if_full(struct conn *c)
 {
 	if (evbuffer_get_length(conn_out(c)) >= c->px->cfg->server.body_buffer) {
-		bufferevent_disable(c->up->bev, EV_READ);
-		c->up_paused = true;
+		bufferevent_disable(c->ex.up->bev, EV_READ);
+		c->ex.up_paused = true;
 	}
 }
 
 static void exchange_relay_body(struct conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->up->bev);
+	struct evbuffer *in = bufferevent_get_input(c->ex.up->bev);
 	int done = 0;
 
-	switch (c->up_body) {
+	switch (c->ex.body) {
 	case HTTP1_BODY_NONE:
 		done = 1;
 		break;
 	case HTTP1_BODY_LENGTH: {
-		size_t n = (size_t)OG_MIN((uint64_t)evbuffer_get_length(in), c->body_left);
+		size_t n = (size_t)OG_MIN((uint64_t)evbuffer_get_length(in), c->ex.body_left);
 		if (n) {
 			evbuffer_remove_buffer(in, conn_out(c), n);
-			c->body_left -= n;
+			c->ex.body_left -= n;
 			c->body_bytes += n;
 		}
-		done = c->body_left == 0;
+		done = c->ex.body_left == 0;
 		break;
 	}
 	case HTTP1_BODY_CHUNKED:
-		done = http1_buf_dechunk(&c->chunk, in, conn_out(c), c->client_chunked, &c->body_bytes);
+		done = http1_buf_dechunk(&c->ex.chunk, in, conn_out(c), c->ex.client_chunked, &c->body_bytes);
 		break;
 	case HTTP1_BODY_UNTIL_CLOSE: {
 		size_t n = evbuffer_get_length(in);
 		if (n)
-			http1_buf_move(in, conn_out(c), n, c->client_chunked);
+			http1_buf_move(in, conn_out(c), n, c->ex.client_chunked);
 		c->body_bytes += n;
 		break;
 	}
@@ -731,11 +734,11 @@ static void exchange_relay_body(struct conn *c)
 
 void exchange_client_drained(struct conn *c)
 {
-	if (c->state != CONN_STREAM_BODY || !c->up_paused)
+	if (c->state != CONN_STREAM_BODY || !c->ex.up_paused)
 		return;
-	c->up_paused = false;
-	bufferevent_enable(c->up->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_input(c->up->bev)) > 0)
+	c->ex.up_paused = false;
+	bufferevent_enable(c->ex.up->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_input(c->ex.up->bev)) > 0)
 		exchange_relay_body(c);
 }
 
@@ -746,7 +749,7 @@ static void exchange_up_read(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 
 	(void)bev;
-	c->up_got_bytes = true;
+	c->ex.got_bytes = true;
 	if ((c->state == CONN_UPSTREAM_HEAD || c->state == CONN_REQUEST_BODY) && !exchange_read_head(c))
 		return;
 	if (c->state == CONN_STREAM_BODY)
@@ -759,25 +762,27 @@ static void exchange_connect(struct conn *c)
 {
 	char err[300];
 
-	c->up_reused = false;
-	c->up = upstream_connect(c->up_pool, exchange_up_read, exchange_up_write, exchange_up_event, c,
+	c->ex.reused = false;
+	c->ex.up = upstream_connect(c->ex.pool, exchange_up_read, exchange_up_write, exchange_up_event, c,
 				 err, sizeof(err));
-	if (!c->up) {
+	if (!c->ex.up) {
 		exchange_fail(c, 502, "UNAVAILABLE", err);
 		return;
 	}
+	c->ex.up->conn_id = c->id;
 	conn_set_state(c, CONN_UPSTREAM_CONNECT);
 }
 
 static void exchange_open(struct conn *c)
 {
-	c->up = upstream_take_idle(c->up_pool);
-	if (!c->up) {
+	c->ex.up = upstream_take_idle(c->ex.pool);
+	if (!c->ex.up) {
 		exchange_connect(c);
 		return;
 	}
-	c->up_reused = true;
-	upstream_attach(c->up, exchange_up_read, exchange_up_write, exchange_up_event, c);
+	c->ex.reused = true;
+	c->ex.up->conn_id = c->id;
+	upstream_attach(c->ex.up, exchange_up_read, exchange_up_write, exchange_up_event, c);
 	exchange_send(c);
 }
 
@@ -788,16 +793,15 @@ static void exchange_failed_before_head(struct conn *c, short events)
 
 	/* A pooled connection the registry closed just as we reused it: the
 	 * request never reached it, and GET/HEAD are safe to send again. */
-	if (c->state == CONN_UPSTREAM_HEAD && c->up_reused && !c->up_got_bytes && !c->retried &&
-	    !timeout && !c->req_body_started &&
+	if (c->state == CONN_UPSTREAM_HEAD && !c->ex.req_body_started &&
+	    httpc_may_retry(c->ex.reused, c->ex.got_bytes, c->ex.retried, events) &&
 	    (c->req.method == HTTP_M_GET || c->req.method == HTTP_M_HEAD)) {
-		upstream_free(c->up);
-		c->up = NULL;
-		c->retried = true;
+		exchange_drop_up(c, "stale_reused");
+		c->ex.retried = true;
 		exchange_connect(c);
 		return;
 	}
-	upstream_describe_error(c->up, events, why, sizeof(why));
+	upstream_describe_error(c->ex.up, events, why, sizeof(why));
 	exchange_fail(c, timeout ? 504 : 502, "UNAVAILABLE", why);
 }
 
@@ -808,7 +812,7 @@ static void exchange_up_event(struct bufferevent *bev, short events, void *arg)
 
 	(void)bev;
 	if (events & BEV_EVENT_CONNECTED) {
-		upstream_attach(c->up, exchange_up_read, exchange_up_write, exchange_up_event, c);
+		upstream_attach(c->ex.up, exchange_up_read, exchange_up_write, exchange_up_event, c);
 		exchange_send(c);
 		return;
 	}
@@ -819,14 +823,14 @@ static void exchange_up_event(struct bufferevent *bev, short events, void *arg)
 	}
 	if (c->state != CONN_STREAM_BODY)
 		return;
-	if (c->up_body == HTTP1_BODY_UNTIL_CLOSE && (events & BEV_EVENT_EOF)) {
+	if (c->ex.body == HTTP1_BODY_UNTIL_CLOSE && (events & BEV_EVENT_EOF)) {
 		exchange_relay_body(c);
 		if (c->state == CONN_STREAM_BODY)
 			exchange_body_done(c);
 		return;
 	}
 	/* Headers already went out: a short body is the only honest signal. */
-	upstream_describe_error(c->up, events, why, sizeof(why));
+	upstream_describe_error(c->ex.up, events, why, sizeof(why));
 	log_warn("upstream_error", "conn=%" PRIu64 " connector=%s reason=\"%s\" body_sent=%" PRIu64,
 		 c->id, c->connector->id, why, c->body_bytes);
 	conn_close(c, "upstream_failed_mid_body");
@@ -839,27 +843,24 @@ static void exchange_on_token(void *arg, const char *authorization, const char *
 {
 	struct conn *c = arg;
 
-	c->token_wait = NULL;
 	if (!authorization) {
 		exchange_fail(c, failure == TOKEN_TIMEOUT ? 504 : 502,
 			      failure == TOKEN_REFUSED ? "DENIED" : "UNAVAILABLE", error);
 		return;
 	}
-	exchange_free_secret(&c->bearer);
-	c->bearer = x_strdup(authorization);
+	exchange_free_secret(&c->ex.bearer);
+	c->ex.bearer = x_strdup(authorization);
 	exchange_open(c);
 }
 
 static void exchange_authorize_upstream(struct conn *c)
 {
-	if (c->site->auth_mode != UPSTREAM_AUTH_BEARER) {
+	if (c->ex.site->auth_mode != UPSTREAM_AUTH_BEARER) {
 		exchange_open(c);
 		return;
 	}
 	conn_set_state(c, CONN_UPSTREAM_AUTH);
-	struct token_wait *w = token_get(c->site->tokens, c->scope, exchange_on_token, c);
-	if (w)
-		c->token_wait = w;
+	token_get(c->ex.site->tokens, &c->ex.token_wait, c->ex.scope, exchange_on_token, c);
 }
 
 static void exchange_on_probe(void *arg, const struct fetch_result *r)
@@ -867,15 +868,15 @@ static void exchange_on_probe(void *arg, const struct fetch_result *r)
 	struct conn *c = arg;
 	char why[400];
 
-	c->probe = NULL;
+	c->ex.probe = NULL;
 	if (r->error) {
 		snprintf(why, sizeof(why), "%s", r->error);
 		exchange_fail(c, r->timeout ? 504 : 502, "UNAVAILABLE", why);
 		return;
 	}
 	if (r->status != 401)
-		c->site->auth_mode = UPSTREAM_AUTH_BASIC;
-	else if (upstream_site_learn_challenge(c->site, r->headers, r->n_headers, why, sizeof(why)) ==
+		c->ex.site->auth_mode = UPSTREAM_AUTH_BASIC;
+	else if (upstream_site_learn_challenge(c->ex.site, r->headers, r->n_headers, why, sizeof(why)) ==
 		 UPSTREAM_CHALLENGE_REFUSED) {
 		exchange_fail(c, 502, "UNAVAILABLE", why);
 		return;
@@ -892,7 +893,7 @@ static void exchange_probe(struct conn *c)
 
 	snprintf(target, sizeof(target), "%s/v2/", c->connector->path_prefix);
 	conn_set_state(c, CONN_UPSTREAM_AUTH);
-	c->probe = fetch_get(upstream_site_registry(c->site), target, c->connector->authorization,
+	c->ex.probe = fetch_get(upstream_site_registry(c->ex.site), target, c->connector->authorization,
 			     64 * 1024, exchange_on_probe, c);
 }
 
@@ -906,8 +907,8 @@ void exchange_start(struct conn *c)
 		conn_respond_error(c, 503, "UNAVAILABLE", err);
 		return;
 	}
-	c->site = upstream_site_get(c->px, c->connector, err, sizeof(err));
-	if (!c->site) {
+	c->ex.site = upstream_site_get(c->px, c->connector, err, sizeof(err));
+	if (!c->ex.site) {
 		exchange_fail(c, 502, "UNAVAILABLE", err);
 		return;
 	}
@@ -915,9 +916,9 @@ void exchange_start(struct conn *c)
 	int mount = exchange_mount_source(c, from, sizeof(from));
 	exchange_build_scope(c, mount, from);
 	exchange_build_target(c, mount, from);
-	c->up_pool = upstream_site_registry(c->site);
-	c->up_send_auth = true;
-	if (conn_has_body(&c->req) && c->site->auth_mode == UPSTREAM_AUTH_UNKNOWN)
+	c->ex.pool = upstream_site_registry(c->ex.site);
+	c->ex.send_auth = true;
+	if (conn_has_body(&c->req) && c->ex.site->auth_mode == UPSTREAM_AUTH_UNKNOWN)
 		exchange_probe(c);
 	else
 		exchange_authorize_upstream(c);

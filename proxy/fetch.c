@@ -30,8 +30,7 @@ struct fetch {
 
 static void fetch_free(struct fetch *f)
 {
-	if (f->up)
-		upstream_free(f->up);
+	upstream_close(f->up, "fetch_cancelled");
 	if (f->body)
 		evbuffer_free(f->body);
 	if (f->defer)
@@ -76,7 +75,7 @@ static void fetch_finish(struct fetch *f, const char *error, bool reusable)
 		if (reusable)
 			upstream_release(f->up);
 		else
-			upstream_free(f->up);
+			upstream_close(f->up, error ? "fetch_failed" : "not_reusable");
 		f->up = NULL;
 	}
 	event_active(f->defer, EV_TIMEOUT, 0);

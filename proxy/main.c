@@ -9,6 +9,7 @@
 
 #include "auth/static_auth.h"
 #include "k8s/k8s_auth.h"
+#include "k8s/runtime.h"
 #include "k8s/lease.h"
 #include "k8s/refresher.h"
 #include "proxy/proxy.h"
@@ -118,7 +119,7 @@ static int main_check(const char *path, const struct config *cfg)
 	}
 
 	if (cfg->kubernetes.enabled) {
-		if (k8s_auth_check_config(cfg, desc, sizeof(desc), err, sizeof(err)) != 0) {
+		if (k8s_runtime_check_config(cfg, desc, sizeof(desc), err, sizeof(err)) != 0) {
 			fprintf(stderr, "%s: [kubernetes]: %s\n", path, err);
 			return 1;
 		}
@@ -143,11 +144,10 @@ static struct status_writer *main_start_status(struct proxy *px)
 		.probe_interval_ms = cfg->status.probe_interval_ms,
 		.public_address = cfg->server.public_address,
 	};
-	struct k8s_store *store = k8s_auth_store(px->auth);
 
-	if (!cfg->kubernetes.enabled || !cfg->status.enabled || !store)
+	if (!px->k8s || !cfg->status.enabled)
 		return NULL;
-	return status_writer_new(px, k8s_auth_client(px->auth), store, &ss);
+	return status_writer_new(px, px->k8s->client, px->k8s->store, &ss);
 }
 
 /* [pull_secrets] enabled = yes: keep opted-in ServiceAccounts' pull
@@ -164,9 +164,9 @@ static struct k8s_refresher *main_start_refresher(struct proxy *px)
 		.n_namespaces = cfg->kubernetes.namespaces.n,
 	};
 
-	if (!cfg->kubernetes.enabled || !cfg->pull_secrets.enabled || !k8s_auth_client(px->auth))
+	if (!px->k8s || !cfg->pull_secrets.enabled)
 		return NULL;
-	return k8s_refresher_new(px->base, k8s_auth_client(px->auth), &ro);
+	return k8s_refresher_new(px->base, px->k8s->client, &ro);
 }
 
 /* The controllers that write to the API: with leader election they run
@@ -190,9 +190,9 @@ static void main_lead_stop(void *arg)
 {
 	struct main_leader *m = arg;
 
-	k8s_refresher_free(m->refresher); /* its API requests use px->auth's client */
+	k8s_refresher_free(m->refresher); /* its API requests use px->k8s's client */
 	m->refresher = NULL;
-	status_writer_free(m->status); /* holds connectors and API requests of px->auth */
+	status_writer_free(m->status); /* holds connectors and API requests of px->k8s */
 	m->status = NULL;
 }
 
@@ -211,8 +211,7 @@ static void main_start_leader(struct main_leader *m, struct proxy *px)
 	};
 
 	m->px = px;
-	if (!cfg->kubernetes.enabled || !k8s_auth_client(px->auth) ||
-	    !cfg->kubernetes.leader_election ||
+	if (!px->k8s || !cfg->kubernetes.leader_election ||
 	    (!cfg->status.enabled && !cfg->pull_secrets.enabled)) {
 		main_lead_start(m);
 		return;
@@ -222,7 +221,7 @@ static void main_start_leader(struct main_leader *m, struct proxy *px)
 	identity = k8s_lease_identity();
 	lo.ns = ns;
 	lo.identity = identity;
-	m->lease = k8s_lease_new(px->base, k8s_auth_client(px->auth), &lo);
+	m->lease = k8s_lease_new(px->base, px->k8s->client, &lo);
 	px->lease = m->lease;
 	free(ns);
 	free(identity);
@@ -247,7 +246,9 @@ static void main_stop_leader(struct main_leader *m)
 }
 
 /* Standalone mode builds its backend before the loop exists; Kubernetes
- * mode needs the loop (and DNS) for its API client, so it comes after
+ * mode needs the loop (and DNS) for its API client, so the runtime (client
+ * and Connector store, shared by the auth backend, the status writer, the
+ * refresher, the webhook and the Lease) and the backend on it come after
  * proxy_init, before the loop runs. */
 static int main_start(struct proxy *px, const char *path, struct config *cfg)
 {
@@ -269,11 +270,12 @@ static int main_start(struct proxy *px, const char *path, struct config *cfg)
 		return -1;
 	if (auth)
 		return 0;
-	px->auth = k8s_auth_new(px->base, px->dns, cfg, err, sizeof(err));
-	if (!px->auth) {
+	px->k8s = k8s_runtime_new(px->base, px->dns, cfg, err, sizeof(err));
+	if (!px->k8s) {
 		fprintf(stderr, "%s: [kubernetes]: %s\n", path, err);
 		return -1;
 	}
+	px->auth = k8s_auth_new(px->k8s, cfg);
 	return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <event2/listener.h>
 
 #include "auth/static_auth.h"
+#include "k8s/runtime.h"
 #include "proxy/admin.h"
 #include "proxy/conn.h"
 #include "proxy/listen.h"
@@ -254,6 +255,7 @@ static void proxy_reload_config(struct proxy *px)
 		/* In-flight requests hold references to the connectors and
 		 * identities they use, so the old backend can go now. */
 		auth_backend_free(px->auth);
+	k8s_runtime_free(px->k8s); /* after its users, before the loop */
 		px->auth = auth;
 	}
 	config_free(px->cfg);
@@ -342,6 +344,7 @@ void proxy_free(struct proxy *px)
 	tls_listener_free(px->tls);
 	admin_free(px->admin);
 	auth_backend_free(px->auth);
+	k8s_runtime_free(px->k8s); /* after its users, before the loop */
 	for (size_t i = 0; i < OG_ARRAY_LEN(px->sig_events); i++)
 		if (px->sig_events[i])
 			event_free(px->sig_events[i]);

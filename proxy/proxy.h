@@ -17,6 +17,7 @@ struct evconnlistener;
 struct event;
 struct conn;
 struct k8s_lease;
+struct k8s_runtime;
 struct admin;
 struct tls_listener;
 
@@ -32,6 +33,9 @@ struct proxy {
 	struct evdns_base *dns;
 	struct config *cfg;
 	struct auth_backend *auth;
+	/* Kubernetes mode's API client and Connector store (main.c builds it,
+	 * the proxy frees it after auth), or NULL in standalone mode. */
+	struct k8s_runtime *k8s;
 	struct evconnlistener *listener;
 	struct accept_guard accept_guard; /* pauses the listener: limit, out of fds */
 	struct conn *conns;      /* all live connections, doubly linked */

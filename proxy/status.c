@@ -52,7 +52,7 @@ struct status_entry {
 	struct connector *conn;
 	struct upstream_site *site;
 	struct fetch *fetch;
-	struct token_wait *token_wait;
+	struct token_wait token_wait;
 	bool with_token;
 	enum k8s_probe_outcome outcome;
 	int http_status;
@@ -193,8 +193,7 @@ static void status_stop_probe(struct status_entry *e)
 {
 	fetch_cancel(e->fetch);
 	e->fetch = NULL;
-	token_wait_cancel(e->token_wait);
-	e->token_wait = NULL;
+	token_wait_cancel(&e->token_wait);
 	connector_unref(e->conn);
 	e->conn = NULL;
 	e->site = NULL;
@@ -245,7 +244,6 @@ static void status_on_token(void *arg, const char *authorization, const char *er
 	struct status_entry *e = arg;
 	char why[600];
 
-	e->token_wait = NULL;
 	if (authorization) {
 		status_fetch_v2(e, authorization);
 		return;
@@ -297,8 +295,8 @@ static void status_on_v2(void *arg, const struct fetch_result *r)
 		}
 		if (ch == UPSTREAM_CHALLENGE_BEARER) {
 			e->with_token = true;
-			e->token_wait = token_get(e->site->tokens, STATUS_PROBE_SCOPE,
-						  status_on_token, e);
+			token_get(e->site->tokens, &e->token_wait, STATUS_PROBE_SCOPE,
+				  status_on_token, e);
 			return;
 		}
 	}

@@ -1,9 +1,11 @@
 #include "proxy/token.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
@@ -33,12 +35,6 @@ struct token_fetch {
 	char *scope; /* for logs */
 };
 
-struct token_wait {
-	struct auth_waiter *waiter;
-	token_done_fn done;
-	void *arg;
-};
-
 /* What a flight's waiters are woken with. */
 struct token_result {
 	const char *authorization;
@@ -52,6 +48,11 @@ struct token_cache {
 	struct upstream_site *site;
 	struct auth_cache *cache;
 	struct token_fetch *fetches;
+	/* Waits started by token_get, run on the next turn by start_ev. */
+	struct token_wait *queue, *queue_tail;
+	struct event *start_ev;
+	bool starting; /* in token_run_queue: a free is deferred to its end */
+	bool dead;
 };
 
 static uint64_t token_now_ms(void)
@@ -89,13 +90,42 @@ static void token_key(const struct upstream_site *s, const char *scope,
 	EVP_MD_CTX_free(ctx);
 }
 
+static void token_run_queue(evutil_socket_t fd, short what, void *arg);
+
 struct token_cache *token_cache_new(struct upstream_site *site)
 {
 	struct token_cache *tc = x_new(struct token_cache);
 
 	tc->site = site;
 	tc->cache = auth_cache_new(TOKEN_MAX_ENTRIES, token_secret_free);
+	tc->start_ev = event_new(site->px->base, -1, 0, token_run_queue, tc);
+	if (!tc->start_ev)
+		abort(); /* out of memory, as x_malloc treats it */
 	return tc;
+}
+
+static void token_queue_unlink(struct token_wait *w)
+{
+	struct token_cache *tc = w->tc;
+
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		tc->queue = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	else
+		tc->queue_tail = w->prev;
+	w->next = w->prev = NULL;
+}
+
+/* A fetch's owner went away: its waiters are dropped, never woken. */
+static void token_wait_abandoned(void *arg)
+{
+	struct token_wait *w = arg;
+
+	w->waiter = NULL;
+	w->tc = NULL;
 }
 
 static void token_fetch_unlink(struct token_fetch *tf)
@@ -109,20 +139,40 @@ static void token_fetch_unlink(struct token_fetch *tf)
 	tf->prev = tf->next = NULL;
 }
 
+/* The last of tc: the waits still queued are dropped, never called. */
+static void token_cache_destroy(struct token_cache *tc)
+{
+	while (tc->queue) {
+		struct token_wait *w = tc->queue;
+		token_queue_unlink(w);
+		w->tc = NULL;
+	}
+	event_free(tc->start_ev);
+	free(tc);
+}
+
 void token_cache_free(struct token_cache *tc)
 {
 	if (!tc)
 		return;
+	/* The fetches go now: their connections belong to the site's pools,
+	 * which go right after this. */
 	while (tc->fetches) {
 		struct token_fetch *tf = tc->fetches;
 		token_fetch_unlink(tf);
 		fetch_cancel(tf->fetch);
-		auth_flight_abandon(tf->flight, free);
+		auth_flight_abandon(tf->flight, token_wait_abandoned);
 		free(tf->scope);
 		free(tf);
 	}
 	auth_cache_free(tc->cache);
-	free(tc);
+	tc->cache = NULL;
+	/* Freed from a wait's callback (it dropped the last reference to the
+	 * connector): token_run_queue finishes the job once it is back. */
+	if (tc->starting)
+		tc->dead = true;
+	else
+		token_cache_destroy(tc);
 }
 
 static int64_t token_issued_at(const char *text)
@@ -213,11 +263,10 @@ static void token_wake(void *arg, void *result)
 {
 	struct token_wait *w = arg;
 	const struct token_result *r = result;
-	token_done_fn done = w->done;
-	void *done_arg = w->arg;
 
-	free(w);
-	done(done_arg, r->authorization, r->error, r->failure);
+	w->waiter = NULL;
+	w->tc = NULL;
+	w->done(w->arg, r->authorization, r->error, r->failure);
 }
 
 static void token_on_fetched(void *arg, const struct fetch_result *r)
@@ -329,37 +378,77 @@ static struct auth_flight *token_start_fetch(struct token_cache *tc, const char 
 	return tf->flight;
 }
 
-struct token_wait *token_get(struct token_cache *tc, const char *scope, token_done_fn done, void *arg)
+/* A cached token, a fetch to join, or a new fetch. Runs from the event
+ * loop, so done may run here. */
+static void token_start(struct token_cache *tc, struct token_wait *w)
 {
 	unsigned char key[AUTH_CACHE_KEY_LEN];
 	char err[300];
 
-	token_key(tc->site, scope, key);
+	token_key(tc->site, w->scope, key);
 	const char *auth = auth_cache_get(tc->cache, key, token_now_ms());
 	if (auth) {
-		done(arg, auth, NULL, TOKEN_FAILED);
-		return NULL;
+		w->tc = NULL;
+		w->done(w->arg, auth, NULL, TOKEN_FAILED);
+		return;
 	}
 	struct auth_flight *f = auth_cache_flight(tc->cache, key);
 	if (!f)
-		f = token_start_fetch(tc, scope, key, err, sizeof(err));
+		f = token_start_fetch(tc, w->scope, key, err, sizeof(err));
 	if (!f) {
-		done(arg, NULL, err, TOKEN_FAILED);
-		return NULL;
+		w->tc = NULL;
+		w->done(w->arg, NULL, err, TOKEN_FAILED);
+		return;
 	}
-	struct token_wait *w = x_new(struct token_wait);
+	w->waiter = auth_flight_wait(f, token_wake, w);
+}
+
+static void token_run_queue(evutil_socket_t fd, short what, void *arg)
+{
+	struct token_cache *tc = arg;
+
+	(void)fd;
+	(void)what;
+	tc->starting = true;
+	while (tc->queue && !tc->dead) {
+		struct token_wait *w = tc->queue;
+		token_queue_unlink(w);
+		token_start(tc, w);
+	}
+	tc->starting = false;
+	if (tc->dead)
+		token_cache_destroy(tc);
+}
+
+void token_get(struct token_cache *tc, struct token_wait *w, const char *scope, token_done_fn done,
+	       void *arg)
+{
+	assert(!w->tc);
+	w->tc = tc;
+	w->scope = scope;
 	w->done = done;
 	w->arg = arg;
-	w->waiter = auth_flight_wait(f, token_wake, w);
-	return w;
+	w->next = NULL;
+	w->prev = tc->queue_tail;
+	if (tc->queue_tail)
+		tc->queue_tail->next = w;
+	else
+		tc->queue = w;
+	tc->queue_tail = w;
+	if (!tc->starting)
+		event_active(tc->start_ev, EV_TIMEOUT, 0);
 }
 
 void token_wait_cancel(struct token_wait *w)
 {
-	if (!w)
+	if (!w || !w->tc)
 		return;
-	auth_waiter_cancel(w->waiter);
-	free(w);
+	if (w->waiter)
+		auth_waiter_cancel(w->waiter);
+	else
+		token_queue_unlink(w);
+	w->waiter = NULL;
+	w->tc = NULL;
 }
 
 void token_invalidate(struct token_cache *tc, const char *scope)

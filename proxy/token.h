@@ -11,7 +11,7 @@
 
 struct upstream_site;
 struct token_cache;
-struct token_wait;
+struct auth_waiter;
 
 enum token_failure {
 	TOKEN_FAILED,   /* the token service failed or answered garbage (502) */
@@ -24,13 +24,28 @@ enum token_failure {
 typedef void (*token_done_fn)(void *arg, const char *authorization, const char *error,
 			      enum token_failure failure);
 
+/* One caller's wait for a token. It lives in the caller (zeroed before its
+ * first use, reusable after done ran or the wait was cancelled), so a
+ * cached token costs no allocation. The fields are token.c's. */
+struct token_wait {
+	struct token_cache *tc;         /* set while queued or waiting */
+	struct token_wait *next, *prev; /* in tc's queue of waits to start */
+	struct auth_waiter *waiter;     /* joined to a token fetch */
+	const char *scope;
+	token_done_fn done;
+	void *arg;
+};
+
 struct token_cache *token_cache_new(struct upstream_site *site);
 void token_cache_free(struct token_cache *tc);
 
-/* scope is space-separated ("repository:a:pull repository:b:pull"). With a
- * usable cached token, done runs before this returns and NULL is returned;
- * otherwise the caller waits (cancel with token_wait_cancel). */
-struct token_wait *token_get(struct token_cache *tc, const char *scope, token_done_fn done, void *arg);
+/* scope is space-separated ("repository:a:pull repository:b:pull") and
+ * borrowed until done runs or the wait is cancelled. done always runs
+ * later, from the event loop (a cached token on the next turn, like
+ * fetch_get), never before token_get returns. w must be idle. */
+void token_get(struct token_cache *tc, struct token_wait *w, const char *scope, token_done_fn done,
+	       void *arg);
+/* Stops a wait; done will not run. An idle wait is left alone. */
 void token_wait_cancel(struct token_wait *w);
 /* The registry refused this token: never hand it out again. */
 void token_invalidate(struct token_cache *tc, const char *scope);

@@ -1,16 +1,11 @@
 #include "proxy/upstream.h"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent_ssl.h>
-#include <event2/dns.h>
 #include <event2/event.h>
-#include <event2/util.h>
-#include <openssl/err.h>
 
 #include "proxy/challenge.h"
 #include "proxy/token.h"
@@ -25,7 +20,7 @@
 static void upstream_pool_free(struct upstream_pool *pool)
 {
 	while (pool->idle)
-		upstream_free(pool->idle);
+		upstream_close(pool->idle, "pool_closed");
 	if (pool->https)
 		tls_client_free(&pool->tls);
 	free(pool->host);
@@ -76,6 +71,15 @@ static struct upstream_pool *upstream_pool_new(struct upstream_site *s, bool htt
 		upstream_pool_free(pool);
 		return NULL;
 	}
+	pool->peer = (struct httpc_peer){
+		.base = s->px->base,
+		.dns = s->px->dns,
+		.host = pool->host,
+		.port = port,
+		.tls = https ? &pool->tls : NULL,
+		.tls_name = pool->host,
+		.name = pool->origin,
+	};
 	return pool;
 }
 
@@ -189,17 +193,19 @@ static void upstream_idle_unlink(struct upstream_conn *u)
 	pool->n_idle--;
 }
 
-void upstream_free(struct upstream_conn *u)
+void upstream_close(struct upstream_conn *u, const char *reason)
 {
 	if (!u)
 		return;
-	upstream_idle_unlink(u);
-	if (u->bev) {
-		SSL *ssl = bufferevent_openssl_get_ssl(u->bev);
-		if (ssl)
-			SSL_set_shutdown(ssl, SSL_RECEIVED_SHUTDOWN);
-		bufferevent_free(u->bev);
+	if (log_enabled(LOG_DEBUG)) {
+		char conn[24] = "-";
+		if (u->conn_id)
+			snprintf(conn, sizeof(conn), "%" PRIu64, u->conn_id);
+		log_debug("upstream_close", "conn=%s connector=%s origin=%s reason=%s requests=%u",
+			  conn, u->pool->site->connector->id, u->pool->origin, reason, u->requests);
 	}
+	upstream_idle_unlink(u);
+	httpc_close(u->bev);
 	free(u);
 }
 
@@ -214,63 +220,23 @@ struct upstream_conn *upstream_take_idle(struct upstream_pool *pool)
 	return u;
 }
 
-static void upstream_set_nodelay(struct bufferevent *bev)
-{
-	evutil_socket_t fd = bufferevent_getfd(bev);
-	int one = 1;
-
-	if (fd >= 0)
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
-static struct bufferevent *upstream_new_bev(struct upstream_pool *pool, char *err, size_t cap)
-{
-	struct proxy *px = pool->site->px;
-	struct bufferevent *bev;
-
-	if (!pool->https) {
-		bev = bufferevent_socket_new(px->base, -1, BEV_OPT_CLOSE_ON_FREE);
-	} else {
-		SSL *ssl = tls_client_new_ssl(&pool->tls, pool->host);
-		if (!ssl) {
-			snprintf(err, cap, "cannot create a TLS session");
-			return NULL;
-		}
-		bev = bufferevent_openssl_socket_new(px->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-						     BEV_OPT_CLOSE_ON_FREE);
-		if (bev)
-			bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	}
-	if (!bev)
-		snprintf(err, cap, "cannot create a connection");
-	return bev;
-}
-
 struct upstream_conn *upstream_connect(struct upstream_pool *pool, bufferevent_data_cb read_cb,
 				       bufferevent_data_cb write_cb, bufferevent_event_cb event_cb,
 				       void *arg, char *err, size_t cap)
 {
 	struct proxy *px = pool->site->px;
-	struct upstream_conn *u = x_new(struct upstream_conn);
+	struct bufferevent *bev;
 
-	u->pool = pool;
-	u->bev = upstream_new_bev(pool, err, cap);
-	if (!u->bev) {
-		free(u);
-		return NULL;
-	}
-	bufferevent_set_max_single_read(u->bev, px->cfg->server.body_buffer);
-	bufferevent_set_max_single_write(u->bev, px->cfg->server.body_buffer);
-	bufferevent_set_timeouts(u->bev, &px->connect_timeout, &px->connect_timeout);
-	bufferevent_setcb(u->bev, read_cb, write_cb, event_cb, arg);
-	bufferevent_enable(u->bev, EV_READ | EV_WRITE);
 	px->stats.upstream_connects++;
-	if (bufferevent_socket_connect_hostname(u->bev, px->dns, AF_UNSPEC, pool->host, pool->port) != 0) {
-		snprintf(err, cap, "cannot connect to %s: %s", pool->origin,
-			 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-		upstream_free(u);
+	bev = httpc_connect(&pool->peer, &px->connect_timeout, read_cb, write_cb, event_cb, arg,
+			    err, cap);
+	if (!bev)
 		return NULL;
-	}
+	bufferevent_set_max_single_read(bev, px->cfg->server.body_buffer);
+	bufferevent_set_max_single_write(bev, px->cfg->server.body_buffer);
+	struct upstream_conn *u = x_new(struct upstream_conn);
+	u->pool = pool;
+	u->bev = bev;
 	return u;
 }
 
@@ -281,7 +247,7 @@ void upstream_attach(struct upstream_conn *u, bufferevent_data_cb read_cb,
 
 	if (!u->connected) {
 		u->connected = true;
-		upstream_set_nodelay(u->bev);
+		httpc_connected(u->bev);
 	}
 	bufferevent_set_timeouts(u->bev, &px->read_timeout, &px->read_timeout);
 	bufferevent_setcb(u->bev, read_cb, write_cb, event_cb, arg);
@@ -293,14 +259,14 @@ void upstream_attach(struct upstream_conn *u, bufferevent_data_cb read_cb,
 static void upstream_idle_read(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
-	upstream_free(arg);
+	upstream_close(arg, "idle_unexpected_bytes");
 }
 
 static void upstream_idle_event(struct bufferevent *bev, short events, void *arg)
 {
 	(void)bev;
-	(void)events;
-	upstream_free(arg);
+	upstream_close(arg, (events & BEV_EVENT_TIMEOUT) ? "idle_timeout" :
+			    (events & BEV_EVENT_EOF) ? "idle_closed_by_peer" : "idle_error");
 }
 
 void upstream_release(struct upstream_conn *u)
@@ -311,9 +277,12 @@ void upstream_release(struct upstream_conn *u)
 	u->requests++;
 	if (pool->n_idle >= px->cfg->upstream.pool_max_idle || px->shutting_down ||
 	    evbuffer_get_length(bufferevent_get_input(u->bev)) > 0) {
-		upstream_free(u);
+		upstream_close(u, px->shutting_down ? "shutting_down" :
+				  pool->n_idle >= px->cfg->upstream.pool_max_idle ? "pool_full" :
+				  "unread_input");
 		return;
 	}
+	u->conn_id = 0;
 	bufferevent_setcb(u->bev, upstream_idle_read, NULL, upstream_idle_event, u);
 	bufferevent_set_timeouts(u->bev, &px->pool_idle_timeout, NULL);
 	bufferevent_enable(u->bev, EV_READ);
@@ -327,38 +296,5 @@ void upstream_release(struct upstream_conn *u)
 
 void upstream_describe_error(struct upstream_conn *u, short events, char *buf, size_t cap)
 {
-	struct upstream_pool *pool = u->pool;
-	int dns_err = bufferevent_socket_get_dns_error(u->bev);
-	unsigned long ssl_err = pool->https ? bufferevent_get_openssl_error(u->bev) : 0;
-	SSL *ssl = pool->https ? bufferevent_openssl_get_ssl(u->bev) : NULL;
-	int sock_err = EVUTIL_SOCKET_ERROR();
-
-	/* A refused or reset TCP connection under TLS arrives as SSL_ERROR_SYSCALL
-	 * (libevent's code) or a system error in OpenSSL's queue: report it as
-	 * what it is, not as a TLS failure. */
-	if (ssl_err == SSL_ERROR_SYSCALL || (ssl_err && ERR_SYSTEM_ERROR(ssl_err))) {
-		if (ssl_err != SSL_ERROR_SYSCALL)
-			sock_err = ERR_GET_REASON(ssl_err);
-		ssl_err = 0;
-	}
-	if (events & BEV_EVENT_TIMEOUT) {
-		snprintf(buf, cap, "%s %s timed out", pool->origin,
-			 u->connected ? "response" : "connect");
-	} else if (dns_err) {
-		snprintf(buf, cap, "cannot resolve %s: %s", pool->host, evutil_gai_strerror(dns_err));
-	} else if (ssl_err || (ssl && SSL_get_verify_result(ssl) != X509_V_OK)) {
-		char tls[200];
-		tls_describe_error(ssl, ssl_err, tls, sizeof(tls));
-		snprintf(buf, cap, "%s: %s", pool->origin, tls);
-		ERR_clear_error();
-	} else if (!u->connected && sock_err) {
-		snprintf(buf, cap, "%s unreachable: %s", pool->origin,
-			 evutil_socket_error_to_string(sock_err));
-	} else if (events & BEV_EVENT_EOF) {
-		snprintf(buf, cap, "%s closed the connection", pool->origin);
-	} else {
-		snprintf(buf, cap, "%s %s: %s", pool->origin,
-			 u->connected ? "connection failed" : "unreachable",
-			 sock_err ? evutil_socket_error_to_string(sock_err) : "connection error");
-	}
+	httpc_describe_error(&u->pool->peer, u->bev, u->connected, events, buf, cap);
 }

@@ -5,13 +5,15 @@
  * it learned about the registry's authentication, and its token cache.
  * A request borrows a connection: an idle one from the pool or a new one that
  * is still connecting. While borrowed, the borrower owns the bufferevent
- * callbacks; upstream_release() gives it back for keep-alive. */
+ * callbacks; upstream_release() gives it back for keep-alive, and
+ * upstream_close() is the only way a connection ends. */
 #ifndef OCIGATE_PROXY_UPSTREAM_H
 #define OCIGATE_PROXY_UPSTREAM_H
 
 #include <event2/bufferevent.h>
 
 #include "auth/connector.h"
+#include "net/httpc.h"
 #include "proxy/proxy.h"
 #include "util/http1.h"
 #include "util/tls.h"
@@ -28,6 +30,7 @@ struct upstream_pool {
 	char *host_header;  /* "host" or "host:port" */
 	char *origin;       /* "https://host:port", for messages and same-origin checks */
 	struct tls_client tls;
+	struct httpc_peer peer; /* how to connect (net/httpc.h) */
 	struct upstream_conn *idle;
 	unsigned n_idle;
 };
@@ -55,6 +58,7 @@ struct upstream_conn {
 	struct upstream_pool *pool;
 	struct upstream_conn *next, *prev; /* in the idle list */
 	unsigned requests;                 /* served on this connection so far */
+	uint64_t conn_id;                  /* the client connection borrowing it, for logs (0: none) */
 	bool connected;
 };
 
@@ -102,7 +106,9 @@ void upstream_attach(struct upstream_conn *u, bufferevent_data_cb read_cb,
 /* Returns a connection whose last response was read completely to the pool;
  * closes it when the pool is full. */
 void upstream_release(struct upstream_conn *u);
-void upstream_free(struct upstream_conn *u);
+/* Ends a connection (borrowed or idle): logs why (a short token, like
+ * conn_close's) and frees it. NULL is ignored. */
+void upstream_close(struct upstream_conn *u, const char *reason);
 
 /* Explains an error event on u for logs and the client's error message. */
 void upstream_describe_error(struct upstream_conn *u, short events, char *buf, size_t cap);

@@ -20,7 +20,7 @@
 #include <openssl/ssl.h>
 
 #include "k8s/api.h"
-#include "k8s/k8s_auth.h"
+#include "k8s/runtime.h"
 #include "k8s/store.h"
 #include "proxy/accept_guard.h"
 #include "proxy/proxy.h"
@@ -627,7 +627,7 @@ static void wh_lookup_store(void *ctx, const char *ns, const char *name,
 			    struct k8s_admission_connector *out)
 {
 	struct webhook *w = ctx;
-	struct k8s_store *s = k8s_auth_store(w->px->auth);
+	struct k8s_store *s = w->px->k8s ? w->px->k8s->store : NULL;
 	struct k8s_store_connector_info ci;
 
 	memset(out, 0, sizeof(*out));

@@ -3,7 +3,7 @@
 Tor's .may_include):
 
   - a file may include headers of its own folder and of the folders below
-    it: util < auth < k8s < proxy; credprov (the kubelet plugin program) sits
+    it: util < net < auth < k8s < proxy; credprov (the kubelet plugin program) sits
     beside proxy on k8s and nothing includes it;
   - every "dir/name.h" that is included exists;
   - headers of one folder never include each other in a cycle.
@@ -21,10 +21,11 @@ import sys
 
 ALLOWED = {
     "util": {"util"},
-    "auth": {"util", "auth"},
-    "k8s": {"util", "auth", "k8s"},
-    "proxy": {"util", "auth", "k8s", "proxy"},
-    "credprov": {"util", "auth", "k8s", "credprov"},
+    "net": {"util", "net"},
+    "auth": {"util", "net", "auth"},
+    "k8s": {"util", "net", "auth", "k8s"},
+    "proxy": {"util", "net", "auth", "k8s", "proxy"},
+    "credprov": {"util", "net", "auth", "k8s", "credprov"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"(([a-z0-9_]+)/([a-z0-9_]+\.h))"')
 

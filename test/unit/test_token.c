@@ -1,9 +1,13 @@
 /* Token service responses (distribution token spec): token or
- * access_token, expires_in (default 60 s), issued_at. */
+ * access_token, expires_in (default 60 s), issued_at; and token_get's
+ * promise to call back only from the event loop. */
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "proxy/token.h"
+#include "proxy/upstream.h"
 #include "test/unit/check.h"
 
 /* 2026-01-01T00:00:00Z */
@@ -113,8 +117,99 @@ static void test_bounds(void)
 	CHECK(tok == NULL);
 }
 
+/* ---- token_get: always later, from the loop ---- */
+
+struct waiter {
+	struct token_wait w;
+	int calls;
+	bool had_error;
+	struct connector *drop;    /* unref'd from the callback (frees the cache) */
+	struct token_cache *again; /* token_get again from the callback */
+};
+
+static void on_token(void *arg, const char *authorization, const char *error,
+		     enum token_failure failure)
+{
+	struct waiter *w = arg;
+
+	(void)failure;
+	w->calls++;
+	w->had_error = !authorization && error && *error;
+	if (w->drop) {
+		connector_unref(w->drop);
+		w->drop = NULL;
+	}
+	if (w->again) {
+		struct token_cache *tc = w->again;
+		w->again = NULL;
+		token_get(tc, &w->w, "repository:a:pull", on_token, w);
+	}
+}
+
+static void run_loop(struct event_base *base)
+{
+	for (int i = 0; i < 4; i++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+}
+
+/* A Bearer site whose realm is unusable: every fetch fails at once, which
+ * token_get must still report from the loop, not from inside the call. */
+static struct connector *bearer_connector(struct proxy *px, struct upstream_site **site)
+{
+	struct connector_spec spec = {
+		.ns = "ns", .name = "c", .host = "127.0.0.1", .port = 5000,
+		.path_prefix = "", .address = "http://127.0.0.1:5000",
+	};
+	struct connector *c = connector_new(&spec);
+	char err[200];
+
+	*site = upstream_site_get(px, c, err, sizeof(err));
+	CHECK(*site != NULL);
+	(*site)->auth_mode = UPSTREAM_AUTH_BEARER;
+	return c;
+}
+
+static void test_async(void)
+{
+	struct proxy px = { 0 };
+	struct upstream_site *site;
+	struct waiter a = { 0 }, b = { 0 }, c = { 0 };
+
+	px.base = event_base_new();
+	struct connector *conn = bearer_connector(&px, &site);
+
+	token_get(site->tokens, &a.w, "repository:a:pull", on_token, &a);
+	CHECK_INT(a.calls, 0); /* not from within token_get, even for an immediate failure */
+	token_get(site->tokens, &b.w, "repository:a:pull", on_token, &b);
+	token_wait_cancel(&b.w);
+	token_wait_cancel(&b.w); /* idle: nothing */
+	run_loop(px.base);
+	CHECK_INT(a.calls, 1);
+	CHECK(a.had_error);
+	CHECK_INT(b.calls, 0);
+
+	/* The wait is reusable, also from its own callback. */
+	a.calls = 0;
+	a.again = site->tokens;
+	token_get(site->tokens, &a.w, "repository:a:pull", on_token, &a);
+	run_loop(px.base);
+	CHECK_INT(a.calls, 2);
+
+	/* A callback that drops the last reference to the connector frees the
+	 * cache: the waits queued behind it are dropped, never called. */
+	a.calls = 0;
+	a.drop = conn;
+	token_get(site->tokens, &a.w, "repository:a:pull", on_token, &a);
+	token_get(site->tokens, &c.w, "repository:b:pull", on_token, &c);
+	run_loop(px.base);
+	CHECK_INT(a.calls, 1);
+	CHECK_INT(c.calls, 0);
+	event_base_free(px.base);
+}
+
 int main(void)
 {
+	test_async();
 	test_bounds();
 	test_valid();
 	test_invalid();
