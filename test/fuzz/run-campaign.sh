@@ -11,6 +11,7 @@
 #   HARNESSES="http1 url"    only these (default: every corpus directory)
 #   BUILD=build-fuzz         build directory (set up here when missing)
 #   CC=clang                 the compiler for a new build directory
+#   SUMMARY=FILE             where the table goes (two campaigns at once: one each)
 #
 # Crash inputs are kept in BUILD/campaign/NAME/artifacts/, the full log in
 # BUILD/campaign/NAME/fuzz.log. Run it under `nice` on a shared machine.
@@ -49,7 +50,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_sta
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
 
 harnesses=${HARNESSES:-$(ls "$corpora")}
-summary=$root/$build/campaign/summary.txt
+summary=${SUMMARY:-$root/$build/campaign/summary.txt}
 mkdir -p "$root/$build/campaign"
 printf '%-18s %12s %8s %8s %7s %9s %7s %s\n' harness execs exec/s cov ft corpus bytes crashes \
 	>"$summary"
