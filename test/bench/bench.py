@@ -696,8 +696,15 @@ class Bench:
             if self.perf:
                 with B.SyscallCounter(env, pid) as sc:
                     r = B.wrk(env, url, conns, self.mode["warmup_seconds"], hdr)
-                res.add(prefix + ".sys", labels["sys"], system,
-                        sc.count / float(r.requests))
+                if r.requests:
+                    res.add(prefix + ".sys", labels["sys"], system,
+                            sc.count / float(r.requests))
+                else:
+                    # a sanitizer build under perf in a 1 s smoke warm-up
+                    res.notes.append("%s: %s completed no request in the "
+                                     "%g s warm-up: no system call figure"
+                                     % (prefix, system,
+                                        self.mode["warmup_seconds"]))
             else:
                 B.wrk(env, url, conns, self.mode["warmup_seconds"], hdr)
         for rep in range(self.mode["reps"]):

@@ -517,6 +517,8 @@ def wrk_measured(env, url, pid, connections, seconds, headers=None):
     c0 = cpu_seconds(pid)
     res = wrk(env, url, connections, seconds, headers)
     c1 = cpu_seconds(pid)
+    if not res.requests:
+        T.fail("wrk completed no request in %g s against %s" % (seconds, url))
     return res, (c1 - c0) / (res.requests / 1000.0)
 
 

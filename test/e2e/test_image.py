@@ -126,14 +126,20 @@ class ImageTest:
         # As a container runtime does: /proc mounted in the root, in a
         # mount namespace of its own (the ASan build of the asan setup
         # cannot even exit without /proc: its leak checker reads it).
+        # Inside a chroot (the fresh-machine check) "/" is no mount point,
+        # so it cannot be made private (unshare --propagation private
+        # fails with EINVAL) and the proc mount may propagate to the
+        # parent namespace: the script unmounts it itself.
         os.makedirs(os.path.join(root, "proc"), exist_ok=True)
+        script = ('mount --make-rprivate / 2>/dev/null; '
+                  'mount -t proc proc "$0/proc" || exit 125; '
+                  'chroot --userspec=65532:65532 "$0" "$@"; rc=$?; '
+                  'umount "$0/proc"; exit $rc')
 
         def in_image(*argv, check=True):
             return self.env.run(
-                ["unshare", "-m", "--propagation", "private", "sh", "-c",
-                 'mount -t proc proc "$0/proc" && exec chroot '
-                 '--userspec=65532:65532 "$0" "$@"', root] + list(argv),
-                check=check)
+                ["unshare", "-m", "--propagation", "unchanged", "sh", "-c",
+                 script, root] + list(argv), check=check)
         r = in_image("/usr/bin/ocigate", "--version")
         T.expect_eq(r.stdout.decode().strip(), "ocigate %s" % self.tag,
                     "ocigate --version inside the image")
