@@ -1,5 +1,6 @@
 #include "k8s/client.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -17,10 +18,12 @@
 
 #include "k8s/api.h"
 #include "net/httpc.h"
+#include "net/httpc_pool.h"
+#include "net/httpc_response.h"
 #include "util/http1.h"
-#include "util/http1_buf.h"
 #include "util/log.h"
 #include "util/tls.h"
+#include "util/url.h"
 #include "util/xalloc.h"
 
 #ifndef OCIGATE_VERSION
@@ -33,13 +36,16 @@
 #define K8S_TOKEN_RECHECK_AFTER_401_S 5
 #define K8S_MAX_RETRY_AFTER 3600
 
+/* The body has no cap here: it is capped after inflating (k8s_body_cap). */
+static const struct http1_limits k8s_head_limits = { K8S_MAX_HEAD, K8S_MAX_HEADERS };
+
 struct k8s_conn {
 	struct k8s_client *c;
 	struct bufferevent *bev;
 	struct k8s_conn *prev, *next; /* in c->conns */
 	struct k8s_request *req;      /* NULL when idle or connecting */
+	struct httpc_idle idle;       /* in c->pool while idle */
 	bool connected;
-	bool idle;                    /* in the pool, counted in stats.idle_conns */
 	bool used;                    /* has carried a request before */
 	bool watch;                   /* dedicated to one watch, never pooled */
 };
@@ -66,11 +72,9 @@ struct k8s_request {
 	bool got_bytes;
 	bool in_cb, cancelled;
 
+	struct httpc_response resp; /* framing; the body goes to raw */
 	int status;
 	bool keep_alive;
-	enum http1_body body_kind;
-	uint64_t left;
-	struct http1_chunked chunked;
 	unsigned retry_after;
 	bool gzip, z_ready, z_end;
 	z_stream z;
@@ -99,6 +103,7 @@ struct k8s_client {
 	struct event *kick;
 	struct k8s_request *queue, *queue_tail;
 	struct k8s_conn *conns;
+	struct httpc_pool pool;    /* the idle ones of conns */
 	unsigned n_req_conns;
 	struct k8s_client_stats stats;
 	struct timeval connect_tv, watch_tv, idle_tv;
@@ -273,9 +278,9 @@ static void k8s_response_reset(struct k8s_request *r)
 	if (r->z_ready)
 		inflateEnd(&r->z);
 	r->z_ready = r->z_end = r->gzip = false;
+	httpc_response_reset(&r->resp);
 	r->status = 0;
 	r->keep_alive = false;
-	r->left = 0;
 	r->retry_after = 0;
 	r->out_total = 0;
 	r->scanned = 0;
@@ -290,6 +295,7 @@ static void k8s_request_free(struct k8s_request *r)
 		inflateEnd(&r->z);
 	if (r->deadline)
 		event_free(r->deadline);
+	httpc_response_free(&r->resp);
 	evbuffer_free(r->raw);
 	evbuffer_free(r->out);
 	if (r->body) {
@@ -307,22 +313,18 @@ static void k8s_request_release_conn(struct k8s_request *r, bool reusable)
 {
 	struct k8s_conn *conn = r->conn;
 	struct k8s_client *c = r->c;
+	const char *why;
 
 	if (!conn)
 		return;
 	r->conn = NULL;
 	conn->req = NULL;
 	if (!reusable || conn->watch ||
-	    evbuffer_get_length(bufferevent_get_input(conn->bev)) > 0 ||
-	    evbuffer_get_length(bufferevent_get_output(conn->bev)) > 0) {
+	    httpc_pool_put(&c->pool, &conn->idle, conn->bev, c->o.max_conns, &c->idle_tv, &why) != 0) {
 		k8s_conn_free(conn);
 		return;
 	}
-	bufferevent_set_timeouts(conn->bev, &c->idle_tv, NULL);
-	bufferevent_enable(conn->bev, EV_READ);
-	conn->idle = true;
 	conn->used = true;
-	c->stats.idle_conns++;
 	event_active(c->kick, EV_TIMEOUT, 0);
 }
 
@@ -378,6 +380,7 @@ static struct k8s_request *k8s_request_new(struct k8s_client *c, const char *pat
 	r->path = x_strdup(path);
 	r->done = done;
 	r->arg = arg;
+	httpc_response_init(&r->resp, &k8s_head_limits, HTTP_M_GET, 0, "the API server");
 	r->raw = evbuffer_new();
 	r->out = evbuffer_new();
 	r->deadline = evtimer_new(c->base, k8s_request_on_deadline, r);
@@ -397,6 +400,7 @@ struct k8s_request *k8s_client_post(struct k8s_client *c, const char *path, stru
 
 	r = k8s_request_new(c, path, done, arg);
 	r->post = true;
+	r->resp.method = HTTP_M_POST; /* decides which responses have a body */
 	r->body = x_malloc(n ? n : 1);
 	r->body_len = n;
 	if (n) {
@@ -470,14 +474,19 @@ static void k8s_conn_free(struct k8s_conn *conn)
 		c->conns = conn->next;
 	if (conn->next)
 		conn->next->prev = conn->prev;
-	if (conn->idle)
-		c->stats.idle_conns--;
+	httpc_pool_remove(&conn->idle);
 	if (!conn->watch)
 		c->n_req_conns--;
 	c->stats.open_conns--;
 	httpc_close(conn->bev);
 	free(conn);
 	event_active(c->kick, EV_TIMEOUT, 0);
+}
+
+static void k8s_idle_close(struct httpc_idle *e, const char *reason)
+{
+	(void)reason;
+	k8s_conn_free(OG_CONTAINER_OF(e, struct k8s_conn, idle));
 }
 
 static struct k8s_conn *k8s_conn_new(struct k8s_client *c, bool watch, char *err, size_t cap)
@@ -505,15 +514,12 @@ static struct k8s_conn *k8s_conn_new(struct k8s_client *c, bool watch, char *err
 
 static struct k8s_conn *k8s_conn_take_idle(struct k8s_client *c)
 {
-	for (struct k8s_conn *conn = c->conns; conn; conn = conn->next) {
-		if (conn->idle) {
-			conn->idle = false;
-			c->stats.idle_conns--;
-			c->stats.reuses++;
-			return conn;
-		}
-	}
-	return NULL;
+	struct httpc_idle *e = httpc_pool_take(&c->pool);
+
+	if (!e)
+		return NULL;
+	c->stats.reuses++;
+	return OG_CONTAINER_OF(e, struct k8s_conn, idle);
 }
 
 static void k8s_wipe_free(const void *data, size_t len, void *extra)
@@ -616,33 +622,15 @@ static unsigned k8s_parse_retry_after(struct og_str v)
  * with err set. */
 static int k8s_read_head(struct k8s_request *r, struct evbuffer *in, char *err, size_t cap)
 {
-	struct http1_header headers[K8S_MAX_HEADERS];
-	struct http1_limits lim = { K8S_MAX_HEAD, K8S_MAX_HEADERS };
-	struct http1_response resp = { .headers = headers };
-	enum http1_error e = HTTP1_E_NONE;
-	size_t avail = evbuffer_get_length(in);
-	size_t n = OG_MIN(avail, (size_t)K8S_MAX_HEAD);
-	const char *p = (const char *)evbuffer_pullup(in, (ssize_t)n);
-	ssize_t used;
+	const struct http1_response *head = &r->resp.head;
 	const struct http1_header *h;
+	int rc = httpc_response_read_head(&r->resp, in, err, cap);
 
-	used = http1_parse_response(p, n, &lim, r->post ? HTTP_M_POST : HTTP_M_GET, &resp, &e);
-	if (used < 0) {
-		snprintf(err, cap, "bad response from the API server: %s", http1_error_str(e));
-		return -1;
-	}
-	if (used == 0)
-		return 0;
-	if (resp.status < 200) {
-		evbuffer_drain(in, (size_t)used); /* 100 Continue and friends */
-		return 1;
-	}
-	r->status = resp.status;
-	r->keep_alive = resp.keep_alive;
-	r->body_kind = resp.body;
-	r->left = resp.content_length;
-	http1_chunked_init(&r->chunked);
-	h = http1_find_header(headers, resp.n_headers, "Content-Encoding");
+	if (rc <= 0)
+		return rc;
+	r->status = head->status;
+	r->keep_alive = head->keep_alive;
+	h = http1_find_header(head->headers, head->n_headers, "Content-Encoding");
 	if (h && og_str_ieq(h->value, "gzip")) {
 		r->gzip = true;
 		memset(&r->z, 0, sizeof(r->z));
@@ -657,11 +645,10 @@ static int k8s_read_head(struct k8s_request *r, struct evbuffer *in, char *err, 
 		return -1;
 	}
 	if (r->status == 429 || r->status == 503) {
-		h = http1_find_header(headers, resp.n_headers, "Retry-After");
+		h = http1_find_header(head->headers, head->n_headers, "Retry-After");
 		if (h)
 			r->retry_after = k8s_parse_retry_after(h->value);
 	}
-	evbuffer_drain(in, (size_t)used);
 	r->phase = K8S_BODY;
 	if (r->watch && r->status == 200) {
 		/* From now on the stream lives as long as the server keeps it
@@ -797,37 +784,6 @@ static int k8s_emit_lines(struct k8s_request *r, char *err, size_t cap)
 	}
 }
 
-/* Moves body bytes from the connection. Returns 1 at the end of the body,
- * 0 when more input is needed, -1 with err on bad framing. */
-static int k8s_read_body(struct k8s_request *r, struct evbuffer *in, char *err, size_t cap)
-{
-	uint64_t moved = 0;
-	int rc = 0;
-
-	switch (r->body_kind) {
-	case HTTP1_BODY_NONE:
-		return 1;
-	case HTTP1_BODY_LENGTH: {
-		size_t n = (size_t)OG_MIN((uint64_t)evbuffer_get_length(in), r->left);
-		evbuffer_remove_buffer(in, r->raw, n);
-		r->left -= n;
-		rc = r->left == 0;
-		break;
-	}
-	case HTTP1_BODY_CHUNKED:
-		rc = http1_buf_dechunk(&r->chunked, in, r->raw, false, &moved);
-		if (rc < 0) {
-			snprintf(err, cap, "bad chunked framing from the API server");
-			return -1;
-		}
-		break;
-	case HTTP1_BODY_UNTIL_CLOSE:
-		evbuffer_add_buffer(r->raw, in);
-		break;
-	}
-	return rc;
-}
-
 /* Processes what arrived. Returns true when the request is gone. */
 static bool k8s_request_on_input(struct k8s_request *r, struct evbuffer *in)
 {
@@ -836,14 +792,14 @@ static bool k8s_request_on_input(struct k8s_request *r, struct evbuffer *in)
 
 	if (evbuffer_get_length(in) > 0)
 		r->got_bytes = true;
-	while (r->phase == K8S_HEAD) {
+	if (r->phase == K8S_HEAD) {
 		rc = k8s_read_head(r, in, err, sizeof(err));
 		if (rc < 0)
 			goto fail;
 		if (rc == 0)
 			return false;
 	}
-	rc = k8s_read_body(r, in, err, sizeof(err));
+	rc = httpc_response_read_body(&r->resp, in, r->raw, err, sizeof(err));
 	if (rc < 0)
 		goto fail;
 	size_t before;
@@ -877,12 +833,7 @@ static void k8s_conn_on_read(struct bufferevent *bev, void *arg)
 	struct k8s_conn *conn = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 
-	if (!conn->req) {
-		/* An idle connection has nothing to say; whatever it says
-		 * makes it unusable. */
-		k8s_conn_free(conn);
-		return;
-	}
+	assert(conn->req); /* an idle one has the pool's callbacks */
 	k8s_request_on_input(conn->req, in);
 }
 
@@ -907,7 +858,7 @@ static void k8s_conn_on_event(struct bufferevent *bev, short what, void *arg)
 		/* Bytes that arrived with the close come first. */
 		if (k8s_request_on_input(r, bufferevent_get_input(bev)))
 			return;
-		if (r->phase == K8S_BODY && r->body_kind == HTTP1_BODY_UNTIL_CLOSE) {
+		if (r->phase == K8S_BODY && httpc_response_ends_at_close(&r->resp)) {
 			if (r->gzip && !r->z_end) {
 				k8s_request_finish(r, "gzip stream from the API server cut short", false);
 				return;
@@ -1003,13 +954,7 @@ struct k8s_client *k8s_client_new(struct event_base *base, struct evdns_base *dn
 		snprintf(err, cap, "server: %s", o->server ? why : "missing");
 		goto fail;
 	}
-	n = strlen(c->url.host) + 16;
-	c->host_header = x_malloc(n);
-	if (c->url.port == (c->url.https ? 443 : 80))
-		snprintf(c->host_header, n, strchr(c->url.host, ':') ? "[%s]" : "%s", c->url.host);
-	else
-		snprintf(c->host_header, n, strchr(c->url.host, ':') ? "[%s]:%u" : "%s:%u",
-			 c->url.host, (unsigned)c->url.port);
+	c->host_header = url_host_header(c->url.host, c->url.port, c->url.https);
 	c->tls_host = x_strdup(o->tls_server_name && *o->tls_server_name ? o->tls_server_name :
 			       c->url.host);
 	if (c->url.https && k8s_client_setup_tls(c, o, err, cap) != 0)
@@ -1034,6 +979,7 @@ struct k8s_client *k8s_client_new(struct event_base *base, struct evdns_base *dn
 		}
 		c->token = x_strdup(o->token);
 	}
+	httpc_pool_init(&c->pool, k8s_idle_close);
 	c->kick = event_new(base, -1, 0, k8s_on_kick, c);
 	c->token_timer = evtimer_new(base, k8s_token_on_timer, c);
 	if (!c->kick || !c->token_timer)
@@ -1104,4 +1050,5 @@ void k8s_client_escape(struct evbuffer *out, const char *s)
 void k8s_client_get_stats(const struct k8s_client *c, struct k8s_client_stats *out)
 {
 	*out = c->stats;
+	out->idle_conns = c->pool.n_idle;
 }

@@ -3,8 +3,9 @@
  * (k8s/client.c). One way to open a connection (DNS through evdns, TLS with
  * a dirty shutdown allowed), to set it up once connected, to end it, to
  * decide whether a request may go again after a kept-alive connection
- * turned out stale, and to explain a failure. The pools (what is idle, how
- * many may be open) and the request framing stay with each client. */
+ * turned out stale, and to explain a failure. Idle connections are kept in
+ * net/httpc_pool.h and responses read with net/httpc_response.h; how many
+ * connections may be open and the request framing stay with each client. */
 #ifndef OCIGATE_NET_HTTPC_H
 #define OCIGATE_NET_HTTPC_H
 

@@ -522,28 +522,27 @@ static void exchange_on_401(struct conn *c, const struct http1_response *resp)
 		exchange_fail(c, 502, "UNAVAILABLE", why);
 		return;
 	}
-	bool bearer = ch == UPSTREAM_CHALLENGE_BEARER;
-	if (bearer && !c->ex.auth_retried && !c->ex.req_body_started) {
-		/* A cached token the registry no longer takes is dropped; either
-		 * way the request goes again, once, with a fresh token. */
-		if (c->ex.bearer)
-			token_invalidate(c->ex.site->tokens, c->ex.scope);
+	/* A cached token the registry no longer takes is dropped. */
+	bool token_refused = ch == UPSTREAM_CHALLENGE_BEARER && c->ex.bearer;
+	if (token_refused)
+		token_invalidate(c->ex.site->tokens, c->ex.scope);
+	if (ch == UPSTREAM_CHALLENGE_BEARER && !c->ex.auth_retried && !c->ex.req_body_started) {
+		/* The request goes again, once, with a fresh token. */
 		exchange_free_secret(&c->ex.bearer);
 		c->ex.auth_retried = true;
 		exchange_authorize_upstream(c);
 		return;
 	}
-	if (bearer && c->ex.bearer)
-		token_invalidate(c->ex.site->tokens, c->ex.scope);
-	if (bearer && c->ex.bearer)
+	if (token_refused) {
 		snprintf(why, sizeof(why), "the upstream registry refused the token its token service "
 			 "issued for the connector's credentials (HTTP 401)");
-	else if (c->connector->authorization)
+	} else if (c->connector->authorization) {
 		snprintf(why, sizeof(why), "the upstream registry rejected the connector's credentials "
 			 "(HTTP %d)", resp->status);
-	else
+	} else {
 		snprintf(why, sizeof(why), "the upstream registry requires credentials and the connector "
 			 "has none (HTTP %d)", resp->status);
+	}
 	exchange_fail(c, 502, "DENIED", why);
 }
 

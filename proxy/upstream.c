@@ -10,6 +10,7 @@
 #include "proxy/challenge.h"
 #include "proxy/token.h"
 #include "util/log.h"
+#include "util/url.h"
 #include "util/xalloc.h"
 
 /* Storage hosts a registry redirects to are few (one bucket, one CDN);
@@ -19,8 +20,10 @@
 
 static void upstream_pool_free(struct upstream_pool *pool)
 {
-	while (pool->idle)
-		upstream_close(pool->idle, "pool_closed");
+	struct httpc_idle *e;
+
+	while ((e = httpc_pool_take(&pool->idle)))
+		upstream_close(OG_CONTAINER_OF(e, struct upstream_conn, idle), "pool_closed");
 	if (pool->https)
 		tls_client_free(&pool->tls);
 	free(pool->host);
@@ -44,25 +47,26 @@ static void upstream_site_free(void *data)
 	free(s);
 }
 
+static void upstream_idle_close(struct httpc_idle *e, const char *reason)
+{
+	upstream_close(OG_CONTAINER_OF(e, struct upstream_conn, idle), reason);
+}
+
 static struct upstream_pool *upstream_pool_new(struct upstream_site *s, bool https, const char *host,
 					       uint16_t port, char *err, size_t cap)
 {
 	struct upstream_pool *pool = x_new(struct upstream_pool);
-	bool v6 = strchr(host, ':') != NULL;
-	bool default_port = port == (https ? 443 : 80);
-	size_t n = strlen(host) + 32;
+	size_t n;
 
 	pool->site = s;
 	pool->https = https;
 	pool->host = x_strdup(host);
 	pool->port = port;
-	pool->host_header = x_malloc(n);
+	pool->host_header = url_host_header(host, port, https);
+	n = strlen(pool->host_header) + sizeof("https://");
 	pool->origin = x_malloc(n);
-	if (default_port)
-		snprintf(pool->host_header, n, v6 ? "[%s]" : "%s", host);
-	else
-		snprintf(pool->host_header, n, v6 ? "[%s]:%u" : "%s:%u", host, (unsigned)port);
 	snprintf(pool->origin, n, "%s://%s", https ? "https" : "http", pool->host_header);
+	httpc_pool_init(&pool->idle, upstream_idle_close);
 	if (https && (s->connector->ca_pem ?
 		      tls_client_init_pem(&pool->tls, s->connector->ca_pem, s->connector->ca_pem_len,
 					  false, err, cap) :
@@ -177,22 +181,6 @@ enum upstream_challenge upstream_site_learn_challenge(struct upstream_site *s,
 	return UPSTREAM_CHALLENGE_NONE;
 }
 
-static void upstream_idle_unlink(struct upstream_conn *u)
-{
-	struct upstream_pool *pool = u->pool;
-
-	if (u->prev)
-		u->prev->next = u->next;
-	else if (pool->idle == u)
-		pool->idle = u->next;
-	else
-		return; /* not in the idle list */
-	if (u->next)
-		u->next->prev = u->prev;
-	u->next = u->prev = NULL;
-	pool->n_idle--;
-}
-
 void upstream_close(struct upstream_conn *u, const char *reason)
 {
 	if (!u)
@@ -204,20 +192,19 @@ void upstream_close(struct upstream_conn *u, const char *reason)
 		log_debug("upstream_close", "conn=%s connector=%s origin=%s reason=%s requests=%u",
 			  conn, u->pool->site->connector->id, u->pool->origin, reason, u->requests);
 	}
-	upstream_idle_unlink(u);
+	httpc_pool_remove(&u->idle);
 	httpc_close(u->bev);
 	free(u);
 }
 
 struct upstream_conn *upstream_take_idle(struct upstream_pool *pool)
 {
-	struct upstream_conn *u = pool->idle;
+	struct httpc_idle *e = httpc_pool_take(&pool->idle);
 
-	if (!u)
+	if (!e)
 		return NULL;
-	upstream_idle_unlink(u);
 	pool->site->px->stats.upstream_reuses++;
-	return u;
+	return OG_CONTAINER_OF(e, struct upstream_conn, idle);
 }
 
 struct upstream_conn *upstream_connect(struct upstream_pool *pool, bufferevent_data_cb read_cb,
@@ -254,44 +241,20 @@ void upstream_attach(struct upstream_conn *u, bufferevent_data_cb read_cb,
 	bufferevent_enable(u->bev, EV_READ | EV_WRITE);
 }
 
-/* An idle connection that becomes readable was closed by the upstream (or
- * sent bytes nobody asked for): either way it cannot be reused. */
-static void upstream_idle_read(struct bufferevent *bev, void *arg)
-{
-	(void)bev;
-	upstream_close(arg, "idle_unexpected_bytes");
-}
-
-static void upstream_idle_event(struct bufferevent *bev, short events, void *arg)
-{
-	(void)bev;
-	upstream_close(arg, (events & BEV_EVENT_TIMEOUT) ? "idle_timeout" :
-			    (events & BEV_EVENT_EOF) ? "idle_closed_by_peer" : "idle_error");
-}
-
 void upstream_release(struct upstream_conn *u)
 {
 	struct upstream_pool *pool = u->pool;
 	struct proxy *px = pool->site->px;
+	const char *why = "shutting_down";
 
 	u->requests++;
-	if (pool->n_idle >= px->cfg->upstream.pool_max_idle || px->shutting_down ||
-	    evbuffer_get_length(bufferevent_get_input(u->bev)) > 0) {
-		upstream_close(u, px->shutting_down ? "shutting_down" :
-				  pool->n_idle >= px->cfg->upstream.pool_max_idle ? "pool_full" :
-				  "unread_input");
+	if (px->shutting_down ||
+	    httpc_pool_put(&pool->idle, &u->idle, u->bev, px->cfg->upstream.pool_max_idle,
+			   &px->pool_idle_timeout, &why) != 0) {
+		upstream_close(u, why);
 		return;
 	}
 	u->conn_id = 0;
-	bufferevent_setcb(u->bev, upstream_idle_read, NULL, upstream_idle_event, u);
-	bufferevent_set_timeouts(u->bev, &px->pool_idle_timeout, NULL);
-	bufferevent_enable(u->bev, EV_READ);
-	u->next = pool->idle;
-	u->prev = NULL;
-	if (pool->idle)
-		pool->idle->prev = u;
-	pool->idle = u;
-	pool->n_idle++;
 }
 
 void upstream_describe_error(struct upstream_conn *u, short events, char *buf, size_t cap)

@@ -14,6 +14,7 @@
 
 #include "auth/connector.h"
 #include "net/httpc.h"
+#include "net/httpc_pool.h"
 #include "proxy/proxy.h"
 #include "util/http1.h"
 #include "util/tls.h"
@@ -31,8 +32,7 @@ struct upstream_pool {
 	char *origin;       /* "https://host:port", for messages and same-origin checks */
 	struct tls_client tls;
 	struct httpc_peer peer; /* how to connect (net/httpc.h) */
-	struct upstream_conn *idle;
-	unsigned n_idle;
+	struct httpc_pool idle; /* kept-alive connections (net/httpc_pool.h) */
 };
 
 enum upstream_auth_mode {
@@ -56,7 +56,7 @@ struct upstream_site {
 struct upstream_conn {
 	struct bufferevent *bev;
 	struct upstream_pool *pool;
-	struct upstream_conn *next, *prev; /* in the idle list */
+	struct httpc_idle idle;            /* in pool->idle while idle */
 	unsigned requests;                 /* served on this connection so far */
 	uint64_t conn_id;                  /* the client connection borrowing it, for logs (0: none) */
 	bool connected;

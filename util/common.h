@@ -19,6 +19,8 @@
 #define OG_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define OG_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define OG_MAX(a, b) ((a) > (b) ? (a) : (b))
+/* The struct of type that holds member at ptr (an embedded list link). */
+#define OG_CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
 /* A byte range that is not NUL-terminated and owned by someone else. */
 struct og_str {

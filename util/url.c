@@ -157,6 +157,19 @@ void url_base_free(struct url_base *u)
 	memset(u, 0, sizeof(*u));
 }
 
+char *url_host_header(const char *host, uint16_t port, bool https)
+{
+	bool v6 = strchr(host, ':') != NULL;
+	size_t n = strlen(host) + sizeof("[]:65535");
+	char *out = x_malloc(n);
+
+	if (port == (https ? 443 : 80))
+		snprintf(out, n, v6 ? "[%s]" : "%s", host);
+	else
+		snprintf(out, n, v6 ? "[%s]:%u" : "%s:%u", host, (unsigned)port);
+	return out;
+}
+
 ssize_t url_encode_component(const char *s, char *out, size_t cap)
 {
 	static const char hex[] = "0123456789ABCDEF";

@@ -40,6 +40,10 @@ OG_WARN_UNUSED int url_base_parse(struct url_base *u, const char *s, size_t n, c
 				  size_t err_cap);
 /* Accepts a zeroed struct; leaves it zeroed. */
 void url_base_free(struct url_base *u);
+/* The authority a Host header names: "host" or "host:port", the port only
+ * when it is not the scheme's default, an IPv6 address in brackets.
+ * Allocated (x_malloc). */
+char *url_host_header(const char *host, uint16_t port, bool https);
 /* Percent-encodes s for a query component (everything but RFC 3986
  * unreserved characters). Returns the length written (NUL-terminated), or -1
  * when it does not fit in cap. */

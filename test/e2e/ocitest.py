@@ -1100,15 +1100,23 @@ def registry_connector(name, registry, allow, password=None, ca=True, **kw):
 LISTEN_RE = re.compile(r'event=listening\b.*?\baddr="?127\.0\.0\.1:(\d+)')
 # the admin and TLS listeners: event=listening listener=admin|tls addr=...
 LISTENER_RE = re.compile(r'event=listening listener=(\w+) addr="?127\.0\.0\.1:(\d+)')
+WEBHOOK_LISTEN_RE = re.compile(
+    r'event=webhook_listening\b.*?\baddress="?127\.0\.0\.1:(\d+)')
 
 
 class Ocigate:
     def __init__(self, env, binary, tokens, connectors, server=None,
                  name="ocigate", upstream=None, sections=None, proc_env=None,
                  preexec_fn=None):
-        """server: extra [server] options, e.g. {"header_timeout": "2s"};
+        """The configuration is data, rendered once by config_text:
+        server: extra [server] options, e.g. {"header_timeout": "2s"};
         upstream: [upstream] options, e.g. {"read_timeout": "3s"};
-        sections: more sections, e.g. {"tls": {"listen": "127.0.0.1:0"}};
+        sections: more sections, e.g. {"tls": {"listen": "127.0.0.1:0"}}.
+        With a "kubernetes" section ocigate runs in Kubernetes mode: no
+        [auth] tokens file and no [connector] sections are written.
+        A listen option in "admin", "tls" or "webhook" (or admin_listen in
+        server) makes start() wait for that listener's port
+        (self.listeners, self.webhook_port);
         proc_env: the process environment (None: inherit);
         preexec_fn: run in the child before exec (e.g. setrlimit)."""
         self.preexec_fn = preexec_fn
@@ -1137,6 +1145,10 @@ class Ocigate:
         return "http://" + self.host
 
     @property
+    def webhook_port(self):
+        return self.listeners.get("webhook")
+
+    @property
     def pid(self):
         return self.proc.pid
 
@@ -1151,6 +1163,8 @@ class Ocigate:
         for name, opts in self.sections.items():
             out += ["", "[%s]" % name]
             out += ["%s = %s" % kv for kv in opts.items()]
+        if "kubernetes" in self.sections:
+            return "\n".join(out) + "\n"
         out += ["", "[auth]", "tokens_file = %s" % self.tokens_file, ""]
         for c in self.connectors:
             out.append(c.render())
@@ -1175,13 +1189,17 @@ class Ocigate:
         self.proc = self.env.spawn(self.name, [self.binary, "--config",
                                                self.config], env=self.proc_env,
                                    preexec_fn=self.preexec_fn)
-        want = {n for n in ("admin", "tls")
+        want = {n for n in ("admin", "tls", "webhook")
                 if self.sections.get(n, {}).get("listen") or
                 (n == "admin" and self.server.get("admin_listen"))}
         plain = self.server.get("listen", "x") != ""
         deadline = time.monotonic() + timeout
         while True:
             for line in self.proc.log_text().splitlines():
+                m = WEBHOOK_LISTEN_RE.search(line)
+                if m:
+                    self.listeners["webhook"] = int(m.group(1))
+                    continue
                 m = LISTENER_RE.search(line)
                 if m:
                     self.listeners[m.group(1)] = int(m.group(2))

@@ -32,7 +32,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ocitest as T  # noqa: E402
 from k8sapi import FakeKubeAPI, ServiceAccount, rule, yaml_load_all  # noqa: E402
-from test_k8s import K8sOcigate  # noqa: E402
+from test_k8s import k8s_ocigate  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KUBELET_CONFIG = os.path.join(ROOT, "packaging", "kubelet",
@@ -98,9 +98,9 @@ class CredprovTest:
         self.kubeconfig = api.write_kubeconfig(env.path("kubeconfig"))
         # TokenReview with spec.audiences = [ocigate]: only tokens the
         # kubelet requested for this plugin's audience pass.
-        self.og = K8sOcigate(env, self.args.ocigate, self.kubeconfig,
-                             {"audiences": AUDIENCE,
-                              "api_timeout": "2s"}).start()
+        self.og = k8s_ocigate(env, self.args.ocigate, self.kubeconfig,
+                              {"audiences": AUDIENCE,
+                               "api_timeout": "2s"}).start()
         tok = self.sa_token()
         T.wait_for(lambda: T.request(self.og.port, "GET", self.og_path(),
                                      {"Authorization": T.basic_auth("x", tok),

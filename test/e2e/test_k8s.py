@@ -66,27 +66,12 @@ def read_all_until_eof(socks, deadline):
     sel.close()
     return got
 
-class K8sOcigate(T.Ocigate):
-    """ocigate with a [kubernetes] section instead of tokens and
-    connectors."""
-
-    def __init__(self, env, binary, kubeconfig, kubernetes, name="ocigate"):
-        T.Ocigate.__init__(self, env, binary, [], [], name=name,
-                           server={"admin_listen": "127.0.0.1:0"})
-        self.kubeconfig = kubeconfig
-        self.kubernetes = dict(kubernetes)
-
-    def config_text(self):
-        out = ["[server]", "listen = 127.0.0.1:0",
-               "admin_listen = 127.0.0.1:0", "",
-               "[kubernetes]", "kubeconfig = %s" % self.kubeconfig]
-        out += ["%s = %s" % kv for kv in self.kubernetes.items()]
-        return "\n".join(out) + "\n"
-
-    def write_config(self):
-        with open(self.config, "w") as f:
-            f.write(self.config_text())
-        return self.config
+def k8s_ocigate(env, binary, kubeconfig, kubernetes, name="ocigate"):
+    """ocigate in Kubernetes mode with an admin listener."""
+    return T.Ocigate(env, binary, [], [], name=name,
+                     server={"admin_listen": "127.0.0.1:0"},
+                     sections={"kubernetes": dict(kubeconfig=kubeconfig,
+                                                  **kubernetes)})
 
 
 class K8sTest:
@@ -132,9 +117,9 @@ class K8sTest:
         api.add_connector(NS, "git", "https://git.example.com",
                           class_name="git")
         self.kubeconfig = api.write_kubeconfig(env.path("kubeconfig"))
-        self.og = K8sOcigate(env, self.args.ocigate, self.kubeconfig,
-                             {"sar_denied_ttl": "%ds" % DENIED_TTL,
-                              "api_timeout": "5s"}).start()
+        self.og = k8s_ocigate(env, self.args.ocigate, self.kubeconfig,
+                              {"sar_denied_ttl": "%ds" % DENIED_TTL,
+                               "api_timeout": "5s"}).start()
         self.wait_synced()
         self.cd = T.Containerd(env).start()
         self.hosts = self.cd.hosts_dir(self.og.host, self.og.url)

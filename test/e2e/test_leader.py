@@ -58,28 +58,17 @@ class Replica(T.Ocigate):
     short lease timings above."""
 
     def __init__(self, env, binary, kubeconfig, token, name):
-        T.Ocigate.__init__(self, env, binary, [], [], name=name,
-                           server={"admin_listen": "127.0.0.1:0"})
-        self.kubeconfig = kubeconfig
+        T.Ocigate.__init__(
+            self, env, binary, [], [], name=name,
+            server={"admin_listen": "127.0.0.1:0", "public_address": PUBLIC},
+            upstream={"connect_timeout": "2s", "read_timeout": "3s"},
+            sections={"kubernetes": {
+                "kubeconfig": kubeconfig, "api_timeout": "2s",
+                "lease_duration": "%ds" % DURATION,
+                "renew_deadline": "%ds" % DEADLINE,
+                "retry_period": "%dms" % (RETRY * 1000)},
+                "status": {"probe_interval": "1s"}})
         self.token = token
-
-    def config_text(self):
-        return "\n".join([
-            "[server]", "listen = 127.0.0.1:0",
-            "admin_listen = 127.0.0.1:0",
-            "public_address = " + PUBLIC, "",
-            "[kubernetes]", "kubeconfig = " + self.kubeconfig,
-            "api_timeout = 2s",
-            "lease_duration = %ds" % DURATION,
-            "renew_deadline = %ds" % DEADLINE,
-            "retry_period = %dms" % (RETRY * 1000), "",
-            "[upstream]", "connect_timeout = 2s", "read_timeout = 3s", "",
-            "[status]", "probe_interval = 1s", ""])
-
-    def write_config(self):
-        with open(self.config, "w") as f:
-            f.write(self.config_text())
-        return self.config
 
     def leader_metrics(self):
         """(ocigate_leader's identity label and value, acquired_total,

@@ -42,24 +42,17 @@ OWNER = "connectors.cpaas.io/pull-secret-owner"
 LIFETIME = 20
 
 
-class RefresherOcigate(T.Ocigate):
-    def __init__(self, env, binary, kubeconfig, name="ocigate"):
-        T.Ocigate.__init__(self, env, binary, [], [], name=name)
-        self.kubeconfig = kubeconfig
-
-    def config_text(self):
-        return "\n".join([
-            "[server]", "listen = 127.0.0.1:0",
-            "public_address = " + PUBLIC, "",
-            "[kubernetes]", "kubeconfig = " + self.kubeconfig,
-            "namespaces = " + NS, "api_timeout = 3s", "",
-            "[status]", "enabled = no", "",
-            "[pull_secrets]", "enabled = yes", "expiration = 10m", ""])
-
-    def write_config(self):
-        with open(self.config, "w") as f:
-            f.write(self.config_text())
-        return self.config
+def refresher_ocigate(env, binary, kubeconfig, name="ocigate"):
+    """ocigate in Kubernetes mode with the pull-secret refresher on and the
+    status writer off."""
+    return T.Ocigate(env, binary, [], [], name=name,
+                     server={"public_address": PUBLIC},
+                     sections={"kubernetes": {"kubeconfig": kubeconfig,
+                                              "namespaces": NS,
+                                              "api_timeout": "3s"},
+                               "status": {"enabled": "no"},
+                               "pull_secrets": {"enabled": "yes",
+                                                "expiration": "10m"}})
 
 
 def docker_config(secret):
@@ -109,8 +102,8 @@ class RefresherTest:
         self.theirs_rv = api.get_secret(NS, "theirs")["metadata"][
             "resourceVersion"]
         self.kubeconfig = api.write_kubeconfig(env.path("kubeconfig"))
-        self.og = RefresherOcigate(env, self.args.ocigate,
-                                   self.kubeconfig).start()
+        self.og = refresher_ocigate(env, self.args.ocigate,
+                                    self.kubeconfig).start()
 
     # -- helpers -----------------------------------------------------------
 

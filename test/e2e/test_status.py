@@ -36,26 +36,14 @@ STATUS_TYPE = "cpaas.io/distribution-registry-token"
 TYPES = ["SecretReady", "LivenessReady", "AuthReady", "Ready"]
 
 
-class StatusOcigate(T.Ocigate):
+def status_ocigate(env, binary, kubeconfig, name="ocigate"):
     """ocigate with [kubernetes] and [status] sections."""
-
-    def __init__(self, env, binary, kubeconfig, name="ocigate"):
-        T.Ocigate.__init__(self, env, binary, [], [], name=name)
-        self.kubeconfig = kubeconfig
-
-    def config_text(self):
-        return "\n".join([
-            "[server]", "listen = 127.0.0.1:0",
-            "public_address = " + PUBLIC, "",
-            "[kubernetes]", "kubeconfig = " + self.kubeconfig,
-            "api_timeout = 3s", "",
-            "[upstream]", "connect_timeout = 2s", "read_timeout = 3s", "",
-            "[status]", "probe_interval = 1s", ""])
-
-    def write_config(self):
-        with open(self.config, "w") as f:
-            f.write(self.config_text())
-        return self.config
+    return T.Ocigate(env, binary, [], [], name=name,
+                     server={"public_address": PUBLIC},
+                     upstream={"connect_timeout": "2s", "read_timeout": "3s"},
+                     sections={"kubernetes": {"kubeconfig": kubeconfig,
+                                              "api_timeout": "3s"},
+                               "status": {"probe_interval": "1s"}})
 
 
 def conditions(obj):
@@ -85,8 +73,8 @@ class StatusTest:
         self.api.add_connector(NS, "git", "https://git.example.com",
                                class_name="git")
         self.kubeconfig = self.api.write_kubeconfig(env.path("kubeconfig"))
-        self.og = StatusOcigate(env, self.args.ocigate,
-                                self.kubeconfig).start()
+        self.og = status_ocigate(env, self.args.ocigate,
+                                 self.kubeconfig).start()
 
     # -- helpers -----------------------------------------------------------
 
@@ -258,8 +246,8 @@ class StatusTest:
                     "git connector status")
 
     def t_two_replicas(self):
-        og2 = StatusOcigate(self.env, self.args.ocigate, self.kubeconfig,
-                            name="ocigate2").start()
+        og2 = status_ocigate(self.env, self.args.ocigate, self.kubeconfig,
+                             name="ocigate2").start()
         try:
             time.sleep(3)   # both settled: the second found nothing to write
             ok_before = len(self.patches(status=200))

@@ -28,7 +28,6 @@ import copy
 import http.client
 import json
 import os
-import re
 import select
 import shutil
 import socket
@@ -46,7 +45,6 @@ PX = PUBLIC + "/namespaces/team-a/connectors/"
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "unit",
                     "data", "admission")
 D64 = "sha256:4b1c5d6e7f80912a3b4c5d6e7f80912a3b4c5d6e7f80912a3b4c5d6e7f80912a"
-WEBHOOK_RE = re.compile(r'event=webhook_listening\b.*?\baddress="?127\.0\.0\.1:(\d+)')
 MAX_BODY = 65536
 # The ASan test setup raises it (shadow memory and quarantine are not ours).
 RSS_LIMIT_MIB = int(os.environ.get("OCIGATE_TEST_RSS_LIMIT_MIB", "32"))
@@ -84,41 +82,18 @@ def apply_patch(review, patch):
     return pod
 
 
-class WebhookOcigate(T.Ocigate):
-    """ocigate in Kubernetes mode with a [webhook] section."""
-
-    def __init__(self, env, binary, kubeconfig, webhook, name="ocigate"):
-        T.Ocigate.__init__(self, env, binary, [], [], name=name)
-        self.kubeconfig = kubeconfig
-        self.webhook = dict(webhook)
-        self.webhook_port = None
-
-    def config_text(self):
-        out = ["[server]", "listen = 127.0.0.1:0",
-               "public_address = " + PUBLIC, "",
-               "[kubernetes]", "kubeconfig = %s" % self.kubeconfig, "",
-               # The status writer's own API traffic would blur the count
-               # of requests the webhook makes (none for unlabelled Pods).
-               "[status]", "enabled = no", "",
-               "[webhook]", "listen = 127.0.0.1:0"]
-        out += ["%s = %s" % kv for kv in self.webhook.items()]
-        return "\n".join(out) + "\n"
-
-    def write_config(self):
-        with open(self.config, "w") as f:
-            f.write(self.config_text())
-        return self.config
-
-    def start(self, timeout=10):
-        T.Ocigate.start(self, timeout)
-
-        def found():
-            m = WEBHOOK_RE.search(self.log_text())
-            if m:
-                self.webhook_port = int(m.group(1))
-            return m is not None
-        T.wait_for(found, timeout, 0.05, "the webhook_listening log line")
-        return self
+def webhook_ocigate(env, binary, kubeconfig, webhook, name="ocigate"):
+    """ocigate in Kubernetes mode with a [webhook] section; start() waits
+    for the webhook's port (webhook_port)."""
+    return T.Ocigate(env, binary, [], [], name=name,
+                     server={"public_address": PUBLIC},
+                     sections={"kubernetes": {"kubeconfig": kubeconfig},
+                               # The status writer's own API traffic would
+                               # blur the count of requests the webhook
+                               # makes (none for unlabelled Pods).
+                               "status": {"enabled": "no"},
+                               "webhook": dict(listen="127.0.0.1:0",
+                                               **webhook)})
 
 
 class WebhookTest:
@@ -150,9 +125,9 @@ class WebhookTest:
         api.add_connector(NS, "nosecret", "https://harbor.example.com",
                           secret="missing-secret")
         self.kubeconfig = api.write_kubeconfig(env.path("kubeconfig"))
-        self.og = WebhookOcigate(env, self.args.ocigate, self.kubeconfig,
-                                 {"cert_file": self.cert, "key_file": self.key,
-                                  "max_body": str(MAX_BODY)}).start()
+        self.og = webhook_ocigate(env, self.args.ocigate, self.kubeconfig,
+                                  {"cert_file": self.cert, "key_file": self.key,
+                                   "max_body": str(MAX_BODY)}).start()
         T.wait_for(self.synced, 15, 0.1, "the webhook to see the connectors")
         T.diag("ocigate %s, webhook port %d, API server %s"
                % (self.og.host, self.og.webhook_port, api.url))
@@ -463,9 +438,9 @@ class WebhookTest:
                    "the first certificate to come back")
 
     def t_inject_disabled(self):
-        og = WebhookOcigate(self.env, self.args.ocigate, self.kubeconfig,
-                            {"cert_file": self.cert, "key_file": self.key,
-                             "inject": "no"}, name="ocigate-noinject").start()
+        og = webhook_ocigate(self.env, self.args.ocigate, self.kubeconfig,
+                             {"cert_file": self.cert, "key_file": self.key,
+                              "inject": "no"}, name="ocigate-noinject").start()
         try:
             out = self.review(load("rewrite_basic.json"), port=og.webhook_port)["response"]
             T.expect(out["allowed"] is False, "refused with inject = no")

@@ -27,8 +27,24 @@ static void resolve(const char *ref, int want_rc, bool https, const char *host, 
 	url_free(&out);
 }
 
+/* The Host header both clients send: default port left out, IPv6 in brackets. */
+static void host_header(const char *host, uint16_t port, bool https, const char *want)
+{
+	char *h = url_host_header(host, port, https);
+
+	CHECK_STR(h, want);
+	free(h);
+}
+
 int main(void)
 {
+	host_header("reg.example.com", 443, true, "reg.example.com");
+	host_header("reg.example.com", 80, true, "reg.example.com:80");
+	host_header("reg.example.com", 80, false, "reg.example.com");
+	host_header("reg.example.com", 5000, false, "reg.example.com:5000");
+	host_header("::1", 443, true, "[::1]");
+	host_header("::1", 6443, true, "[::1]:6443");
+	host_header("fe80::1", 80, false, "[fe80::1]");
 	resolve("https://s3.amazonaws.com/bucket/blob?X-Amz-Signature=1", 0, true, "s3.amazonaws.com", 443,
 		"/bucket/blob?X-Amz-Signature=1");
 	resolve("http://cdn:8080/x", 0, false, "cdn", 8080, "/x");
