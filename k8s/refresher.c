@@ -273,12 +273,14 @@ static void k8s_refresher_buffer_wipe(struct evbuffer *b)
 char *k8s_refresher_dockerconfig(const char *public_address, const char *token)
 {
 	struct evbuffer *b = evbuffer_new();
-	size_t ulen = strlen(K8S_REFRESHER_USERNAME ":") + strlen(token);
+	static const char user[] = K8S_REFRESHER_USERNAME ":";
+	size_t tlen = strlen(token), ulen = sizeof(user) - 1 + tlen;
 	char *userpass = x_malloc(ulen + 1);
 	char *b64 = x_malloc(base64_encoded_len(ulen) + 1);
 	char *s;
 
-	snprintf(userpass, ulen + 1, K8S_REFRESHER_USERNAME ":%s", token);
+	memcpy(userpass, user, sizeof(user) - 1);
+	memcpy(userpass + sizeof(user) - 1, token, tlen + 1);
 	base64_encode(userpass, ulen, b64);
 	evbuffer_add_printf(b, "{\"auths\":{");
 	jsonw_string(b, public_address, strlen(public_address));
