@@ -11,6 +11,7 @@
 #   HARNESSES="http1 url"    only these (default: every corpus directory)
 #   BUILD=build-fuzz         build directory (set up here when missing)
 #   CC=clang                 the compiler for a new build directory
+#   TIMEOUT=30               libFuzzer -timeout (seconds of wall-clock time)
 #   SUMMARY=FILE             where the table goes (two campaigns at once: one each)
 #
 # Crash inputs are kept in BUILD/campaign/NAME/artifacts/, the full log in
@@ -47,7 +48,13 @@ status_field() {
 
 # UBSan only reports by default: make undefined behaviour a crash.
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_stacktrace=1}
-export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
+# A smaller quarantine and shorter allocation stacks: with the defaults
+# (256 MiB, 30 frames) the allocator's release of quarantined memory is the
+# hot spot of the JSON harnesses (connector_status: 1,300 -> 2,900 exec/s).
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:malloc_context_size=5:quarantine_size_mb=32}
+# libFuzzer's -timeout is wall-clock time: a campaign under nice on a loaded
+# machine needs more than the slowest input's CPU time.
+timeout=${TIMEOUT:-30}
 
 harnesses=${HARNESSES:-$(ls "$corpora")}
 summary=${SUMMARY:-$root/$build/campaign/summary.txt}
@@ -70,7 +77,7 @@ for name in $harnesses; do
 	start=$(date +%s)
 	# The committed corpus is read only: new inputs go to $work/new.
 	"$exe" -max_total_time=$((minutes * 60)) -runs="$runs" -max_len="$len" \
-		-timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+		-timeout="$timeout" -rss_limit_mb=2048 -print_final_stats=1 \
 		-artifact_prefix="$work/artifacts/" "$work/new" "$corpora/$name" \
 		>"$work/fuzz.log" 2>&1
 	secs=$(( $(date +%s) - start ))
@@ -82,7 +89,7 @@ for name in $harnesses; do
 		crashes=1
 	fi
 	if [ "$crashes" = 0 ]; then
-		"$exe" -merge=1 -max_len="$len" -timeout=10 -rss_limit_mb=2048 \
+		"$exe" -merge=1 -max_len="$len" -timeout="$timeout" -rss_limit_mb=2048 \
 			"$work/merged" "$corpora/$name" "$work/new" >"$work/merge.log" 2>&1 || crashes=1
 	fi
 	if [ "$crashes" = 0 ] && [ -n "$(ls "$work/merged")" ]; then
