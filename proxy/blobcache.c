@@ -624,9 +624,10 @@ int blobcache_fill_start(struct blobcache_fill *f, uint64_t length, const char *
 	char name[2 * (BLOBCACHE_ORIGIN_LEN + BLOBCACHE_DIGEST_LEN) + 64];
 	char path[4096];
 
-	/* Bigger than the whole cache: not worth emptying it first. */
-	if (length + BLOBCACHE_HEAD_LEN > bc->opts.max_size ||
-	    !blobcache_make_room(bc, length + BLOBCACHE_HEAD_LEN)) {
+	/* Bigger than the whole cache: proxied, not cached, nothing evicted. */
+	if (length + BLOBCACHE_HEAD_LEN > bc->opts.max_size)
+		return -1;
+	if (!blobcache_make_room(bc, length + BLOBCACHE_HEAD_LEN)) {
 		blobcache_error(bc, BLOBCACHE_E_NO_SPACE, "evicting for a new fill", 0);
 		return -1;
 	}
