@@ -11,6 +11,7 @@ cache directory that turns read-only under a running ocigate.
 import hashlib
 import http.client
 import http.server
+import socket
 import json
 import os
 import secrets
@@ -113,8 +114,12 @@ class CorruptingRegistry:
                 h.send_header("Content-Type", "application/octet-stream")
                 h.send_header("Content-Length", str(len(data)))
                 h.end_headers()
-                if body:
-                    h.wfile.write(data)
+                # In 64 KiB pieces, 10 ms apart: long enough for concurrent
+                # requests to join the fill.
+                for off in range(0, len(data) if body else 0, 65536):
+                    h.wfile.write(data[off:off + 65536])
+                    h.wfile.flush()
+                    time.sleep(0.01)
                 return
         h.send_response(status)
         h.send_header("Content-Type", "application/json")
@@ -148,7 +153,7 @@ class CacheTest(T.CrashGuard):
         self.bad_digest = "sha256:" + hashlib.sha256(self.bad_data).hexdigest()
         self.corrupt = CorruptingRegistry(self.w.pki, {self.bad_digest: self.bad_data}).start()
         self.cache_dir = env.path("cache")
-        self.og = self.start_ocigate("ocigate", self.cache_dir)
+        self.og = self.start_ocigate("ocigate", self.cache_dir, tls=True)
         T.diag("ocigate on %s, registry %s, registry-b %s, corrupting %s"
                % (self.og.host, self.reg.host, self.reg_b.host, self.corrupt.url))
 
@@ -161,12 +166,16 @@ class CacheTest(T.CrashGuard):
                         allow=["alice"]),
         ]
 
-    def start_ocigate(self, name, cache_dir, **cache):
+    def start_ocigate(self, name, cache_dir, tls=False, **cache):
         opts = {"dir": cache_dir}
         opts.update(cache)
+        sections = {"cache": opts}
+        if tls:
+            sections["tls"] = {"listen": "127.0.0.1:0", "cert_file": self.w.pki.cert,
+                               "key_file": self.w.pki.key}
         return T.Ocigate(self.env, self.args.ocigate, [self.alice], self.connectors(),
                          server={"admin_listen": "127.0.0.1:0"}, name=name,
-                         sections={"cache": opts}).start()
+                         sections=sections).start()
 
     def extra_ocigates(self):
         return self.others
@@ -280,6 +289,33 @@ class CacheTest(T.CrashGuard):
                     "upstream GETs for warm GET, HEAD and Range")
         T.expect_eq(heads(), heads_before, "upstream HEADs for the HEAD hit")
 
+    def t_hit_over_tls_listener(self):
+        big = self.lay.big
+        before = self.upstream_gets(self.reg, big.digest)
+        ctx = self.w.pki.ssl_context()
+        raw = socket.create_connection(("127.0.0.1", self.og.listeners["tls"]), timeout=60)
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+            sock.sendall(T.build_request("GET", self.path("a", "demo/app", "blobs", big.digest),
+                                         "127.0.0.1", self.auth({"Connection": "close"})))
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                chunk = sock.recv(65536)
+                T.expect(chunk, "TLS: closed before the response head")
+                buf += chunk
+            head, _, body = buf.partition(b"\r\n\r\n")
+            T.expect(head.startswith(b"HTTP/1.1 200 "), "TLS hit status: %r" % head[:40])
+            h = hashlib.sha256(body)
+            n = len(body)
+            while True:
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    break
+                h.update(chunk)
+                n += len(chunk)
+        T.expect_eq(n, big.size, "TLS hit bytes")
+        T.expect_eq("sha256:" + h.hexdigest(), big.digest, "TLS hit sha256")
+        T.expect_eq(self.upstream_gets(self.reg, big.digest), before, "upstream GETs for a TLS hit")
+
     def t_auth_on_every_hit(self):
         big = self.lay.big
         r = T.request(self.og.port, "GET", self.path("a", "demo/app", "blobs", big.digest))
@@ -335,9 +371,30 @@ class CacheTest(T.CrashGuard):
             T.expect_eq(self.cached_files(self.cache_dir, self.bad_digest), [],
                         "cache files of the corrupt blob")
             T.expect_eq(self.corrupt.gets, n, "upstream GETs of the corrupt blob")
+        # Five at once: one upstream GET, and not one of them gets a
+        # complete-looking body (followers never get the last byte).
+        results = [None] * 5
+        go = threading.Barrier(5)
+
+        def pull(i):
+            go.wait()
+            results[i] = self.stream(self.og, "bad", "x/y", self.bad_digest)
+
+        threads = [threading.Thread(target=pull, args=(i,)) for i in range(5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        for i, r in enumerate(results):
+            T.expect(r is not None and not r.complete and r.nbytes < size,
+                     "concurrent client %d of a corrupt blob: %s bytes, complete=%s"
+                     % (i, r and r.nbytes, r and r.complete))
+        T.expect_eq(self.corrupt.gets, 3, "upstream GETs of the corrupt blob after 5 concurrent")
+        T.expect_eq(self.cached_files(self.cache_dir, self.bad_digest), [],
+                    "cache files of the corrupt blob")
         fams = self.metrics(self.og)
         T.expect_eq(T.metric_value(fams, "ocigate_cache_errors_total", reason="digest_mismatch"),
-                    errs + 2, "digest_mismatch errors")
+                    errs + 3, "digest_mismatch errors")
         T.expect_eq(os.listdir(os.path.join(self.cache_dir, "tmp")), [], "temp files left")
 
     def t_other_registry_never_gets_the_cached_copy(self):
@@ -478,6 +535,7 @@ def main():
         cases = [
             ("cold: 20 concurrent GETs of one blob = 1 upstream GET", t.t_cold_concurrent_one_upstream_get),
             ("warm hit: registry headers, HEAD and Range from the file, no upstream", t.t_warm_hit_headers_head_range),
+            ("hit over the TLS listener (file mapped, not sendfile)", t.t_hit_over_tls_listener),
             ("auth runs on every hit", t.t_auth_on_every_hit),
             ("skopeo copy twice: second run's blobs all from the cache", t.t_skopeo_twice_second_from_cache),
             ("manifests by digest cached, tags never", t.t_manifest_by_digest_cached_tag_not),
