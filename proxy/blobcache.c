@@ -488,7 +488,8 @@ static void blobcache_scan(struct blobcache *bc)
 		blobcache_scan_origin(path, origin, &found, &n, &cap);
 	}
 	closedir(d);
-	qsort(found, n, sizeof(*found), blobcache_found_cmp);
+	if (n)
+		qsort(found, n, sizeof(*found), blobcache_found_cmp);
 	for (size_t i = 0; i < n; i++)
 		blobcache_insert(bc, found[i].e);
 	free(found);
