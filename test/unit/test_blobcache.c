@@ -261,6 +261,37 @@ static void test_lru_and_rebuild(void)
 	blobcache_free(bc);
 }
 
+/* min_free larger than the file system's free space: entries are evicted
+ * and a new fill is refused (counted as no_space), whatever max_size. */
+static void test_min_free(void)
+{
+	char dir[256], err[300] = "";
+	struct blobcache_opts o = { .dir = dir, .max_size = 1ULL << 40 };
+	char data[100];
+	struct blobcache_key k1, k2;
+	struct blobcache *bc;
+
+	snprintf(dir, sizeof(dir), "%s/minfree", root);
+	bc = blobcache_open(&o, err, sizeof(err));
+	if (!bc)
+		return;
+	memset(data, 'm', sizeof(data));
+	make_key(&k1, "o", data, sizeof(data));
+	CHECK_INT(fill(bc, &k1, data, sizeof(data)), 0);
+	blobcache_free(bc);
+
+	o.min_free_bytes = 1ULL << 62;
+	bc = blobcache_open(&o, err, sizeof(err));
+	if (!bc)
+		return;
+	CHECK_INT(blobcache_count(bc), 0); /* evicted at open */
+	data[0] = 'n';
+	make_key(&k2, "o", data, sizeof(data));
+	CHECK_INT(fill(bc, &k2, data, sizeof(data)), 2);
+	CHECK_INT(blobcache_stats(bc)->errors[BLOBCACHE_E_NO_SPACE], 1);
+	blobcache_free(bc);
+}
+
 static void test_range(void)
 {
 	uint64_t a = 0, b = 0;
@@ -298,6 +329,7 @@ int main(void)
 	test_fill_hit_and_mismatch();
 	test_watchers();
 	test_lru_and_rebuild();
+	test_min_free();
 	test_range();
 	char cmd[300];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
