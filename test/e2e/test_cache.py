@@ -509,6 +509,27 @@ class CacheTest(T.CrashGuard):
         finally:
             subprocess.run(["umount", d], check=False)
 
+    def t_index_rss_10000_entries(self):
+        """The index holds metadata, never contents: 10,000 cached entries
+        (files in the cache's own format) cost a few MiB of RSS."""
+        full = self.env.path("cache-10k")
+        d = os.path.join(full, "blobs", "0" * 32, "sha256")
+        os.makedirs(d)
+        head = b'OGC1\napplication/vnd.oci.image.layer.v1.tar+gzip\n"etag"\n'
+        head += b"\0" * (512 - len(head))
+        for i in range(10000):
+            body = b"%d" % i
+            with open(os.path.join(d, hashlib.sha256(body).hexdigest()), "wb") as f:
+                f.write(head + body)
+        empty = self.start_ocigate("ocigate-empty-index", self.env.path("cache-0"))
+        big = self.start_ocigate("ocigate-10k-index", full)
+        self.others += [empty, big]
+        T.expect("entries=10000 " in big.log_text(), "10,000 entries indexed at start")
+        time.sleep(0.5)
+        delta = big.rss_kib() - empty.rss_kib()
+        T.diag("VmRSS with 10,000 cached entries: %d KiB more than with none" % delta)
+        T.expect(delta < 6 * 1024, "10,000 index entries cost %d KiB of RSS" % delta)
+
     def _cannot_write(self, d):
         try:
             with open(os.path.join(d, "probe"), "wb"):
@@ -545,6 +566,7 @@ def main():
             ("restart keeps the cache, removes temp files", t.t_restart_keeps_the_cache),
             ("eviction past max_size, LRU order", t.t_eviction_past_max_size),
             ("read-only cache dir: ctr pull still works", t.t_read_only_dir_ctr_pull_still_works),
+            ("index RSS with 10,000 cached entries", t.t_index_rss_10000_entries),
             ("logs clean", t.t_logs_clean),
         ]
         rc = tap.run_all([("setup: pki, two registries, corrupting front, ocigate", t.setup, True)]
