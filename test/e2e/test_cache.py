@@ -55,13 +55,15 @@ def push_blob(registry, repo, data):
     return digest
 
 
-class CorruptingRegistry:
+class SlowRegistry:
     """An anonymous TLS registry in this process that serves the blobs it is
-    given with one byte flipped in the middle, with the right length and
-    Docker-Content-Digest: what a bad disk or a broken CDN looks like."""
+    given slowly (64 KiB every 10 ms), with the right length and
+    Docker-Content-Digest; those in corrupt get one byte flipped in the
+    middle: what a bad disk or a broken CDN looks like."""
 
-    def __init__(self, pki, blobs):
+    def __init__(self, pki, blobs, corrupt=()):
         self.blobs = dict(blobs)  # digest -> bytes
+        self.corrupt = set(corrupt)
         self.gets = 0
         outer = self
 
@@ -106,8 +108,9 @@ class CorruptingRegistry:
                 data = b'{"errors":[{"code":"BLOB_UNKNOWN"}]}'
             elif body:
                 self.gets += 1
-                mid = len(data) // 2
-                data = data[:mid] + bytes([data[mid] ^ 0x55]) + data[mid + 1:]
+                if digest in self.corrupt:
+                    mid = len(data) // 2
+                    data = data[:mid] + bytes([data[mid] ^ 0x55]) + data[mid + 1:]
             if status == 200:
                 h.send_response(200)
                 h.send_header("Docker-Content-Digest", digest)
@@ -151,7 +154,11 @@ class CacheTest(T.CrashGuard):
         self.small_digests = [push_blob(self.reg, "demo/small", d) for d in self.small]
         self.bad_data = os.urandom(2 * MiB + 17)
         self.bad_digest = "sha256:" + hashlib.sha256(self.bad_data).hexdigest()
-        self.corrupt = CorruptingRegistry(self.w.pki, {self.bad_digest: self.bad_data}).start()
+        self.slow_data = [os.urandom(3 * MiB + i) for i in range(3)]
+        self.slow_digests = ["sha256:" + hashlib.sha256(d).hexdigest() for d in self.slow_data]
+        blobs = dict(zip(self.slow_digests, self.slow_data))
+        blobs[self.bad_digest] = self.bad_data
+        self.corrupt = SlowRegistry(self.w.pki, blobs, corrupt=[self.bad_digest]).start()
         self.cache_dir = env.path("cache")
         self.og = self.start_ocigate("ocigate", self.cache_dir, tls=True)
         T.diag("ocigate on %s, registry %s, registry-b %s, corrupting %s"
@@ -212,9 +219,9 @@ class CacheTest(T.CrashGuard):
             found += [os.path.join(root, f) for f in files if f == hexd]
         return found
 
-    def stream(self, og, conn, repo, digest, headers=None):
+    def stream(self, og, conn, repo, digest, headers=None, **kw):
         return T.stream_get(og.port, self.path(conn, repo, "blobs", digest), self.auth(headers),
-                            timeout=120)
+                            timeout=120, **kw)
 
     def expect_blob(self, res, digest, size, what):
         T.expect(res.error is None and res.status == 200,
@@ -397,6 +404,68 @@ class CacheTest(T.CrashGuard):
                     errs + 3, "digest_mismatch errors")
         T.expect_eq(os.listdir(os.path.join(self.cache_dir, "tmp")), [], "temp files left")
 
+    def concurrently(self, fns):
+        out = [None] * len(fns)
+        go = threading.Barrier(len(fns))
+
+        def run(i):
+            go.wait()
+            out[i] = fns[i]()
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(fns))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        return out
+
+    def t_followers_slow_and_gone(self):
+        """One fill, a follower that hangs up after 1 MiB, one that reads
+        at 6 MiB/s (slower than the fill), two at full speed: everyone who
+        stays gets the exact blob, one upstream GET, and it is cached."""
+        digest, data = self.slow_digests[0], self.slow_data[0]
+        before = self.corrupt.gets
+        def pull(delay=0.0, **kw):
+            def run():
+                time.sleep(delay)  # the delayed ones are followers, not the fill's client
+                return self.stream(self.og, "bad", "x/y", digest, **kw)
+            return run
+
+        res = self.concurrently([pull(), pull(0.05), pull(0.05, max_bytes=MiB),
+                                 pull(0.05, rate=6 * MiB)])
+        fams = self.metrics(self.og)
+        T.diag("follows so far: %d" % T.metric_value(fams, "ocigate_cache_requests_total",
+                                                       result="follow"))
+        for i in (0, 1, 3):
+            self.expect_blob(res[i], digest, len(data), "client %d" % i)
+        T.expect(res[2] is not None and res[2].nbytes == MiB, "client that hung up")
+        T.expect_eq(self.corrupt.gets, before + 1, "upstream GETs")
+        T.expect_eq(len(self.cached_files(self.cache_dir, digest)), 1, "cached")
+
+    def t_leader_client_gone(self):
+        """The documented rule: the first client paces the fill; when it
+        hangs up, the fill is dropped, followers that had headers are cut
+        (never a complete-looking body), and the next request fills again."""
+        digest, data = self.slow_digests[1], self.slow_data[1]
+        before = self.corrupt.gets
+        first = lambda: self.stream(self.og, "bad", "x/y", digest, max_bytes=MiB)  # noqa: E731
+
+        def follower():
+            time.sleep(0.05)  # after the first one's request
+            return self.stream(self.og, "bad", "x/y", digest)
+
+        res = self.concurrently([first, follower, follower])
+        for i in (1, 2):
+            r = res[i]
+            T.expect(r is not None and (r.complete and r.sha256 == digest or not r.complete),
+                     "follower %d: a complete body with the wrong digest" % i)
+        T.expect_eq(self.cached_files(self.cache_dir, digest), [], "cached after the fill was dropped")
+        T.diag("leader gone: followers complete=%s, upstream GETs %d"
+               % ([r.complete for r in res[1:]], self.corrupt.gets - before))
+        r = self.stream(self.og, "bad", "x/y", digest)
+        self.expect_blob(r, digest, len(data), "next pull")
+        T.expect_eq(len(self.cached_files(self.cache_dir, digest)), 1, "cached by the next pull")
+
     def t_other_registry_never_gets_the_cached_copy(self):
         big = self.lay.big
         T.expect(self.cached_files(self.cache_dir, big.digest), "big blob cached via a")
@@ -561,6 +630,8 @@ def main():
             ("skopeo copy twice: second run's blobs all from the cache", t.t_skopeo_twice_second_from_cache),
             ("manifests by digest cached, tags never", t.t_manifest_by_digest_cached_tag_not),
             ("corrupting upstream: connection cut, nothing cached", t.t_corrupting_upstream_cut_and_not_cached),
+            ("followers: slow, gone mid-body, fast; one upstream GET", t.t_followers_slow_and_gone),
+            ("first client gone mid-fill: followers cut or complete, never wrong", t.t_leader_client_gone),
             ("tenancy: a digest cached via registry A is not served via B", t.t_other_registry_never_gets_the_cached_copy),
             ("DELETE through ocigate drops the cached copy", t.t_delete_drops_the_cached_copy),
             ("restart keeps the cache, removes temp files", t.t_restart_keeps_the_cache),
