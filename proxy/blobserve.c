@@ -352,7 +352,13 @@ void blobserve_on_head(struct conn *c, const struct http1_response *resp)
 	if (!b->fill)
 		return;
 	struct blobcache_fill *f = b->fill;
+	/* An encoded body is not the bytes the digest names: proxied as it
+	 * is, never cached (and never cut for not matching). */
+	const struct http1_header *enc =
+		http1_find_header(resp->headers, resp->n_headers, "Content-Encoding");
+	bool identity = !enc || og_str_ieq(enc->value, "identity");
 	if (resp->status == 200 && resp->body == HTTP1_BODY_LENGTH && resp->content_length > 0 &&
+	    identity &&
 	    blobcache_fill_start(f, resp->content_length,
 				 blobserve_header(resp, "Content-Type", ctype, sizeof(ctype)),
 				 blobserve_header(resp, "ETag", etag, sizeof(etag))) == 0)

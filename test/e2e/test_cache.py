@@ -8,6 +8,7 @@ cache directory that turns read-only under a running ocigate.
     python3 test/e2e/test_cache.py --ocigate build/ocigate
 """
 
+import gzip
 import hashlib
 import http.client
 import http.server
@@ -61,9 +62,10 @@ class SlowRegistry:
     Docker-Content-Digest; those in corrupt get one byte flipped in the
     middle: what a bad disk or a broken CDN looks like."""
 
-    def __init__(self, pki, blobs, corrupt=()):
+    def __init__(self, pki, blobs, corrupt=(), gzipped=()):
         self.blobs = dict(blobs)  # digest -> bytes
         self.corrupt = set(corrupt)
+        self.gzipped = set(gzipped)  # sent gzip-compressed, Content-Encoding: gzip
         self.gets = 0
         outer = self
 
@@ -111,8 +113,12 @@ class SlowRegistry:
                 if digest in self.corrupt:
                     mid = len(data) // 2
                     data = data[:mid] + bytes([data[mid] ^ 0x55]) + data[mid + 1:]
+            if status == 200 and digest in self.gzipped:
+                data = gzip.compress(data)
             if status == 200:
                 h.send_response(200)
+                if digest in self.gzipped:
+                    h.send_header("Content-Encoding", "gzip")
                 h.send_header("Docker-Content-Digest", digest)
                 h.send_header("Content-Type", "application/octet-stream")
                 h.send_header("Content-Length", str(len(data)))
@@ -158,7 +164,11 @@ class CacheTest(T.CrashGuard):
         self.slow_digests = ["sha256:" + hashlib.sha256(d).hexdigest() for d in self.slow_data]
         blobs = dict(zip(self.slow_digests, self.slow_data))
         blobs[self.bad_digest] = self.bad_data
-        self.corrupt = SlowRegistry(self.w.pki, blobs, corrupt=[self.bad_digest]).start()
+        self.gz_data = os.urandom(200 * 1024)
+        self.gz_digest = "sha256:" + hashlib.sha256(self.gz_data).hexdigest()
+        blobs[self.gz_digest] = self.gz_data
+        self.corrupt = SlowRegistry(self.w.pki, blobs, corrupt=[self.bad_digest],
+                                    gzipped=[self.gz_digest]).start()
         self.cache_dir = env.path("cache")
         self.og = self.start_ocigate("ocigate", self.cache_dir, tls=True)
         T.diag("ocigate on %s, registry %s, registry-b %s, corrupting %s"
@@ -404,6 +414,21 @@ class CacheTest(T.CrashGuard):
                     errs + 3, "digest_mismatch errors")
         T.expect_eq(os.listdir(os.path.join(self.cache_dir, "tmp")), [], "temp files left")
 
+    def t_encoded_body_proxied_not_cached(self):
+        """A Content-Encoding body is not the bytes the digest names: it
+        goes to the client as it is (as without a cache), is not cut, and
+        is not cached."""
+        wire = gzip.compress(self.gz_data)
+        for n in (1, 2):
+            before = self.corrupt.gets
+            r = self.get(self.og, "bad", "x/y", "blobs", self.gz_digest)
+            T.expect_status(r, 200, "gzip-encoded blob")
+            T.expect_eq(r.header("Content-Encoding"), "gzip", "Content-Encoding passed on")
+            T.expect_eq(gzip.decompress(r.body), self.gz_data, "decoded body")
+            T.expect_eq(len(r.body), len(wire), "encoded length")
+            T.expect_eq(self.corrupt.gets, before + 1, "upstream GET, pull %d" % n)
+        T.expect_eq(self.cached_files(self.cache_dir, self.gz_digest), [], "cached")
+
     def concurrently(self, fns):
         out = [None] * len(fns)
         go = threading.Barrier(len(fns))
@@ -630,6 +655,7 @@ def main():
             ("skopeo copy twice: second run's blobs all from the cache", t.t_skopeo_twice_second_from_cache),
             ("manifests by digest cached, tags never", t.t_manifest_by_digest_cached_tag_not),
             ("corrupting upstream: connection cut, nothing cached", t.t_corrupting_upstream_cut_and_not_cached),
+            ("Content-Encoding body: proxied, not cut, not cached", t.t_encoded_body_proxied_not_cached),
             ("followers: slow, gone mid-body, fast; one upstream GET", t.t_followers_slow_and_gone),
             ("first client gone mid-fill: followers cut or complete, never wrong", t.t_leader_client_gone),
             ("tenancy: a digest cached via registry A is not served via B", t.t_other_registry_never_gets_the_cached_copy),
