@@ -10,9 +10,11 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
@@ -23,6 +25,7 @@
 #define BLOBCACHE_MAGIC "OGC1\n"
 #define BLOBCACHE_MAX_FIELD 200
 #define BLOBCACHE_IOV 64
+#define BLOBCACHE_SCAN_BATCH 256
 
 struct blobcache_watch {
 	struct blobcache_fill *fill;
@@ -46,6 +49,21 @@ struct blobcache_fill {
 	struct blobcache_watch *watches;
 };
 
+struct blobcache_found {
+	struct blobcache_entry *e;
+	time_t mtime;
+};
+
+/* The index rebuild at open, a batch of files per loop iteration. */
+struct blobcache_scan {
+	DIR *top, *sub;
+	unsigned char origin[BLOBCACHE_ORIGIN_LEN];
+	struct blobcache_found *found;
+	size_t n, cap;
+	struct event *ev;
+	struct timespec started;
+};
+
 struct blobcache {
 	char *dir;
 	struct blobcache_opts opts;
@@ -58,6 +76,8 @@ struct blobcache {
 	uint64_t tmp_seq;
 	bool logged_error[BLOBCACHE_N_ERRORS]; /* once per kind until a fill works */
 	struct blobcache_stats stats;
+	struct blobcache_scan scan;
+	bool scanning;
 };
 
 const char *blobcache_error_name(enum blobcache_error e)
@@ -273,8 +293,15 @@ void blobcache_remove(struct blobcache *bc, const struct blobcache_key *k)
 	struct blobcache_entry *e = *blobcache_slot(bc, k);
 	struct blobcache_fill *f = blobcache_fill_find(bc, k);
 
-	if (e)
+	char path[4096];
+
+	if (e) {
 		blobcache_drop(bc, e);
+	} else {
+		/* Not indexed (yet: the scan at open may not have reached it). */
+		blobcache_path(bc, k, path, sizeof(path), false);
+		(void)unlink(path);
+	}
 	if (f)
 		f->removed = true;
 }
@@ -397,11 +424,6 @@ static void blobcache_clean_tmp(struct blobcache *bc)
 	closedir(d);
 }
 
-struct blobcache_found {
-	struct blobcache_entry *e;
-	time_t mtime;
-};
-
 static int blobcache_found_cmp(const void *a, const void *b)
 {
 	const struct blobcache_found *x = a, *y = b;
@@ -441,61 +463,114 @@ bad:
 	return NULL;
 }
 
-static void blobcache_scan_origin(const char *path, const unsigned char *origin,
-				  struct blobcache_found **found, size_t *n, size_t *cap)
+static void blobcache_found_add(struct blobcache_scan *s, struct blobcache_entry *e, time_t mtime)
 {
-	DIR *d = opendir(path);
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 256;
+		s->found = x_realloc(s->found, s->cap * sizeof(*s->found));
+	}
+	s->found[s->n++] = (struct blobcache_found){ e, mtime };
+}
+
+/* Reads up to budget files of dir/blobs/<origin>/sha256; true at the end. */
+static bool blobcache_scan_step(struct blobcache *bc, unsigned budget)
+{
+	struct blobcache_scan *s = &bc->scan;
+	char path[4096];
 	struct dirent *de;
 
-	if (!d)
-		return;
-	while ((de = readdir(d))) {
-		time_t mtime = 0;
+	while (budget > 0) {
+		if (!s->sub) {
+			de = s->top ? readdir(s->top) : NULL;
+			if (!de)
+				return true;
+			if (strlen(de->d_name) != 2 * BLOBCACHE_ORIGIN_LEN ||
+			    blobcache_unhex(de->d_name, BLOBCACHE_ORIGIN_LEN, s->origin) != 0)
+				continue;
+			snprintf(path, sizeof(path), "%s/blobs/%s/sha256", bc->dir, de->d_name);
+			s->sub = opendir(path);
+			continue;
+		}
+		de = readdir(s->sub);
+		if (!de) {
+			closedir(s->sub);
+			s->sub = NULL;
+			continue;
+		}
 		if (de->d_name[0] == '.')
 			continue;
-		struct blobcache_entry *e = blobcache_load_file(dirfd(d), de->d_name, origin, &mtime);
-		if (!e)
-			continue;
-		if (*n == *cap) {
-			*cap = *cap ? *cap * 2 : 256;
-			*found = x_realloc(*found, *cap * sizeof(**found));
-		}
-		(*found)[(*n)++] = (struct blobcache_found){ e, mtime };
+		budget--;
+		time_t mtime = 0;
+		struct blobcache_entry *e = blobcache_load_file(dirfd(s->sub), de->d_name, s->origin,
+								&mtime);
+		if (e)
+			blobcache_found_add(s, e, mtime);
 	}
-	closedir(d);
+	return false;
 }
 
-/* The index from the files: least recently written first into the LRU
- * list, so eviction after a restart starts with the oldest fills. */
-static void blobcache_scan(struct blobcache *bc)
+static void blobcache_scan_close(struct blobcache_scan *s)
 {
-	char path[4096];
-	struct blobcache_found *found = NULL;
-	size_t n = 0, cap = 0;
-	DIR *d;
-	struct dirent *de;
-
-	snprintf(path, sizeof(path), "%s/blobs", bc->dir);
-	d = opendir(path);
-	if (!d)
-		return;
-	while ((de = readdir(d))) {
-		unsigned char origin[BLOBCACHE_ORIGIN_LEN];
-		if (strlen(de->d_name) != 2 * BLOBCACHE_ORIGIN_LEN ||
-		    blobcache_unhex(de->d_name, BLOBCACHE_ORIGIN_LEN, origin) != 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/blobs/%s/sha256", bc->dir, de->d_name);
-		blobcache_scan_origin(path, origin, &found, &n, &cap);
-	}
-	closedir(d);
-	if (n)
-		qsort(found, n, sizeof(*found), blobcache_found_cmp);
-	for (size_t i = 0; i < n; i++)
-		blobcache_insert(bc, found[i].e);
-	free(found);
+	if (s->sub)
+		closedir(s->sub);
+	if (s->top)
+		closedir(s->top);
+	s->sub = NULL;
+	s->top = NULL;
 }
 
-struct blobcache *blobcache_open(const struct blobcache_opts *o, char *err, size_t cap)
+/* The files found go into the index least recently written first, so
+ * eviction after a restart starts with the oldest fills. A fill committed
+ * during the scan is replaced by the same bytes found on disk. */
+static void blobcache_scan_finish(struct blobcache *bc)
+{
+	struct blobcache_scan *s = &bc->scan;
+	struct timespec now;
+
+	blobcache_scan_close(s);
+	if (s->n)
+		qsort(s->found, s->n, sizeof(*s->found), blobcache_found_cmp);
+	for (size_t i = 0; i < s->n; i++)
+		blobcache_insert(bc, s->found[i].e);
+	free(s->found);
+	s->found = NULL;
+	s->n = s->cap = 0;
+	bc->scanning = false;
+	if (!blobcache_make_room(bc, 0))
+		log_warn("cache_over_limit", "dir=%s bytes=%" PRIu64 " reason=min_free", bc->dir,
+			 bc->bytes);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	log_info("cache_open", "dir=%s entries=%zu bytes=%" PRIu64 " max_size=%" PRIu64
+		 " scan_ms=%.0f", bc->dir, bc->count, bc->bytes, bc->opts.max_size,
+		 (double)(now.tv_sec - s->started.tv_sec) * 1e3 +
+			 (double)(now.tv_nsec - s->started.tv_nsec) / 1e6);
+}
+
+/* A zero timer, not event_active: an event activated from its own
+ * callback runs again in the same pass, before any I/O. */
+static void blobcache_scan_again(struct blobcache *bc)
+{
+	static const struct timeval now = { 0, 0 };
+
+	evtimer_add(bc->scan.ev, &now);
+}
+
+/* A few hundred files per loop iteration: requests are served while a
+ * large cache is indexed (they miss until their entry is found). */
+static void blobcache_scan_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct blobcache *bc = arg;
+
+	(void)fd;
+	(void)what;
+	if (blobcache_scan_step(bc, BLOBCACHE_SCAN_BATCH))
+		blobcache_scan_finish(bc);
+	else
+		blobcache_scan_again(bc);
+}
+
+struct blobcache *blobcache_open(const struct blobcache_opts *o, struct event_base *base,
+				 char *err, size_t cap)
 {
 	struct blobcache *bc;
 	char path[4096];
@@ -516,19 +591,36 @@ struct blobcache *blobcache_open(const struct blobcache_opts *o, char *err, size
 	bc->opts.dir = bc->dir;
 	blobcache_grow(bc);
 	blobcache_clean_tmp(bc);
-	blobcache_scan(bc);
-	if (!blobcache_make_room(bc, 0))
-		log_warn("cache_over_limit", "dir=%s bytes=%" PRIu64 " reason=min_free", bc->dir,
-			 bc->bytes);
-	log_info("cache_open", "dir=%s entries=%zu bytes=%" PRIu64 " max_size=%" PRIu64, bc->dir,
-		 bc->count, bc->bytes, bc->opts.max_size);
+	clock_gettime(CLOCK_MONOTONIC, &bc->scan.started);
+	bc->scan.top = opendir(path);
+	bc->scanning = true;
+	if (base)
+		bc->scan.ev = evtimer_new(base, blobcache_scan_cb, bc);
+	if (bc->scan.ev) {
+		blobcache_scan_again(bc);
+		return bc;
+	}
+	while (!blobcache_scan_step(bc, UINT32_MAX))
+		;
+	blobcache_scan_finish(bc);
 	return bc;
+}
+
+bool blobcache_scanning(const struct blobcache *bc)
+{
+	return bc->scanning;
 }
 
 void blobcache_free(struct blobcache *bc)
 {
 	if (!bc)
 		return;
+	blobcache_scan_close(&bc->scan);
+	for (size_t i = 0; i < bc->scan.n; i++)
+		blobcache_entry_free(bc->scan.found[i].e);
+	free(bc->scan.found);
+	if (bc->scan.ev)
+		event_free(bc->scan.ev);
 	while (bc->fills)
 		blobcache_fill_abort(bc->fills);
 	while (bc->lru_head) {

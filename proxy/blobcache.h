@@ -20,6 +20,7 @@
 #include "util/common.h"
 
 struct evbuffer;
+struct event_base;
 
 /* The body of a cache file starts here; the head before it is padding
  * after the content type and ETag lines. */
@@ -72,9 +73,14 @@ struct blobcache_stats {
 const char *blobcache_error_name(enum blobcache_error e);
 
 /* Opens (creating) dir, empties dir/tmp and rebuilds the index from
- * dir/blobs. Returns NULL with err set when the directory cannot be used
- * at all (the proxy then runs without a cache). */
-struct blobcache *blobcache_open(const struct blobcache_opts *o, char *err, size_t cap);
+ * dir/blobs: with base, a batch of files per loop iteration (lookups miss
+ * until their entry is found); without, before returning. Returns NULL with
+ * err set when the directory cannot be used at all (the proxy then runs
+ * without a cache). */
+struct blobcache *blobcache_open(const struct blobcache_opts *o, struct event_base *base,
+				 char *err, size_t cap);
+/* The index is still being rebuilt. */
+bool blobcache_scanning(const struct blobcache *bc);
 void blobcache_free(struct blobcache *bc);
 
 /* The key of digest ("sha256:<64 hex>") fetched from origin (scheme, host,

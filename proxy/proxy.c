@@ -310,7 +310,7 @@ static void proxy_open_cache(struct proxy *px)
 
 	if (!cfg->cache.dir || !*cfg->cache.dir)
 		return;
-	px->cache = blobcache_open(&o, err, sizeof(err));
+	px->cache = blobcache_open(&o, px->base, err, sizeof(err));
 	if (!px->cache) {
 		log_warn("cache_disabled", "dir=%s reason=\"%s\"", cfg->cache.dir, err);
 		metrics_cache_error(BLOBCACHE_E_OPEN);

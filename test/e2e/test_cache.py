@@ -190,9 +190,15 @@ class CacheTest(T.CrashGuard):
         if tls:
             sections["tls"] = {"listen": "127.0.0.1:0", "cert_file": self.w.pki.cert,
                                "key_file": self.w.pki.key}
-        return T.Ocigate(self.env, self.args.ocigate, [self.alice], self.connectors(),
-                         server={"admin_listen": "127.0.0.1:0"}, name=name,
-                         sections=sections).start()
+        og = T.Ocigate(self.env, self.args.ocigate, [self.alice], self.connectors(),
+                       server={"admin_listen": "127.0.0.1:0"}, name=name,
+                       sections=sections).start()
+        # The index is rebuilt on the loop after listening; until it is,
+        # requests miss. The cases here want it complete.
+        T.wait_for(lambda: "event=cache_open" in og.log_text() or
+                   "event=cache_disabled" in og.log_text(), 30, 0.05,
+                   "%s to index its cache" % name)
+        return og
 
     def extra_ocigates(self):
         return self.others
