@@ -257,7 +257,6 @@ static void proxy_reload_config(struct proxy *px)
 		 * identities they use, so the old backend can go now. */
 		auth_backend_free(px->auth);
 	k8s_runtime_free(px->k8s); /* after its users, before the loop */
-	blobcache_free(px->cache);
 		px->auth = auth;
 	}
 	config_free(px->cfg);

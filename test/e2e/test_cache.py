@@ -16,6 +16,7 @@ import socket
 import json
 import os
 import secrets
+import signal
 import ssl
 import subprocess
 import sys
@@ -339,6 +340,16 @@ class CacheTest(T.CrashGuard):
         T.expect_eq("sha256:" + h.hexdigest(), big.digest, "TLS hit sha256")
         T.expect_eq(self.upstream_gets(self.reg, big.digest), before, "upstream GETs for a TLS hit")
 
+    def t_reload_keeps_the_cache(self):
+        """SIGHUP reloads connectors and tokens; the cache and its fills stay."""
+        big = self.lay.big
+        before = self.upstream_gets(self.reg, big.digest)
+        self.og.proc.signal(signal.SIGHUP)
+        T.wait_for(lambda: "event=reloaded" in self.og.log_text(), 10, what="reloaded")
+        res = self.stream(self.og, "a", "demo/app", big.digest)
+        self.expect_blob(res, big.digest, big.size, "GET after SIGHUP")
+        T.expect_eq(self.upstream_gets(self.reg, big.digest), before, "upstream GETs after SIGHUP")
+
     def t_auth_on_every_hit(self):
         big = self.lay.big
         r = T.request(self.og.port, "GET", self.path("a", "demo/app", "blobs", big.digest))
@@ -657,6 +668,7 @@ def main():
             ("cold: 20 concurrent GETs of one blob = 1 upstream GET", t.t_cold_concurrent_one_upstream_get),
             ("warm hit: registry headers, HEAD and Range from the file, no upstream", t.t_warm_hit_headers_head_range),
             ("hit over the TLS listener (file mapped, not sendfile)", t.t_hit_over_tls_listener),
+            ("SIGHUP keeps the cache", t.t_reload_keeps_the_cache),
             ("auth runs on every hit", t.t_auth_on_every_hit),
             ("skopeo copy twice: second run's blobs all from the cache", t.t_skopeo_twice_second_from_cache),
             ("manifests by digest cached, tags never", t.t_manifest_by_digest_cached_tag_not),
