@@ -126,11 +126,15 @@ static void blobserve_write_head(struct conn *c, int status, uint64_t length, ui
 	evbuffer_add(out, "\r\n", 2);
 }
 
-static void blobserve_stop_reading(struct blobserve *b)
+static void blobserve_stop_reading(struct conn *c)
 {
-	if (b->reading)
-		close(b->fd);
+	struct blobserve *b = &c->ex.bs;
+
+	if (!b->reading)
+		return;
+	close(b->fd);
 	b->reading = false;
+	bufferevent_set_max_single_write(c->bev, c->px->cfg->server.body_buffer);
 }
 
 /* Queues file bytes while the client's output is below body_buffer. A
@@ -169,7 +173,7 @@ static void blobserve_pump(struct conn *c)
 		c->body_bytes += n;
 	}
 	if (b->pos == b->end) {
-		blobserve_stop_reading(b);
+		blobserve_stop_reading(c);
 		conn_finish_response(c);
 	} else if (b->watch && b->pos >= limit) {
 		blobcache_watch_want_data(b->watch);
@@ -184,6 +188,9 @@ static void blobserve_begin_body(struct conn *c, int fd, uint64_t from, uint64_t
 	b->reading = true;
 	b->pos = from;
 	b->end = from + length;
+	/* File bytes cost no memory to queue, and body_buffer-sized writes
+	 * would cost a loop iteration per 256 KiB of sendfile. */
+	bufferevent_set_max_single_write(c->bev, BLOBSERVE_CHUNK);
 	conn_set_state(c, CONN_STREAM_BODY);
 	blobserve_pump(c);
 }
@@ -407,5 +414,5 @@ void blobserve_end(struct conn *c)
 	blobcache_unwatch(b->watch);
 	b->watch = NULL;
 	b->followed = NULL;
-	blobserve_stop_reading(b);
+	blobserve_stop_reading(c);
 }
