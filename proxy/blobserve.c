@@ -146,7 +146,7 @@ static void blobserve_pump(struct conn *c)
 	struct evbuffer *out = conn_out(c);
 	uint64_t limit = b->end;
 
-	if (b->followed || b->watch)
+	if (b->fill || b->followed || b->watch)
 		limit = OG_MIN(b->avail, b->end > 0 ? b->end - 1 : 0);
 	while (b->pos < limit && evbuffer_get_length(out) < c->px->cfg->server.body_buffer) {
 		uint64_t n = OG_MIN(limit - b->pos, (uint64_t)BLOBSERVE_CHUNK);
@@ -180,7 +180,7 @@ static void blobserve_pump(struct conn *c)
 	}
 }
 
-static void blobserve_begin_body(struct conn *c, int fd, uint64_t from, uint64_t length)
+static void blobserve_read_from(struct conn *c, int fd, uint64_t from, uint64_t length)
 {
 	struct blobserve *b = &c->ex.bs;
 
@@ -191,6 +191,11 @@ static void blobserve_begin_body(struct conn *c, int fd, uint64_t from, uint64_t
 	/* File bytes cost no memory to queue, and body_buffer-sized writes
 	 * would cost a loop iteration per 256 KiB of sendfile. */
 	bufferevent_set_max_single_write(c->bev, BLOBSERVE_CHUNK);
+}
+
+static void blobserve_begin_body(struct conn *c, int fd, uint64_t from, uint64_t length)
+{
+	blobserve_read_from(c, fd, from, length);
 	conn_set_state(c, CONN_STREAM_BODY);
 	blobserve_pump(c);
 }
@@ -364,12 +369,18 @@ void blobserve_on_head(struct conn *c, const struct http1_response *resp)
 	const struct http1_header *enc =
 		http1_find_header(resp->headers, resp->n_headers, "Content-Encoding");
 	bool identity = !enc || og_str_ieq(enc->value, "identity");
+	int fd = -1;
 	if (resp->status == 200 && resp->body == HTTP1_BODY_LENGTH && resp->content_length > 0 &&
 	    identity &&
 	    blobcache_fill_start(f, resp->content_length,
 				 blobserve_header(resp, "Content-Type", ctype, sizeof(ctype)),
-				 blobserve_header(resp, "ETag", etag, sizeof(etag))) == 0)
+				 blobserve_header(resp, "ETag", etag, sizeof(etag))) == 0 &&
+	    (fd = blobcache_fill_open(f)) >= 0) {
+		/* This client reads the file like a follower: the upstream is
+		 * paced by the disk, not by whichever client came first. */
+		blobserve_read_from(c, fd, 0, resp->content_length);
 		return;
+	}
 	b->fill = NULL;
 	blobcache_fill_abort(f);
 }
@@ -380,14 +391,22 @@ int blobserve_tee(struct conn *c, struct evbuffer *in, size_t n, bool last)
 	struct blobcache_fill *f = b->fill;
 
 	if (blobcache_fill_write(f, in, n) != 0) {
-		/* The disk failed, not the client's pull: keep proxying. */
+		/* This client's bytes were coming from the file: cut rather than
+		 * splice two streams; its retry is proxied if the disk still fails. */
 		b->fill = NULL;
 		blobcache_fill_abort(f);
+		conn_close(c, "cache_write_failed");
+		return -1;
+	}
+	evbuffer_drain(in, n);
+	b->avail = blobcache_fill_written(f);
+	if (!last) {
+		blobserve_pump(c);
 		return 0;
 	}
-	if (!last)
-		return 0;
 	b->fill = NULL;
+	b->avail = b->end;
+	/* The rest goes out from exchange_body_done (blobserve_client_drained). */
 	if (blobcache_fill_finish(f) >= 0)
 		return 0;
 	log_warn("upstream_error", "conn=%" PRIu64 " connector=%s reason=digest_mismatch digest=%.*s",

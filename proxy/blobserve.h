@@ -31,11 +31,13 @@ struct blobserve {
 bool blobserve_start(struct conn *c);
 /* The upstream's response head of a request that fills. */
 void blobserve_on_head(struct conn *c, const struct http1_response *resp);
-/* The first n bytes of in are body bytes about to go to the client; last
- * when they end it. -1 when the client connection was cut (bytes did not
- * match the digest): the caller returns at once. */
+/* The first n bytes of in are body bytes of a fill (last when they end
+ * it): written to the file and drained; the client reads them from the
+ * file. -1 when the client connection was cut (the bytes did not match the
+ * digest, or the disk failed): the caller returns at once. */
 OG_WARN_UNUSED int blobserve_tee(struct conn *c, struct evbuffer *in, size_t n, bool last);
-/* The client took bytes: true when the cache serves this request. */
+/* The client took bytes (or a filled body is complete): true when the
+ * cache file serves this request's body. */
 bool blobserve_client_drained(struct conn *c);
 /* Releases what the request holds (from exchange_end). */
 void blobserve_end(struct conn *c);

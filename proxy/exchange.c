@@ -681,13 +681,19 @@ static void exchange_body_done(struct conn *c)
 	if (reusable) {
 		upstream_release(c->ex.up);
 		c->ex.up = NULL;
+	} else if (c->ex.bs.reading) {
+		exchange_drop_up(c, "body_done");
 	}
+	/* A filled body reaches the client from the cache file, at its pace. */
+	if (blobserve_client_drained(c))
+		return;
 	conn_finish_response(c);
 }
 
 static void exchange_pause_if_full(struct conn *c)
 {
-	if (evbuffer_get_length(conn_out(c)) >= c->px->cfg->server.body_buffer) {
+	if (!c->ex.bs.reading &&
+	    evbuffer_get_length(conn_out(c)) >= c->px->cfg->server.body_buffer) {
 		bufferevent_disable(c->ex.up->bev, EV_READ);
 		c->ex.up_paused = true;
 	}
@@ -704,8 +710,13 @@ static void exchange_relay_body(struct conn *c)
 		break;
 	case HTTP1_BODY_LENGTH: {
 		size_t n = (size_t)OG_MIN((uint64_t)evbuffer_get_length(in), c->ex.body_left);
-		if (n && c->ex.bs.fill && blobserve_tee(c, in, n, n == c->ex.body_left) != 0)
-			return; /* the client connection was cut */
+		if (n && c->ex.bs.fill) {
+			if (blobserve_tee(c, in, n, n == c->ex.body_left) != 0)
+				return; /* the client connection was cut */
+			c->ex.body_left -= n;
+			done = c->ex.body_left == 0;
+			break;
+		}
 		if (n) {
 			evbuffer_remove_buffer(in, conn_out(c), n);
 			c->ex.body_left -= n;
