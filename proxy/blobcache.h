@@ -3,10 +3,10 @@
  * eviction by max_size and min_free, and the fills in flight (single
  * flight: one upstream transfer per key, others follow the growing file).
  *
- * Tenancy: the key is (registry origin, digest). A hit is only possible
- * through a connector whose registry is the one the bytes came from; who
- * may use that connector is decided by auth on every request, before the
- * cache is asked.
+ * Tenancy: the key is (connector and its registry origin, digest). A hit
+ * is only possible through the connector whose credential fetched the
+ * bytes from that registry; who may use that connector is decided by auth
+ * on every request, before the cache is asked.
  *
  * Layout: DIR/blobs/<origin-hash>/sha256/<hex> (a BLOBCACHE_HEAD_LEN byte
  * head with the content type and ETag, then the body), DIR/tmp for fills.
@@ -83,8 +83,9 @@ struct blobcache *blobcache_open(const struct blobcache_opts *o, struct event_ba
 bool blobcache_scanning(const struct blobcache *bc);
 void blobcache_free(struct blobcache *bc);
 
-/* The key of digest ("sha256:<64 hex>") fetched from origin (scheme, host,
- * port and path prefix of the registry). -1 for other algorithms. */
+/* The key of digest ("sha256:<64 hex>") fetched from origin (any string
+ * naming where it came from: proxy/blobserve.c gives the connector and its
+ * registry's scheme, host, port and path prefix). -1 for other algorithms. */
 OG_WARN_UNUSED int blobcache_key_make(struct blobcache_key *k, const char *origin,
 				      struct og_str digest);
 

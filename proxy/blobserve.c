@@ -37,15 +37,18 @@ static bool blobserve_by_digest(const struct conn *c)
 	       (c->route.kind == ROUTE_MANIFEST && c->route.ref_is_digest);
 }
 
-/* The key: the registry's origin (scheme, host, port, path prefix) and
- * the digest. Connectors on other registries never find these bytes. */
+/* The key: the connector, its registry's origin (scheme, host, port, path
+ * prefix) and the digest. A copy is only ever served through the
+ * connector whose credential fetched it: another connector, even on the
+ * same registry, may hold a credential that cannot read that repository,
+ * and a digest is no secret. */
 static int blobserve_key(const struct conn *c, struct blobcache_key *k)
 {
 	const struct connector *cn = c->connector;
-	char origin[1200];
+	char origin[1400];
 
-	snprintf(origin, sizeof(origin), "%s://%s:%u%s", cn->https ? "https" : "http", cn->host,
-		 (unsigned)cn->port, cn->path_prefix);
+	snprintf(origin, sizeof(origin), "%s\n%s://%s:%u%s", cn->id, cn->https ? "https" : "http",
+		 cn->host, (unsigned)cn->port, cn->path_prefix);
 	return blobcache_key_make(k, origin, c->route.ref);
 }
 

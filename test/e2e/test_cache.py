@@ -184,6 +184,7 @@ class CacheTest(T.CrashGuard):
             T.registry_connector("%s/a" % NS, self.reg, allow=["alice"],
                                  options={"allow_push": "alice"}),
             T.registry_connector("%s/b" % NS, self.reg_b, allow=["alice"]),
+            T.registry_connector("%s/a2" % NS, self.reg, allow=["alice"]),
             T.Connector("%s/bad" % NS, self.corrupt.url, ca_file=self.w.pki.ca_pem,
                         allow=["alice"]),
         ]
@@ -547,6 +548,25 @@ class CacheTest(T.CrashGuard):
         T.expect_eq(self.upstream_gets(self.reg_b, big.digest), 1,
                     "registry b was asked (the cache did not answer for it)")
 
+    def t_same_registry_other_connector_fills_its_own_copy(self):
+        """A copy is served only through the connector that fetched it:
+        another connector on the same registry may hold a credential that
+        cannot read the repository, so it asks the registry itself."""
+        big = self.lay.big
+        T.expect_eq(len(self.cached_files(self.cache_dir, big.digest)), 1,
+                    "copies of the big blob before (via a)")
+        before = self.upstream_gets(self.reg, big.digest)
+        res = self.stream(self.og, "a2", "demo/app", big.digest)
+        self.expect_blob(res, big.digest, big.size, "big blob via a2")
+        T.expect_eq(self.upstream_gets(self.reg, big.digest), before + 1,
+                    "registry GETs of the blob via a2 (not served from a's copy)")
+        T.expect_eq(len(self.cached_files(self.cache_dir, big.digest)), 2,
+                    "copies of the big blob after a2's fill")
+        res = self.stream(self.og, "a2", "demo/app", big.digest)
+        self.expect_blob(res, big.digest, big.size, "big blob via a2 again")
+        T.expect_eq(self.upstream_gets(self.reg, big.digest), before + 1,
+                    "registry GETs after a2's second GET (its own copy)")
+
     def t_delete_drops_the_cached_copy(self):
         digest, data = self.small_digests[3], self.small[3]
         res = self.stream(self.og, "a", "demo/small", digest)
@@ -707,6 +727,8 @@ def main():
             ("a slow first client does not pace the fill", t.t_slow_first_client_does_not_pace),
             ("first client gone mid-fill: followers cut or complete, never wrong", t.t_leader_client_gone),
             ("tenancy: a digest cached via registry A is not served via B", t.t_other_registry_never_gets_the_cached_copy),
+            ("tenancy: another connector on the same registry fills its own copy",
+             t.t_same_registry_other_connector_fills_its_own_copy),
             ("DELETE through ocigate drops the cached copy", t.t_delete_drops_the_cached_copy),
             ("restart keeps the cache, removes temp files", t.t_restart_keeps_the_cache),
             ("eviction past max_size, LRU order", t.t_eviction_past_max_size),
