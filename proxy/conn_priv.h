@@ -8,6 +8,7 @@
 #include <event2/bufferevent.h>
 
 #include "auth/auth.h"
+#include "proxy/blobserve.h"
 #include "proxy/conn.h"
 #include "proxy/route.h"
 #include "proxy/token.h"
@@ -46,6 +47,7 @@ struct exchange {
 	bool client_paused;
 	uint64_t req_left;
 	struct http1_chunked req_chunk;
+	struct blobserve bs;          /* the blob cache's part of the request */
 };
 
 struct conn {

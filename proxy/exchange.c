@@ -49,6 +49,7 @@ void exchange_end(struct conn *c)
 {
 	struct exchange *ex = &c->ex;
 
+	blobserve_end(c);
 	token_wait_cancel(&ex->token_wait);
 	fetch_cancel(ex->probe);
 	exchange_drop_up(c, "request_ended");
@@ -658,6 +659,7 @@ static bool exchange_read_head(struct conn *c)
 			return false;
 		}
 		c->status = resp.status;
+		blobserve_on_head(c, &resp);
 		exchange_write_response_head(c, &resp);
 		evbuffer_drain(in, (size_t)r);
 		exchange_begin_body(c, &resp);
@@ -678,13 +680,19 @@ static void exchange_body_done(struct conn *c)
 	if (reusable) {
 		upstream_release(c->ex.up);
 		c->ex.up = NULL;
+	} else if (c->ex.bs.reading) {
+		exchange_drop_up(c, "body_done");
 	}
+	/* A filled body reaches the client from the cache file, at its pace. */
+	if (blobserve_client_drained(c))
+		return;
 	conn_finish_response(c);
 }
 
 static void exchange_pause_if_full(struct conn *c)
 {
-	if (evbuffer_get_length(conn_out(c)) >= c->px->cfg->server.body_buffer) {
+	if (!c->ex.bs.reading &&
+	    evbuffer_get_length(conn_out(c)) >= c->px->cfg->server.body_buffer) {
 		bufferevent_disable(c->ex.up->bev, EV_READ);
 		c->ex.up_paused = true;
 	}
@@ -701,6 +709,13 @@ static void exchange_relay_body(struct conn *c)
 		break;
 	case HTTP1_BODY_LENGTH: {
 		size_t n = (size_t)OG_MIN((uint64_t)evbuffer_get_length(in), c->ex.body_left);
+		if (n && c->ex.bs.fill) {
+			if (blobserve_tee(c, in, n, n == c->ex.body_left) != 0)
+				return; /* the client connection was cut */
+			c->ex.body_left -= n;
+			done = c->ex.body_left == 0;
+			break;
+		}
 		if (n) {
 			evbuffer_remove_buffer(in, conn_out(c), n);
 			c->ex.body_left -= n;
@@ -733,6 +748,8 @@ static void exchange_relay_body(struct conn *c)
 
 void exchange_client_drained(struct conn *c)
 {
+	if (c->state == CONN_STREAM_BODY && blobserve_client_drained(c))
+		return;
 	if (c->state != CONN_STREAM_BODY || !c->ex.up_paused)
 		return;
 	c->ex.up_paused = false;
@@ -906,6 +923,8 @@ void exchange_start(struct conn *c)
 		conn_respond_error(c, 503, "UNAVAILABLE", err);
 		return;
 	}
+	if (blobserve_start(c))
+		return;
 	c->ex.site = upstream_site_get(c->px, c->connector, err, sizeof(err));
 	if (!c->ex.site) {
 		exchange_fail(c, 502, "UNAVAILABLE", err);

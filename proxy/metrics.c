@@ -7,6 +7,7 @@
 
 #include "auth/connector.h"
 #include "k8s/lease.h"
+#include "proxy/blobcache.h"
 #include "proxy/proxy.h"
 
 #ifndef OCIGATE_VERSION
@@ -51,6 +52,7 @@ static struct {
 	unsigned n_named; /* slots 1..n_named carry a connector name */
 	bool other_used;
 	uint64_t events[METRICS_N_EVENTS];
+	uint64_t cache_errors[BLOBCACHE_N_ERRORS]; /* before the cache existed */
 } m;
 
 static unsigned metrics_code_slot(int status)
@@ -343,6 +345,57 @@ static void metrics_render_leader(const struct proxy *px, struct evbuffer *out)
 			    (unsigned long long)st.conflicts, (unsigned long long)st.failures);
 }
 
+void metrics_cache_error(int reason)
+{
+	if (reason >= 0 && reason < BLOBCACHE_N_ERRORS)
+		m.cache_errors[reason]++;
+}
+
+/* Rendered whenever [cache] dir is set, also when the directory could not
+ * be used (then every series but the errors stays 0). */
+static void metrics_render_cache(const struct proxy *px, struct evbuffer *out)
+{
+	static const struct blobcache_stats none;
+	const struct blobcache_stats *st = px->cache ? blobcache_stats(px->cache) : &none;
+
+	if (!px->cfg || !px->cfg->cache.dir || !*px->cfg->cache.dir)
+		return;
+	metrics_head(out, "ocigate_cache_requests_total", "counter",
+		     "Cacheable requests (blobs, manifests by digest): served from a cached file (hit), "
+		     "following a fill in flight (follow), or sent upstream (miss).");
+	evbuffer_add_printf(out,
+			    "ocigate_cache_requests_total{result=\"hit\"} %llu\n"
+			    "ocigate_cache_requests_total{result=\"follow\"} %llu\n"
+			    "ocigate_cache_requests_total{result=\"miss\"} %llu\n",
+			    (unsigned long long)st->hits, (unsigned long long)st->follows,
+			    (unsigned long long)st->misses);
+	metrics_head(out, "ocigate_cache_bytes", "gauge", "Bytes of bodies in the cache.");
+	evbuffer_add_printf(out, "ocigate_cache_bytes %llu\n",
+			    (unsigned long long)(px->cache ? blobcache_bytes(px->cache) : 0));
+	metrics_head(out, "ocigate_cache_entries", "gauge", "Blobs and manifests in the cache.");
+	evbuffer_add_printf(out, "ocigate_cache_entries %llu\n",
+			    (unsigned long long)(px->cache ? blobcache_count(px->cache) : 0));
+	metrics_head(out, "ocigate_cache_upstream_transfers_saved_total", "counter",
+		     "GET bodies served from the cache instead of an upstream transfer.");
+	evbuffer_add_printf(out, "ocigate_cache_upstream_transfers_saved_total %llu\n",
+			    (unsigned long long)st->saved_transfers);
+	metrics_head(out, "ocigate_cache_upstream_bytes_saved_total", "counter",
+		     "Body bytes served from the cache instead of upstream.");
+	evbuffer_add_printf(out, "ocigate_cache_upstream_bytes_saved_total %llu\n",
+			    (unsigned long long)st->saved_bytes);
+	metrics_head(out, "ocigate_cache_evictions_total", "counter",
+		     "Entries evicted for max_size or min_free.");
+	evbuffer_add_printf(out, "ocigate_cache_evictions_total %llu\n",
+			    (unsigned long long)st->evictions);
+	metrics_head(out, "ocigate_cache_errors_total", "counter",
+		     "Cache failures by reason; requests were proxied without the cache (digest_mismatch: "
+		     "the client connection was cut).");
+	for (int i = 0; i < BLOBCACHE_N_ERRORS; i++)
+		evbuffer_add_printf(out, "ocigate_cache_errors_total{reason=\"%s\"} %llu\n",
+				    blobcache_error_name((enum blobcache_error)i),
+				    (unsigned long long)(st->errors[i] + m.cache_errors[i]));
+}
+
 void metrics_render(const struct proxy *px, struct evbuffer *out)
 {
 	metrics_render_requests(out);
@@ -352,4 +405,5 @@ void metrics_render(const struct proxy *px, struct evbuffer *out)
 	metrics_render_events(out);
 	metrics_render_process(px, out);
 	metrics_render_leader(px, out);
+	metrics_render_cache(px, out);
 }

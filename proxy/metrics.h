@@ -32,6 +32,8 @@ enum metrics_event {
 	METRICS_N_EVENTS
 };
 void metrics_count(enum metrics_event e);
+/* A blob cache failure before the cache existed (enum blobcache_error). */
+void metrics_cache_error(int reason);
 
 /* Appends the whole exposition for px to out. */
 void metrics_render(const struct proxy *px, struct evbuffer *out);

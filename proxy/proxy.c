@@ -14,6 +14,7 @@
 #include "auth/static_auth.h"
 #include "k8s/runtime.h"
 #include "proxy/admin.h"
+#include "proxy/blobcache.h"
 #include "proxy/conn.h"
 #include "proxy/listen.h"
 #include "proxy/metrics.h"
@@ -293,6 +294,28 @@ static void proxy_on_reap(evutil_socket_t fd, short what, void *arg)
 	conn_reap(arg);
 }
 
+/* A cache directory that cannot be used is not a reason to refuse pulls:
+ * ocigate then proxies without a cache. */
+static void proxy_open_cache(struct proxy *px)
+{
+	const struct config *cfg = px->cfg;
+	struct blobcache_opts o = {
+		.dir = cfg->cache.dir,
+		.max_size = cfg->cache.max_size,
+		.min_free_percent = cfg->cache.min_free_percent,
+		.min_free_bytes = cfg->cache.min_free_bytes,
+	};
+	char err[600];
+
+	if (!cfg->cache.dir || !*cfg->cache.dir)
+		return;
+	px->cache = blobcache_open(&o, px->base, err, sizeof(err));
+	if (!px->cache) {
+		log_warn("cache_disabled", "dir=%s reason=\"%s\"", cfg->cache.dir, err);
+		metrics_cache_error(BLOBCACHE_E_OPEN);
+	}
+}
+
 int proxy_init(struct proxy *px, struct config *cfg, struct auth_backend *auth)
 {
 	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
@@ -317,6 +340,7 @@ int proxy_init(struct proxy *px, struct config *cfg, struct auth_backend *auth)
 	}
 	proxy_apply_settings(px);
 	proxy_raise_fd_limit(cfg);
+	proxy_open_cache(px);
 	if (proxy_listen(px) != 0 || tls_listener_start(px) != 0 || admin_start(px) != 0)
 		return -1;
 	return 0;
@@ -345,6 +369,7 @@ void proxy_free(struct proxy *px)
 	admin_free(px->admin);
 	auth_backend_free(px->auth);
 	k8s_runtime_free(px->k8s); /* after its users, before the loop */
+	blobcache_free(px->cache);
 	for (size_t i = 0; i < OG_ARRAY_LEN(px->sig_events); i++)
 		if (px->sig_events[i])
 			event_free(px->sig_events[i]);

@@ -20,6 +20,7 @@ struct k8s_lease;
 struct k8s_runtime;
 struct admin;
 struct tls_listener;
+struct blobcache;
 
 struct proxy_stats {
 	uint64_t accepted;
@@ -59,6 +60,7 @@ struct proxy {
 	struct tls_listener *tls;     /* [tls] listen, or NULL */
 	/* Leader election, or NULL: for its metrics (main.c owns it). */
 	const struct k8s_lease *lease;
+	struct blobcache *cache;      /* [cache] dir, or NULL: no blob cache */
 };
 
 /* Creates the loop, DNS, listener and signal handlers for cfg (which the

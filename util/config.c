@@ -16,7 +16,8 @@
 #include <unistd.h>
 
 static const char *const section_names[] = { "server", "upstream", "auth", "log", "connector",
-					     "kubernetes", "webhook", "status", "pull_secrets", "tls" };
+					     "kubernetes", "webhook", "status", "pull_secrets", "tls",
+					     "cache" };
 #define N_SECTIONS OG_ARRAY_LEN(section_names)
 #define SECTION_CONNECTOR 4
 #define SECTION_KUBERNETES 5
@@ -802,7 +803,9 @@ static int check_exclusive(struct parser *p, const struct config_option *opt)
 
 static int check_files(struct parser *p, const struct config_option *opt, char *base)
 {
-	if (!p->opts->check_files || opt->type != CFG_PATH)
+	/* The cache directory is created at start, not read here. */
+	if (!p->opts->check_files || opt->type != CFG_PATH ||
+	    (!opt->in_connector && opt->offset == offsetof(struct config, cache.dir)))
 		return 0;
 	if (opt->in_connector && opt->offset == offsetof(struct config_connector, password_file))
 		return read_password_file(p, opt, (struct config_connector *)base);
@@ -955,6 +958,36 @@ static int check_webhook(struct parser *p)
 	return 0;
 }
 
+/* min_free is a share of the file system ("5%") or a size ("5g"). */
+static int check_cache(struct parser *p)
+{
+	const struct config_option *opt = config_find_option("cache", "min_free");
+	const struct config_option *max = config_find_option("cache", "max_size");
+	struct config *cfg = p->cfg;
+	const char *s = cfg->cache.min_free;
+	size_t n = strlen(s);
+	uint64_t v = 0;
+
+	cfg->cache.min_free_percent = 0;
+	cfg->cache.min_free_bytes = 0;
+	p->line = p->set_line[opt - config_table];
+	if (n > 1 && s[n - 1] == '%') {
+		const char *c = s;
+		if (scan_u64(&c, &v) != NUM_OK || c != s + n - 1 || v > 99)
+			return fail(p, "%s: expected a percentage from 0%% to 99%% or a size like 5g",
+				    opt->name);
+		cfg->cache.min_free_percent = (unsigned)v;
+		return 0;
+	}
+	struct config_option as_size = *max;
+	as_size.name = opt->name;
+	as_size.min = 0;
+	if (parse_scaled(p, &as_size, s, &v) != 0)
+		return -1;
+	cfg->cache.min_free_bytes = v;
+	return 0;
+}
+
 /* An empty address turns a listener off: the client side needs one
  * listener, the webhook and a [tls] listener need theirs. */
 static int check_listeners(struct parser *p)
@@ -1009,7 +1042,7 @@ int config_parse_ex(const char *text, size_t len, const struct config_parse_opts
 	if (parse_lines(&p, text, len) != 0 || check_missing_sections(&p) != 0 ||
 	    check_kubernetes_mode(&p) != 0 || check_webhook(&p) != 0 ||
 	    check_pull_secrets(&p) != 0 || check_listeners(&p) != 0 ||
-	    check_lease(&p) != 0)
+	    check_lease(&p) != 0 || check_cache(&p) != 0)
 		goto out;
 	if (!*out->server.public_address) {
 		free(out->server.public_address);

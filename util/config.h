@@ -137,6 +137,14 @@ struct config {
 		bool enabled;               /* Kubernetes mode: keep opted-in pull Secrets fresh */
 		uint64_t expiration_ms;     /* TokenRequest expirationSeconds, >= 10m */
 	} pull_secrets;
+	struct {
+		char *dir;                  /* NULL or "": no blob cache */
+		size_t max_size;            /* bytes of cached bodies, LRU beyond */
+		char *min_free;             /* "N%" of the file system, or a size */
+		/* min_free parsed (not table rows): one of them is non-zero. */
+		unsigned min_free_percent;
+		uint64_t min_free_bytes;
+	} cache;
 	struct config_connector *connectors;
 	size_t n_connectors;
 };

@@ -58,7 +58,7 @@ MODES = {
                   watchdog=175),
 }
 
-PEER_ORDER = ["nginx", "nginx static 200", "pull-through cold",
+PEER_ORDER = ["nginx", "nginx static 200", "nginx sendfile", "pull-through cold",
               "pull-through warm", "direct from registry"]
 
 # Targets: (row key, peer, kind, bound).  kind "ratio>=": ocigate/peer >=
@@ -72,6 +72,9 @@ TARGETS = [
     ("s3.cpu", "nginx", "ratio<=", 1.0),
     ("s4.rps", "nginx static 200", "ratio>=", 0.7),
     ("s5.rss", None, "abs<=", 64.0),
+    ("s7.hit", "nginx sendfile", "ratio>=", 0.9),
+    ("s7.hit", "pull-through warm", "ratio>=", 1.5),
+    ("s8.up", None, "abs<=", 1.1),
 ]
 for _n in MODES["full"]["steps"]:
     TARGETS += [("s2.mbps.%d" % _n, "nginx", "ratio>=", 1.0),
@@ -124,7 +127,7 @@ class Results:
 
 ROW_ORDER = ["s1.tls", "s1.cpu.tls", "s1.sys.tls", "s1.plain", "s1.cpu.plain",
              "s1.sys.plain", "s2.", "s3.rps", "s3.cpu", "s3.sys", "s4.rps",
-             "s4.cpu", "s4.sys", "s5.rss", "s5.per", "s6."]
+             "s4.cpu", "s4.sys", "s5.rss", "s5.per", "s6.", "s7.", "s8."]
 
 
 def row_rank(key):
@@ -828,6 +831,128 @@ class Bench:
         T.expect(per > 0, "callgrind: no instructions per request")
 
 
+def s7_blob_cache(b):
+    """Scenario 7: a warm hit of the big blob from ocigate's blob cache
+    ([cache] dir, served with sendfile) against nginx serving the same bytes
+    (the registry's own data file) with sendfile, and against the
+    pull-through serving it warm from its storage."""
+    w, env, res = b.w, b.env, b.res
+    big = w.blob(BIG_REPO)
+    hexd = big.digest.split(":", 1)[1]
+    data = os.path.join(w.reg.storage_dir(), "docker", "registry", "v2", "blobs",
+                        "sha256", hexd[:2], hexd, "data")
+    T.expect_eq(os.path.getsize(data), big.size, "registry data file size")
+    files = B.Nginx(env, "nginx-files",
+                    "  server {\n    listen 127.0.0.1:@PORT@;\n"
+                    "    location = /blob { alias %s; }\n  }\n" % data).start()
+    og = T.Ocigate(env, b.args.ocigate, [w.token], w.connectors(),
+                   server=w.ocigate_server_opts(),
+                   upstream=w.ocigate_upstream_opts(), name="ocigate-cache",
+                   sections={"cache": {"dir": env.path("bench-cache"),
+                                       "max_size": "8g", "min_free": "0%"}})
+    og.start()
+    og_url = "http://%s%s" % (og.host, w.proxy_path(TLS_CONN, BIG_REPO, "blobs",
+                                                     big.digest))
+    B.curl_one(env, og_url, big.size, w.client_auth)   # the fill
+    pt_url = w.blob_url("pull-through", BIG_REPO)
+    B.curl_one(env, pt_url, big.size)
+    w.pt.wait_stored(BIG_REPO, big.digest, big.size)
+    what = "1 GiB blob" if big.size >= 1024 * MiB else \
+        "%d MiB blob" % (big.size // MiB)
+    label = "%s, 1 client, warm cache hit: MB/s" % what
+    cpu_label = "same: CPU seconds per GB of the serving process"
+    pids = {"ocigate": og.pid, "nginx sendfile": files.pid,
+            "pull-through warm": w.pt.pid}
+    urls = {"ocigate": (og_url, w.client_auth),
+            "nginx sendfile": ("http://%s/blob" % files.host, {}),
+            "pull-through warm": (pt_url, {})}
+    try:
+        for rep in range(b.mode["reps"]):
+            for system in rotate(list(urls), rep):
+                url, headers = urls[system]
+                c0 = B.cpu_seconds(pids[system])
+                mbps = B.curl_one(env, url, big.size, headers)
+                res.add("s7.hit", label, system, mbps)
+                res.add("s7.cpu", cpu_label, system,
+                        (B.cpu_seconds(pids[system]) - c0) / (big.size / 1e9))
+                b.progress("s7 rep %d %s: %.0f MB/s" % (rep + 1, system, mbps))
+        T.expect("event=cache_open" in og.log_text(), "ocigate-cache opened no cache")
+    finally:
+        og.stop()
+        files.stop()
+    res.notes.append("scenario 7: ocigate's hit is the %s served from "
+                     "[cache] dir after one fill; nginx serves the registry's "
+                     "data file of the same blob (sendfile on, 1 worker); "
+                     "both from the page cache" % what)
+    T.expect(res.has("s7."), "scenario 7 produced no numbers")
+
+
+def s8_cold_concurrent(b):
+    """Scenario 8: 100 (smoke: 10) concurrent cold pulls of the medium blob
+    through an ocigate with an empty [cache] dir: upstream transfers
+    (counted in the registry's access log), aggregate MB/s and peak VmRSS,
+    next to nginx doing the same (one upstream transfer per client)."""
+    w, env, res = b.w, b.env, b.res
+    med = w.blob(MEDIUM_REPO)
+    n = 10 if b.args.smoke else 100
+    size_txt = "%d MiB" % (med.size // MiB)
+
+    def registry_read():
+        """Bytes the TLS registry has read (files and sockets): the bench
+        registries run without an access log, and each upstream transfer
+        of the blob reads it from disk once."""
+        with open("/proc/%d/io" % w.reg.pid) as f:
+            for line in f:
+                if line.startswith("rchar:"):
+                    return int(line.split()[1])
+        raise AssertionError("no rchar in /proc/PID/io")
+
+    def measure(system, rep):
+        og = None
+        if system == "ocigate":
+            og = T.Ocigate(env, b.args.ocigate, [w.token], w.connectors(),
+                           server=w.ocigate_server_opts(),
+                           upstream=w.ocigate_upstream_opts(),
+                           name="ocigate-cold-%d" % rep,
+                           sections={"cache": {"dir": env.path("cold-cache-%d" % rep),
+                                               "max_size": "8g", "min_free": "0%"}})
+            og.start()
+            url = "http://%s%s" % (og.host, w.proxy_path(TLS_CONN, MEDIUM_REPO, "blobs",
+                                                         med.digest))
+            pid = og.pid
+        else:
+            url, pid = w.blob_url("nginx", MEDIUM_REPO), w.nginx.pid
+        before = registry_read()
+        try:
+            with B.RssSampler(pid) as sampler:
+                many = B.curl_many(env, url, n, med.size, w.client_auth)
+            transfers = round((registry_read() - before) / med.size, 1)
+        finally:
+            if og:
+                og.stop()
+        peer = "ocigate" if system == "ocigate" else "nginx"
+        res.add("s8.mbps", "%d concurrent cold pulls of one %s blob, blob cache: "
+                "aggregate MB/s" % (n, size_txt), peer, many.mbps)
+        res.add("s8.up", "same: upstream transfers (bytes the registry read / blob size)",
+                peer, transfers)
+        res.add("s8.rss", "same: peak VmRSS MiB", peer, sampler.peak_kib / 1024.0)
+        b.progress("s8 rep %d %s: %.0f MB/s, %d complete, %d failed, %.1f upstream "
+                   "transfers, peak RSS %.1f MiB" % (rep + 1, peer, many.mbps, many.complete,
+                                                 len(many.failed), transfers,
+                                                 sampler.peak_kib / 1024.0))
+        T.expect(not many.failed and many.complete == n,
+                 "%s: %d of %d complete, failed: %s" % (peer, many.complete, n,
+                                                       many.failed[:3]))
+        if system == "ocigate":
+            T.expect(0.9 <= transfers <= 1.1, "upstream transfers for %d cold pulls: %.1f"
+                     % (n, transfers))
+
+    for rep in range(b.mode["reps"]):
+        for system in rotate(["ocigate", "nginx"], rep):
+            measure(system, rep)
+    T.expect(res.has("s8."), "scenario 8 produced no numbers")
+
+
 def is_asan_binary(path):
     try:
         with open(path, "rb") as f:
@@ -955,6 +1080,10 @@ def main():
             ("5", "scenario 5: %d idle keep-alive connections"
              % mode["idle"], b.s5),
             ("6", "scenario 6: callgrind instructions per request", b.s6),
+            ("7", "scenario 7: warm blob-cache hit vs nginx sendfile",
+             lambda: s7_blob_cache(b)),
+            ("8", "scenario 8: concurrent cold pulls through the blob cache",
+             lambda: s8_cold_concurrent(b)),
         ]
         if only:
             scenarios = [s for s in scenarios if s[0] in only]

@@ -114,9 +114,10 @@ static void test_table(void)
 	size_t n, required = 0;
 	const struct config_option *opts = config_options(&n);
 	static const char *const sections[] = { "server", "upstream", "auth", "log", "kubernetes",
-						"connector", "webhook", "status", "pull_secrets", "tls" };
+						"connector", "webhook", "status", "pull_secrets", "tls",
+						"cache" };
 
-	CHECK_INT(n, 57);
+	CHECK_INT(n, 60);
 	for (size_t i = 0; i < n; i++) {
 		const struct config_option *o = &opts[i];
 		bool known = false;
@@ -287,6 +288,40 @@ static void test_size(void)
 		    "t.conf:2: body_buffer: must be between 16k and 64m");
 	VALUE_ERROR("upstream", "max_response_header_bytes", "2m",
 		    "t.conf:2: max_response_header_bytes: must be between 1k and 1m");
+}
+
+static void test_cache(void)
+{
+	const char *pct = "t.conf:2: min_free: expected a percentage from 0% to 99% or a size like 5g";
+	struct config cfg;
+
+	if (PARSE_OK(AUTH, &cfg)) {
+		CHECK(cfg.cache.dir == NULL);
+		CHECK_INT(cfg.cache.max_size, 10ULL << 30);
+		CHECK_STR(cfg.cache.min_free, "5%");
+		CHECK_INT(cfg.cache.min_free_percent, 5);
+		CHECK_INT(cfg.cache.min_free_bytes, 0);
+		config_free(&cfg);
+	}
+	if (PARSE_OK("[cache]\ndir = /var/cache/ocigate\nmax_size = 50g\nmin_free = 2g\n" AUTH,
+		     &cfg)) {
+		CHECK_STR(cfg.cache.dir, "/var/cache/ocigate");
+		CHECK_INT(cfg.cache.max_size, 50ULL << 30);
+		CHECK_INT(cfg.cache.min_free_percent, 0);
+		CHECK_INT(cfg.cache.min_free_bytes, 2ULL << 30);
+		config_free(&cfg);
+	}
+	if (VALUE_OK("cache", "min_free", "0%", &cfg)) {
+		CHECK_INT(cfg.cache.min_free_percent, 0);
+		CHECK_INT(cfg.cache.min_free_bytes, 0);
+		config_free(&cfg);
+	}
+	VALUE_ERROR("cache", "min_free", "100%", pct);
+	VALUE_ERROR("cache", "min_free", "5.5%", pct);
+	VALUE_ERROR("cache", "min_free", "%", "t.conf:2: min_free: expected a size like 65536, "
+		    "64k, 1m (k, m, g = 1024, 1024^2, 1024^3)");
+	VALUE_ERROR("cache", "max_size", "1k", "t.conf:2: max_size: must be between 1m and 1048576g");
+	VALUE_ERROR("cache", "dir", "", "t.conf:2: dir: expected a file path");
 }
 
 static void test_uint(void)
@@ -1349,6 +1384,7 @@ int main(void)
 	test_table();
 	test_duration();
 	test_size();
+	test_cache();
 	test_uint();
 	test_bool_enum();
 	test_address();

@@ -1,0 +1,440 @@
+#include "proxy/blobserve.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "proxy/conn_priv.h"
+#include "proxy/respond.h"
+#include "util/log.h"
+
+/* File bytes queued per step: sendfile moves them without copying, so a
+ * large step costs nothing; it only bounds how much a TLS client maps. */
+#define BLOBSERVE_CHUNK (8u << 20)
+
+/* ---- which requests the cache may answer ---- */
+
+static bool blobserve_conditional(const struct conn *c)
+{
+	static const char *const names[] = { "If-None-Match", "If-Match", "If-Modified-Since",
+					     "If-Unmodified-Since", "If-Range" };
+
+	for (size_t i = 0; i < OG_ARRAY_LEN(names); i++)
+		if (http1_find_header(c->req.headers, c->req.n_headers, names[i]))
+			return true;
+	return false;
+}
+
+/* Blobs, and manifests by digest: content that a digest names. Tags can
+ * move, so they are never cached. */
+static bool blobserve_by_digest(const struct conn *c)
+{
+	return c->route.kind == ROUTE_BLOB ||
+	       (c->route.kind == ROUTE_MANIFEST && c->route.ref_is_digest);
+}
+
+/* The key: the connector, its registry's origin (scheme, host, port, path
+ * prefix) and the digest. A copy is only ever served through the
+ * connector whose credential fetched it: another connector, even on the
+ * same registry, may hold a credential that cannot read that repository,
+ * and a digest is no secret. */
+static int blobserve_key(const struct conn *c, struct blobcache_key *k)
+{
+	const struct connector *cn = c->connector;
+	char origin[1400];
+
+	snprintf(origin, sizeof(origin), "%s\n%s://%s:%u%s", cn->id, cn->https ? "https" : "http",
+		 cn->host, (unsigned)cn->port, cn->path_prefix);
+	return blobcache_key_make(k, origin, c->route.ref);
+}
+
+/* ---- Range (RFC 9110 14.1.2), one range of a known length ---- */
+
+static bool blobserve_number(const char **p, const char *end, uint64_t *out)
+{
+	uint64_t n = 0;
+	const char *s = *p;
+
+	if (s == end || *s < '0' || *s > '9')
+		return false;
+	for (; s < end && *s >= '0' && *s <= '9'; s++) {
+		if (n > (UINT64_MAX - 9) / 10)
+			return false;
+		n = n * 10 + (uint64_t)(*s - '0');
+	}
+	*p = s;
+	*out = n;
+	return true;
+}
+
+int blobserve_parse_range(struct og_str v, uint64_t size, uint64_t *from, uint64_t *to)
+{
+	const char *p = v.p, *end = v.p + v.n;
+	uint64_t a = 0, b = 0;
+	bool has_a, has_b;
+
+	if (v.n < 6 || memcmp(p, "bytes=", 6) != 0 || memchr(p, ',', v.n))
+		return 0;
+	p += 6;
+	has_a = blobserve_number(&p, end, &a);
+	if (p == end || *p != '-')
+		return 0;
+	p++;
+	has_b = blobserve_number(&p, end, &b);
+	if (p != end || (!has_a && !has_b) || (has_a && has_b && b < a))
+		return 0;
+	if (!has_a) { /* the last b bytes */
+		if (b == 0 || size == 0)
+			return -1;
+		*from = b >= size ? 0 : size - b;
+		*to = size - 1;
+		return 1;
+	}
+	if (a >= size)
+		return -1;
+	*from = a;
+	*to = has_b && b < size ? b : size - 1;
+	return 1;
+}
+
+/* ---- answering from a cache file ---- */
+
+static void blobserve_write_head(struct conn *c, int status, uint64_t length, uint64_t size,
+				 uint64_t from, const char *ctype, const char *etag)
+{
+	struct evbuffer *out = conn_out(c);
+
+	c->status = status;
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, respond_reason(status));
+	evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
+	evbuffer_add_printf(out, "Docker-Content-Digest: %.*s\r\n", (int)c->route.ref.n,
+			    c->route.ref.p);
+	if (etag)
+		evbuffer_add_printf(out, "ETag: %s\r\n", etag);
+	else
+		evbuffer_add_printf(out, "ETag: \"%.*s\"\r\n", (int)c->route.ref.n, c->route.ref.p);
+	evbuffer_add_printf(out, "Accept-Ranges: bytes\r\nDocker-Distribution-Api-Version: registry/2.0\r\n");
+	if (status == 206)
+		evbuffer_add_printf(out, "Content-Range: bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64 "\r\n",
+				    from, from + length - 1, size);
+	else if (status == 416)
+		evbuffer_add_printf(out, "Content-Range: bytes */%" PRIu64 "\r\n", size);
+	evbuffer_add_printf(out, "Content-Length: %" PRIu64 "\r\n", length);
+	if (!c->keep_alive)
+		evbuffer_add(out, "Connection: close\r\n", 19);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+static void blobserve_stop_reading(struct conn *c)
+{
+	struct blobserve *b = &c->ex.bs;
+
+	if (!b->reading)
+		return;
+	close(b->fd);
+	b->reading = false;
+	bufferevent_set_max_single_write(c->bev, c->px->cfg->server.body_buffer);
+}
+
+/* Queues file bytes while the client's output is below body_buffer. A
+ * follower never gets the last byte before the fill is verified, so a bad
+ * upstream body is never complete-looking for anyone. */
+static void blobserve_pump(struct conn *c)
+{
+	struct blobserve *b = &c->ex.bs;
+	struct evbuffer *out = conn_out(c);
+	uint64_t limit = b->end;
+
+	if (b->fill || b->followed || b->watch)
+		limit = OG_MIN(b->avail, b->end > 0 ? b->end - 1 : 0);
+	while (b->pos < limit && evbuffer_get_length(out) < c->px->cfg->server.body_buffer) {
+		uint64_t n = OG_MIN(limit - b->pos, (uint64_t)BLOBSERVE_CHUNK);
+		int fd = dup(b->fd);
+		struct evbuffer_file_segment *seg =
+			fd < 0 ? NULL
+			       : evbuffer_file_segment_new(fd, (ev_off_t)(BLOBCACHE_HEAD_LEN + b->pos),
+							   (ev_off_t)n, EVBUF_FS_CLOSE_ON_FREE);
+		if (!seg) {
+			if (fd >= 0)
+				close(fd);
+			log_warn("cache_error", "conn=%" PRIu64 " reason=read error=\"%s\"", c->id,
+				 strerror(errno));
+			conn_close(c, "cache_read_failed");
+			return;
+		}
+		int rc = evbuffer_add_file_segment(out, seg, 0, (ev_off_t)n);
+		evbuffer_file_segment_free(seg); /* the buffer holds its own reference */
+		if (rc != 0) {
+			conn_close(c, "cache_read_failed");
+			return;
+		}
+		b->pos += n;
+		c->body_bytes += n;
+	}
+	if (b->pos == b->end) {
+		blobserve_stop_reading(c);
+		conn_finish_response(c);
+	} else if (b->watch && b->pos >= limit) {
+		blobcache_watch_want_data(b->watch);
+	}
+}
+
+static void blobserve_read_from(struct conn *c, int fd, uint64_t from, uint64_t length)
+{
+	struct blobserve *b = &c->ex.bs;
+
+	b->fd = fd;
+	b->reading = true;
+	b->pos = from;
+	b->end = from + length;
+	/* File bytes cost no memory to queue, and body_buffer-sized writes
+	 * would cost a loop iteration per 256 KiB of sendfile. */
+	bufferevent_set_max_single_write(c->bev, BLOBSERVE_CHUNK);
+}
+
+static void blobserve_begin_body(struct conn *c, int fd, uint64_t from, uint64_t length)
+{
+	blobserve_read_from(c, fd, from, length);
+	conn_set_state(c, CONN_STREAM_BODY);
+	blobserve_pump(c);
+}
+
+static bool blobserve_hit(struct conn *c, const struct blobcache_entry *e)
+{
+	struct blobcache_stats *st = blobcache_stats(c->px->cache);
+	const struct http1_header *range =
+		http1_find_header(c->req.headers, c->req.n_headers, "Range");
+	uint64_t from = 0, to = e->size ? e->size - 1 : 0, length = e->size;
+	int r = range ? blobserve_parse_range(range->value, e->size, &from, &to) : 0;
+	int fd = blobcache_open_entry(c->px->cache, e);
+
+	if (fd < 0)
+		return false; /* gone from the disk: the entry was dropped, go upstream */
+	st->hits++;
+	conn_set_state(c, CONN_UPSTREAM_HEAD);
+	if (r < 0) {
+		close(fd);
+		blobserve_write_head(c, 416, 0, e->size, 0, e->content_type, e->etag);
+		conn_finish_response(c);
+		return true;
+	}
+	if (r > 0)
+		length = to - from + 1;
+	blobserve_write_head(c, r > 0 ? 206 : 200, length, e->size, from, e->content_type, e->etag);
+	if (c->req.method == HTTP_M_HEAD || length == 0) {
+		close(fd);
+		conn_finish_response(c);
+		return true;
+	}
+	st->saved_transfers++;
+	st->saved_bytes += length;
+	blobserve_begin_body(c, fd, from, length);
+	return true;
+}
+
+/* ---- following a fill ---- */
+
+static void blobserve_follow_started(struct conn *c)
+{
+	struct blobserve *b = &c->ex.bs;
+	struct blobcache_fill *f = b->followed;
+	uint64_t length = blobcache_fill_length(f);
+	int fd = blobcache_fill_open(f);
+
+	if (fd < 0) {
+		/* Nothing was sent yet: the request can still go upstream. */
+		blobcache_unwatch(b->watch);
+		b->watch = NULL;
+		b->followed = NULL;
+		b->bypass = true;
+		exchange_start(c);
+		return;
+	}
+	b->head_sent = true;
+	blobserve_write_head(c, 200, length, length, 0, blobcache_fill_content_type(f),
+			     blobcache_fill_etag(f));
+	blobcache_stats(c->px->cache)->saved_transfers++;
+	blobcache_stats(c->px->cache)->saved_bytes += length;
+	if (length == 0) {
+		close(fd);
+		conn_finish_response(c);
+		return;
+	}
+	blobserve_begin_body(c, fd, 0, length);
+}
+
+static void blobserve_on_fill(void *arg, enum blobcache_event ev, uint64_t available)
+{
+	struct conn *c = arg;
+	struct blobserve *b = &c->ex.bs;
+
+	switch (ev) {
+	case BLOBCACHE_EV_STARTED:
+		b->avail = available;
+		blobserve_follow_started(c);
+		break;
+	case BLOBCACHE_EV_DATA:
+		b->avail = available;
+		blobserve_pump(c);
+		break;
+	case BLOBCACHE_EV_DONE:
+		b->watch = NULL; /* freed by the cache */
+		b->followed = NULL;
+		b->avail = available;
+		b->fill_done = true;
+		if (b->reading)
+			blobserve_pump(c);
+		break;
+	case BLOBCACHE_EV_FAILED:
+		b->watch = NULL;
+		b->followed = NULL;
+		if (b->head_sent) {
+			/* Headers went out: a short body is the only honest signal. */
+			conn_close(c, "cache_fill_failed");
+			break;
+		}
+		b->bypass = true;
+		exchange_start(c);
+		break;
+	}
+}
+
+static void blobserve_follow(struct conn *c, struct blobcache_fill *f)
+{
+	struct blobserve *b = &c->ex.bs;
+
+	blobcache_stats(c->px->cache)->follows++;
+	b->followed = f;
+	b->watch = blobcache_watch(f, blobserve_on_fill, c);
+	conn_set_state(c, CONN_UPSTREAM_HEAD);
+	if (blobcache_fill_started(f)) /* the bytes so far are in the file */
+		blobserve_on_fill(c, BLOBCACHE_EV_STARTED, blobcache_fill_written(f));
+}
+
+/* ---- the hooks ---- */
+
+bool blobserve_start(struct conn *c)
+{
+	struct blobcache *bc = c->px->cache;
+	struct blobserve *b = &c->ex.bs;
+	struct blobcache_key k;
+	bool read = c->req.method == HTTP_M_GET || c->req.method == HTTP_M_HEAD;
+
+	if (!bc || b->bypass || !blobserve_by_digest(c) || blobserve_key(c, &k) != 0)
+		return false;
+	if (c->req.method == HTTP_M_DELETE) {
+		blobcache_remove(bc, &k);
+		return false;
+	}
+	if (!read || blobserve_conditional(c))
+		return false;
+	const struct blobcache_entry *e = blobcache_lookup(bc, &k);
+	if (e && blobserve_hit(c, e))
+		return true;
+	bool ranged = http1_find_header(c->req.headers, c->req.n_headers, "Range") != NULL;
+	struct blobcache_fill *f = blobcache_fill_find(bc, &k);
+	if (f && !ranged && c->req.method == HTTP_M_GET) {
+		blobserve_follow(c, f);
+		return true;
+	}
+	blobcache_stats(bc)->misses++;
+	if (!f && !ranged && c->req.method == HTTP_M_GET)
+		b->fill = blobcache_fill_begin(bc, &k);
+	return false;
+}
+
+static const char *blobserve_header(const struct http1_response *resp, const char *name, char *buf,
+				    size_t cap)
+{
+	const struct http1_header *h = http1_find_header(resp->headers, resp->n_headers, name);
+
+	if (!h || h->value.n >= cap)
+		return NULL;
+	memcpy(buf, h->value.p, h->value.n);
+	buf[h->value.n] = '\0';
+	return buf;
+}
+
+void blobserve_on_head(struct conn *c, const struct http1_response *resp)
+{
+	struct blobserve *b = &c->ex.bs;
+	char ctype[256], etag[256];
+
+	if (!b->fill)
+		return;
+	struct blobcache_fill *f = b->fill;
+	/* An encoded body is not the bytes the digest names: proxied as it
+	 * is, never cached (and never cut for not matching). */
+	const struct http1_header *enc =
+		http1_find_header(resp->headers, resp->n_headers, "Content-Encoding");
+	bool identity = !enc || og_str_ieq(enc->value, "identity");
+	int fd = -1;
+	if (resp->status == 200 && resp->body == HTTP1_BODY_LENGTH && resp->content_length > 0 &&
+	    identity &&
+	    blobcache_fill_start(f, resp->content_length,
+				 blobserve_header(resp, "Content-Type", ctype, sizeof(ctype)),
+				 blobserve_header(resp, "ETag", etag, sizeof(etag))) == 0 &&
+	    (fd = blobcache_fill_open(f)) >= 0) {
+		/* This client reads the file like a follower: the upstream is
+		 * paced by the disk, not by whichever client came first. */
+		blobserve_read_from(c, fd, 0, resp->content_length);
+		return;
+	}
+	b->fill = NULL;
+	blobcache_fill_abort(f);
+}
+
+int blobserve_tee(struct conn *c, struct evbuffer *in, size_t n, bool last)
+{
+	struct blobserve *b = &c->ex.bs;
+	struct blobcache_fill *f = b->fill;
+
+	if (blobcache_fill_write(f, in, n) != 0) {
+		/* This client's bytes were coming from the file: cut rather than
+		 * splice two streams; its retry is proxied if the disk still fails. */
+		b->fill = NULL;
+		blobcache_fill_abort(f);
+		conn_close(c, "cache_write_failed");
+		return -1;
+	}
+	evbuffer_drain(in, n);
+	b->avail = blobcache_fill_written(f);
+	if (!last) {
+		blobserve_pump(c);
+		return 0;
+	}
+	b->fill = NULL;
+	b->avail = b->end;
+	/* The rest goes out from exchange_body_done (blobserve_client_drained). */
+	if (blobcache_fill_finish(f) >= 0)
+		return 0;
+	log_warn("upstream_error", "conn=%" PRIu64 " connector=%s reason=digest_mismatch digest=%.*s",
+		 c->id, c->connector->id, (int)c->route.ref.n, c->route.ref.p);
+	conn_close(c, "upstream_digest_mismatch");
+	return -1;
+}
+
+bool blobserve_client_drained(struct conn *c)
+{
+	if (!c->ex.bs.reading)
+		return false;
+	blobserve_pump(c);
+	return true;
+}
+
+void blobserve_end(struct conn *c)
+{
+	struct blobserve *b = &c->ex.bs;
+
+	if (b->fill)
+		blobcache_fill_abort(b->fill);
+	b->fill = NULL;
+	blobcache_unwatch(b->watch);
+	b->watch = NULL;
+	b->followed = NULL;
+	blobserve_stop_reading(c);
+}

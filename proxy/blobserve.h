@@ -1,0 +1,51 @@
+/* The blob cache on the request path (proxy/blobcache.h is the store):
+ * hits served from the file, requests following a fill in flight, the tee
+ * of a miss into a fill, and DELETE dropping the cached copy. exchange.c
+ * calls these hooks; everything else about a request stays there. */
+#ifndef OCIGATE_PROXY_BLOBSERVE_H
+#define OCIGATE_PROXY_BLOBSERVE_H
+
+#include "proxy/blobcache.h"
+#include "util/http1.h"
+
+struct conn;
+struct evbuffer;
+
+/* Per request, inside struct exchange; all-zero at the start. */
+struct blobserve {
+	bool bypass;                   /* go upstream, never the cache */
+	struct blobcache_fill *fill;   /* this request's upstream body fills it */
+	struct blobcache_fill *followed; /* the fill it follows, until DONE/FAILED */
+	struct blobcache_watch *watch;
+	bool head_sent;                /* a follower's response head went out */
+	bool reading;                  /* fd is open on a cache file */
+	int fd;
+	uint64_t pos, end;             /* body offsets still to send */
+	uint64_t avail;                /* what a follower may read so far */
+	bool fill_done;                /* the followed fill was verified */
+};
+
+/* Called first by exchange_start after auth: true when the request was
+ * taken over (a hit, or waiting for / following a fill). Otherwise the
+ * request goes upstream, perhaps as the fill of its key. */
+bool blobserve_start(struct conn *c);
+/* The upstream's response head of a request that fills. */
+void blobserve_on_head(struct conn *c, const struct http1_response *resp);
+/* The first n bytes of in are body bytes of a fill (last when they end
+ * it): written to the file and drained; the client reads them from the
+ * file. -1 when the client connection was cut (the bytes did not match the
+ * digest, or the disk failed): the caller returns at once. */
+OG_WARN_UNUSED int blobserve_tee(struct conn *c, struct evbuffer *in, size_t n, bool last);
+/* The client took bytes (or a filled body is complete): true when the
+ * cache file serves this request's body. */
+bool blobserve_client_drained(struct conn *c);
+/* Releases what the request holds (from exchange_end). */
+void blobserve_end(struct conn *c);
+
+/* One Range header value against a body of size bytes: 0 when it is not a
+ * single byte range (the whole body is sent, as RFC 9110 allows), 1 with
+ * the inclusive range in *from..*to, -1 when unsatisfiable (416). */
+OG_WARN_UNUSED int blobserve_parse_range(struct og_str v, uint64_t size, uint64_t *from,
+					 uint64_t *to);
+
+#endif
