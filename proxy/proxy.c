@@ -256,7 +256,6 @@ static void proxy_reload_config(struct proxy *px)
 		/* In-flight requests hold references to the connectors and
 		 * identities they use, so the old backend can go now. */
 		auth_backend_free(px->auth);
-	k8s_runtime_free(px->k8s); /* after its users, before the loop */
 		px->auth = auth;
 	}
 	config_free(px->cfg);
