@@ -4,7 +4,8 @@
 # whichever comes first. New inputs are merged into a minimised corpus that
 # replaces test/fuzz/corpus/NAME (nothing is replaced for a harness that
 # crashed). Prints per harness: executions, coverage (cov:), features (ft:),
-# corpus files and bytes, crashes; exits 1 when any harness crashed.
+# corpus files and bytes, crashes, slow units (reported, not failures);
+# exits 1 when any harness crashed.
 #
 #   test/fuzz/run-campaign.sh [MINUTES]
 #   RUNS=10000000            stop a harness after this many executions
@@ -59,8 +60,8 @@ timeout=${TIMEOUT:-30}
 harnesses=${HARNESSES:-$(ls "$corpora")}
 summary=${SUMMARY:-$root/$build/campaign/summary.txt}
 mkdir -p "$root/$build/campaign"
-printf '%-18s %12s %8s %8s %7s %9s %7s %s\n' harness execs exec/s cov ft corpus bytes crashes \
-	>"$summary"
+printf '%-18s %12s %8s %8s %7s %9s %7s %7s %s\n' harness execs exec/s cov ft corpus bytes crashes \
+	slow >"$summary"
 failed=0
 for name in $harnesses; do
 	exe=$root/$build/test/fuzz_$name
@@ -84,7 +85,10 @@ for name in $harnesses; do
 	execs=$(final_stat number_of_executed_units "$work/fuzz.log")
 	cov=$(status_field cov "$work/fuzz.log")
 	ft=$(status_field ft "$work/fuzz.log")
-	crashes=$(find "$work/artifacts" -type f | wc -l)
+	# slow-unit-* files are inputs that took long once (a loaded machine):
+	# reported, not failures; crash-, leak-, timeout- and oom- files are.
+	crashes=$(find "$work/artifacts" -type f ! -name 'slow-unit-*' | wc -l)
+	slow=$(find "$work/artifacts" -type f -name 'slow-unit-*' | wc -l)
 	if [ "$crashes" = 0 ] && grep -q 'runtime error:' "$work/fuzz.log"; then
 		crashes=1
 	fi
@@ -108,9 +112,9 @@ for name in $harnesses; do
 	fi
 	files=$(find "$corpora/$name" -type f | wc -l)
 	bytes=$(cat "$corpora/$name"/* | wc -c)
-	printf '%-18s %12s %8s %8s %7s %9s %7s %s\n' "$name" "${execs:-?}" \
+	printf '%-18s %12s %8s %8s %7s %9s %7s %7s %s\n' "$name" "${execs:-?}" \
 		"$(( ${execs:-0} / (secs > 0 ? secs : 1) ))" "${cov:-?}" "${ft:-?}" "$files" "$bytes" \
-		"$crashes" | tee -a "$summary"
+		"$crashes" "$slow" | tee -a "$summary"
 done
 echo
 cat "$summary"
