@@ -171,24 +171,26 @@ static void conn_start_closing(struct conn *c)
 
 static void conn_log_access(struct conn *c)
 {
-	char path[512], user[300];
-	const char *method = c->head ? http1_method_name(c->req.method) : "-";
 	const char *who = c->identity ? c->identity->user : "-";
+	struct log_line l;
 
-	if (!c->px->cfg->log.access_log)
+	if (!c->px->cfg->log.access_log || !log_enabled(LOG_INFO))
 		return;
+	log_line_begin(&l, LOG_INFO, "access");
+	log_line_u64(&l, "conn", c->id);
+	log_line_str(&l, "peer", c->peer);
+	log_line_str(&l, "method", c->head ? http1_method_name(c->req.method) : "-");
 	if (c->head)
-		log_quote(path, sizeof(path), c->req.target.p, c->req.target.n);
+		log_line_quoted(&l, "path", c->req.target.p, c->req.target.n, 512);
 	else
-		snprintf(path, sizeof(path), "-");
+		log_line_str(&l, "path", "-");
+	log_line_u64(&l, "status", (uint64_t)c->status);
+	log_line_u64(&l, "bytes", c->body_bytes);
+	log_line_tenths(&l, "ms", c->head ? conn_ms_since(&c->req_start) : 0.0);
+	log_line_str(&l, "connector", c->connector ? c->connector->id : "-");
 	/* TokenReview user names may hold quotes, spaces or newlines. */
-	log_quote(user, sizeof(user), who, strlen(who));
-	log_info("access",
-		 "conn=%" PRIu64 " peer=%s method=%s path=%s status=%d bytes=%" PRIu64
-		 " ms=%.1f connector=%s user=%s",
-		 c->id, c->peer, method, path, c->status, c->body_bytes,
-		 c->head ? conn_ms_since(&c->req_start) : 0.0,
-		 c->connector ? c->connector->id : "-", user);
+	log_line_quoted(&l, "user", who, strlen(who), 300);
+	log_line_end(&l);
 }
 
 /* The response is complete in the client's output buffer: log it, end the

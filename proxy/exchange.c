@@ -189,58 +189,76 @@ static void exchange_build_target(struct conn *c, int mount, const char *from)
 	evbuffer_free(b);
 }
 
-static const char *const exchange_forward_request_headers[] = {
-	"Accept", "Range", "If-Range", "If-None-Match", "If-Match", "If-Modified-Since",
-	"If-Unmodified-Since", "User-Agent", "Content-Type", "Content-Range",
+/* Field names with their lengths: every header of every request and
+ * response is looked up in these, and the length settles most. */
+struct exchange_name {
+	const char *name;
+	size_t len;
+	bool prefix; /* matches every name that starts with it */
 };
+#define EXCHANGE_NAME(n) { n, sizeof(n) - 1, false }
+#define EXCHANGE_PREFIX(n) { n, sizeof(n) - 1, true }
 
-static bool exchange_name_in(struct og_str name, const char *const *names, size_t n)
+static bool exchange_name_in(struct og_str name, const struct exchange_name *names, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		if (og_str_ieq(name, names[i]))
+	for (size_t i = 0; i < n; i++) {
+		size_t len = names[i].len;
+		if (names[i].prefix ? name.n <= len : name.n != len)
+			continue;
+		if (og_str_ieq(og_str_make(name.p, len), names[i].name))
 			return true;
+	}
 	return false;
 }
+
+static const struct exchange_name exchange_forward_request_headers[] = {
+	EXCHANGE_NAME("Accept"), EXCHANGE_NAME("Range"), EXCHANGE_NAME("If-Range"),
+	EXCHANGE_NAME("If-None-Match"), EXCHANGE_NAME("If-Match"), EXCHANGE_NAME("If-Modified-Since"),
+	EXCHANGE_NAME("If-Unmodified-Since"), EXCHANGE_NAME("User-Agent"), EXCHANGE_NAME("Content-Type"),
+	EXCHANGE_NAME("Content-Range"),
+};
 
 static bool exchange_sends_body(const struct conn *c)
 {
 	return c->ex.hops == 0 && conn_has_body(&c->req);
 }
 
-static void exchange_add_framing(struct conn *c, struct evbuffer *out)
+static void exchange_add_framing(struct conn *c, struct http1_head *out)
 {
 	enum http_method m = c->req.method;
 
 	if (exchange_sends_body(c) && c->req.body == HTTP1_BODY_CHUNKED)
-		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+		http1_head_add(out, "Transfer-Encoding: chunked\r\n", 28);
 	else if (exchange_sends_body(c))
-		evbuffer_add_printf(out, "Content-Length: %" PRIu64 "\r\n", c->req.content_length);
+		http1_head_u64_field(out, "Content-Length", c->req.content_length);
 	else if (m == HTTP_M_POST || m == HTTP_M_PUT || m == HTTP_M_PATCH)
-		evbuffer_add(out, "Content-Length: 0\r\n", 19);
+		http1_head_add(out, "Content-Length: 0\r\n", 19);
 }
 
 /* Only what registries need reaches them: never the client's Authorization,
  * cookies or hop-by-hop fields; credentials only to the registry's origin. */
-static void exchange_write_request(struct conn *c, struct evbuffer *out)
+static void exchange_write_request(struct conn *c, struct evbuffer *to)
 {
 	const char *auth = c->ex.bearer ? c->ex.bearer : c->connector->authorization;
+	struct http1_head out;
 
-	evbuffer_add_printf(out, "%.*s %s HTTP/1.1\r\nHost: %s\r\n", (int)c->req.method_str.n,
-			    c->req.method_str.p, c->ex.target, c->ex.pool->host_header);
+	http1_head_begin(&out, to);
+	http1_head_add(&out, c->req.method_str.p, c->req.method_str.n);
+	http1_head_add(&out, " ", 1);
+	http1_head_add(&out, c->ex.target, strlen(c->ex.target));
+	http1_head_add(&out, " HTTP/1.1\r\n", 11);
+	http1_head_field(&out, "Host", 4, c->ex.pool->host_header, strlen(c->ex.pool->host_header));
 	if (c->ex.send_auth && auth)
-		evbuffer_add_printf(out, "Authorization: %s\r\n", auth);
+		http1_head_field(&out, "Authorization", 13, auth, strlen(auth));
 	for (size_t i = 0; i < c->req.n_headers; i++) {
 		const struct http1_header *h = &c->req.headers[i];
-		if (!exchange_name_in(h->name, exchange_forward_request_headers,
-				      OG_ARRAY_LEN(exchange_forward_request_headers)))
-			continue;
-		evbuffer_add(out, h->name.p, h->name.n);
-		evbuffer_add(out, ": ", 2);
-		evbuffer_add(out, h->value.p, h->value.n);
-		evbuffer_add(out, "\r\n", 2);
+		if (exchange_name_in(h->name, exchange_forward_request_headers,
+				     OG_ARRAY_LEN(exchange_forward_request_headers)))
+			http1_head_field(&out, h->name.p, h->name.n, h->value.p, h->value.n);
 	}
-	exchange_add_framing(c, out);
-	evbuffer_add(out, "\r\n", 2);
+	exchange_add_framing(c, &out);
+	http1_head_add(&out, "\r\n", 2);
+	http1_head_flush(&out);
 }
 
 /* ---- the client's request body -------------------------------------------- */
@@ -331,40 +349,26 @@ static void exchange_send(struct conn *c)
 
 /* ---- the response head ------------------------------------------------------ */
 
-static const struct {
-	const char *name;
-	size_t len;
-	bool prefix;
-} exchange_forward_response_headers[] = {
-#define H(n, p) { n, sizeof(n) - 1, p }
-	H("Content-Type", false), H("Content-Range", false), H("Accept-Ranges", false),
-	H("Content-Encoding", false), H("Docker-Content-Digest", false),
-	H("Docker-Distribution-Api-Version", false), H("Docker-Upload-UUID", false),
-	H("ETag", false), H("Last-Modified", false), H("Cache-Control", false), H("Expires", false),
-	H("Date", false), H("Range", false), H("Warning", false),
-	H("Docker-RateLimit-Source", false), H("OCI-", true), H("RateLimit-", true),
-#undef H
+static const struct exchange_name exchange_forward_response_headers[] = {
+	EXCHANGE_NAME("Content-Type"), EXCHANGE_NAME("Content-Range"), EXCHANGE_NAME("Accept-Ranges"),
+	EXCHANGE_NAME("Content-Encoding"), EXCHANGE_NAME("Docker-Content-Digest"),
+	EXCHANGE_NAME("Docker-Distribution-Api-Version"), EXCHANGE_NAME("Docker-Upload-UUID"),
+	EXCHANGE_NAME("ETag"), EXCHANGE_NAME("Last-Modified"), EXCHANGE_NAME("Cache-Control"),
+	EXCHANGE_NAME("Expires"), EXCHANGE_NAME("Date"), EXCHANGE_NAME("Range"), EXCHANGE_NAME("Warning"),
+	EXCHANGE_NAME("Docker-RateLimit-Source"), EXCHANGE_PREFIX("OCI-"), EXCHANGE_PREFIX("RateLimit-"),
+};
+
+static const struct exchange_name exchange_storage_response_headers[] = {
+	EXCHANGE_NAME("Content-Type"), EXCHANGE_NAME("Content-Range"), EXCHANGE_NAME("Accept-Ranges"),
+	EXCHANGE_NAME("Content-Encoding"), EXCHANGE_NAME("ETag"), EXCHANGE_NAME("Last-Modified"),
+	EXCHANGE_NAME("Cache-Control"), EXCHANGE_NAME("Expires"), EXCHANGE_NAME("Date"),
 };
 
 static bool exchange_forward_response_header(struct og_str name)
 {
-	for (size_t i = 0; i < OG_ARRAY_LEN(exchange_forward_response_headers); i++) {
-		size_t len = exchange_forward_response_headers[i].len;
-		if (exchange_forward_response_headers[i].prefix ? name.n <= len : name.n != len)
-			continue;
-		if (og_str_ieq(og_str_make(name.p, len), exchange_forward_response_headers[i].name))
-			return true;
-	}
-	return false;
+	return exchange_name_in(name, exchange_forward_response_headers,
+				OG_ARRAY_LEN(exchange_forward_response_headers));
 }
-
-/* What a storage host a blob redirects to may tell the client: how the
- * bytes are framed and cached, nothing about the registry (digests, links,
- * locations, rate limits are the registry's to say). */
-static const char *const exchange_storage_response_headers[] = {
-	"Content-Type", "Content-Range", "Accept-Ranges", "Content-Encoding", "ETag",
-	"Last-Modified", "Cache-Control", "Expires", "Date",
-};
 
 static bool exchange_forward_storage_header(struct og_str name)
 {
@@ -372,18 +376,15 @@ static bool exchange_forward_storage_header(struct og_str name)
 				OG_ARRAY_LEN(exchange_storage_response_headers));
 }
 
-static void exchange_add_header(struct evbuffer *out, struct og_str name, const char *v, size_t n)
+static void exchange_add_header(struct http1_head *out, struct og_str name, const char *v, size_t n)
 {
-	evbuffer_add(out, name.p, name.n);
-	evbuffer_add(out, ": ", 2);
-	evbuffer_add(out, v, n);
-	evbuffer_add(out, "\r\n", 2);
+	http1_head_field(out, name.p, name.n, v, n);
 }
 
 /* Retry-After goes to the client once, as delay-seconds capped at
  * EXCHANGE_MAX_RETRY_AFTER or as a short HTTP-date; anything else from an
  * upstream (huge numbers, floods of the field, junk) is dropped. */
-static void exchange_add_retry_after(struct conn *c, const struct http1_header *h, bool *done)
+static void exchange_add_retry_after(struct http1_head *out, const struct http1_header *h, bool *done)
 {
 	struct og_str v = h->value;
 	uint64_t n = 0;
@@ -398,8 +399,7 @@ static void exchange_add_retry_after(struct conn *c, const struct http1_header *
 	}
 	*done = true;
 	if (digits) {
-		evbuffer_add_printf(conn_out(c), "Retry-After: %" PRIu64 "\r\n",
-				    OG_MIN(n, (uint64_t)EXCHANGE_MAX_RETRY_AFTER));
+		http1_head_u64_field(out, "Retry-After", OG_MIN(n, (uint64_t)EXCHANGE_MAX_RETRY_AFTER));
 		return;
 	}
 	for (size_t i = 0; i < v.n; i++) {
@@ -408,16 +408,16 @@ static void exchange_add_retry_after(struct conn *c, const struct http1_header *
 		      ch == ' ' || ch == ',' || ch == ':' || ch == '-'))
 			return;
 	}
-	exchange_add_header(conn_out(c), h->name, v.p, v.n);
+	exchange_add_header(out, h->name, v.p, v.n);
 }
 
-static void exchange_add_link(struct conn *c, const struct http1_header *h)
+static void exchange_add_link(struct conn *c, struct http1_head *out, const struct http1_header *h)
 {
 	char buf[2048];
 	ssize_t n = route_rewrite_link(h->value, c->route.ns, c->route.connector, buf, sizeof(buf));
 
 	if (n > 0)
-		exchange_add_header(conn_out(c), h->name, buf, (size_t)n);
+		exchange_add_header(out, h->name, buf, (size_t)n);
 }
 
 /* The URL of the current hop, borrowing the pool's and the conn's strings
@@ -433,7 +433,7 @@ static void exchange_hop_url(const struct conn *c, struct url *u)
 /* Upload and manifest Locations point into the registry: rewrite them to
  * this connector's proxy path so the client's next request comes back here.
  * Locations elsewhere (another host) go out as they are. */
-static void exchange_add_location(struct conn *c, const struct http1_header *h)
+static void exchange_add_location(struct conn *c, struct http1_head *out, const struct http1_header *h)
 {
 	struct upstream_pool *reg = upstream_site_registry(c->ex.site);
 	struct url base, loc;
@@ -446,59 +446,68 @@ static void exchange_add_location(struct conn *c, const struct http1_header *h)
 		 exchange_adds_library(c) ? "library/" : "");
 	size_t pl = strlen(prefix);
 	if (loc.https != reg->https || loc.port != reg->port || strcmp(loc.host, reg->host) != 0) {
-		exchange_add_header(conn_out(c), h->name, h->value.p, h->value.n);
+		exchange_add_header(out, h->name, h->value.p, h->value.n);
 	} else if (strncmp(loc.target, prefix, pl) == 0) {
-		evbuffer_add_printf(conn_out(c), "%.*s: /v2/namespaces/%s/connectors/%s/%s\r\n",
-				    (int)h->name.n, h->name.p, c->connector->ns, c->connector->name,
-				    loc.target + pl);
+		const char *rest = loc.target + pl;
+		http1_head_add(out, h->name.p, h->name.n);
+		http1_head_add(out, ": /v2/namespaces/", 17);
+		http1_head_add(out, c->connector->ns, strlen(c->connector->ns));
+		http1_head_add(out, "/connectors/", 12);
+		http1_head_add(out, c->connector->name, strlen(c->connector->name));
+		http1_head_add(out, "/", 1);
+		http1_head_add(out, rest, strlen(rest));
+		http1_head_add(out, "\r\n", 2);
 	}
 	url_free(&loc);
 }
 
 static void exchange_write_response_head(struct conn *c, const struct http1_response *resp)
 {
-	struct evbuffer *out = conn_out(c);
+	struct http1_head head, *out = &head;
 	const struct http1_header *cl = NULL;
 	bool have_digest = false;
 
 	bool storage = !c->ex.send_auth, retry_after = false;
 
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", resp->status, respond_reason(resp->status));
+	http1_head_begin(out, conn_out(c));
+	http1_head_status_line(out, resp->status, respond_reason(resp->status));
 	for (size_t i = 0; i < resp->n_headers; i++) {
 		const struct http1_header *h = &resp->headers[i];
 		if (og_str_ieq(h->name, "Content-Length")) {
 			cl = h;
 		} else if (og_str_ieq(h->name, "Retry-After")) {
-			exchange_add_retry_after(c, h, &retry_after);
+			exchange_add_retry_after(out, h, &retry_after);
 		} else if (storage) {
 			if (exchange_forward_storage_header(h->name))
 				exchange_add_header(out, h->name, h->value.p, h->value.n);
 		} else if (og_str_ieq(h->name, "Link")) {
-			exchange_add_link(c, h);
+			exchange_add_link(c, out, h);
 		} else if (og_str_ieq(h->name, "Location")) {
-			exchange_add_location(c, h);
+			exchange_add_location(c, out, h);
 		} else if (exchange_forward_response_header(h->name)) {
 			have_digest |= og_str_ieq(h->name, "Docker-Content-Digest");
 			exchange_add_header(out, h->name, h->value.p, h->value.n);
 		}
 	}
 	if (!have_digest && c->ex.redirect_digest[0])
-		evbuffer_add_printf(out, "Docker-Content-Digest: %s\r\n", c->ex.redirect_digest);
+		http1_head_field(out, "Docker-Content-Digest", 21, c->ex.redirect_digest,
+				    strlen(c->ex.redirect_digest));
 	c->ex.client_chunked = false;
 	if (resp->body == HTTP1_BODY_LENGTH) {
-		evbuffer_add_printf(out, "Content-Length: %" PRIu64 "\r\n", resp->content_length);
+		http1_head_u64_field(out, "Content-Length", resp->content_length);
 	} else if (resp->body == HTTP1_BODY_NONE) {
 		if (cl)
 			exchange_add_header(out, cl->name, cl->value.p, cl->value.n);
 	} else if (c->req.version_minor >= 1) {
 		c->ex.client_chunked = true;
-		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+		http1_head_add(out, "Transfer-Encoding: chunked\r\n", 28);
 	} else {
 		c->keep_alive = false; /* HTTP/1.0: the end of the body is the close */
 	}
 	if (!c->keep_alive)
-		evbuffer_add(out, "Connection: close\r\n", 19);
-	evbuffer_add(out, "\r\n", 2);
+		http1_head_add(out, "Connection: close\r\n", 19);
+	http1_head_add(out, "\r\n", 2);
+	http1_head_flush(out);
 }
 
 static void exchange_on_401(struct conn *c, const struct http1_response *resp)

@@ -4,6 +4,7 @@
 
 #include <event2/buffer.h>
 
+#include "util/http1_buf.h"
 #include "util/json_write.h"
 
 const char *respond_reason(int status)
@@ -39,22 +40,29 @@ const char *respond_reason(int status)
 	}
 }
 
+/* Reasons and content types are our constants. */
 static void respond_head(struct evbuffer *out, int status, const char *content_type,
 			 size_t body_len, const struct respond_opts *o)
 {
-	evbuffer_add_printf(out,
-			    "HTTP/1.1 %d %s\r\n"
-			    "Content-Type: %s\r\n"
-			    "Content-Length: %zu\r\n"
-			    "Docker-Distribution-Api-Version: registry/2.0\r\n",
-			    status, respond_reason(status), content_type, body_len);
-	if (o->realm)
-		evbuffer_add_printf(out, "WWW-Authenticate: Basic realm=\"%s\"\r\n", o->realm);
+	static const char api[] = "Docker-Distribution-Api-Version: registry/2.0\r\n";
+	struct http1_head h;
+
+	http1_head_begin(&h, out);
+	http1_head_status_line(&h, status, respond_reason(status));
+	http1_head_field(&h, "Content-Type", 12, content_type, strlen(content_type));
+	http1_head_u64_field(&h, "Content-Length", body_len);
+	http1_head_add(&h, api, sizeof(api) - 1);
+	if (o->realm) {
+		http1_head_add(&h, "WWW-Authenticate: Basic realm=\"", 31);
+		http1_head_add(&h, o->realm, strlen(o->realm));
+		http1_head_add(&h, "\"\r\n", 3);
+	}
 	if (o->retry_after)
-		evbuffer_add_printf(out, "Retry-After: %u\r\n", o->retry_after);
+		http1_head_u64_field(&h, "Retry-After", o->retry_after);
 	if (o->close)
-		evbuffer_add(out, "Connection: close\r\n", 19);
-	evbuffer_add(out, "\r\n", 2);
+		http1_head_add(&h, "Connection: close\r\n", 19);
+	http1_head_add(&h, "\r\n", 2);
+	http1_head_flush(&h);
 }
 
 size_t respond_body(struct evbuffer *out, int status, const char *content_type, const char *body,

@@ -4,21 +4,18 @@
 
 #include "util/ascii.h"
 
-bool og_str_ieq(struct og_str s, const char *lit)
+size_t og_u64_text(uint64_t v, char out[20])
 {
-	size_t n = strlen(lit);
-	if (n != s.n)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (ascii_lower(s.p[i]) != ascii_lower(lit[i]))
-			return false;
-	return true;
-}
+	char rev[20];
+	size_t n = 0;
 
-bool og_str_eq(struct og_str s, const char *lit)
-{
-	size_t n = strlen(lit);
-	return n == s.n && memcmp(s.p, lit, n) == 0;
+	do {
+		rev[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < n; i++)
+		out[i] = rev[n - 1 - i];
+	return n;
 }
 
 int og_hex_value(char c)

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #if defined(__GNUC__) || defined(__clang__)
 #define OG_WARN_UNUSED __attribute__((warn_unused_result))
@@ -35,10 +36,34 @@ static inline struct og_str og_str_make(const char *p, size_t n)
 	return (struct og_str){ p, n };
 }
 
-/* Case-insensitive ASCII comparison of a range with a C string. */
-bool og_str_ieq(struct og_str s, const char *lit);
+/* Case-insensitive ASCII comparison of a range with a C string. Inline:
+ * with a literal the length test is a constant compare, which settles
+ * nearly every header-name lookup of the hot path without a loop. */
+static inline bool og_str_ieq(struct og_str s, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	if (n != s.n)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char a = (unsigned char)s.p[i], b = (unsigned char)lit[i];
+		if (a != b && (a | 0x20) != (b | 0x20))
+			return false;
+		if (a != b && ((a | 0x20) < 'a' || (a | 0x20) > 'z'))
+			return false;
+	}
+	return true;
+}
+
 /* Exact comparison of a range with a C string. */
-bool og_str_eq(struct og_str s, const char *lit);
+static inline bool og_str_eq(struct og_str s, const char *lit)
+{
+	size_t n = strlen(lit);
+	return n == s.n && memcmp(s.p, lit, n) == 0;
+}
+
+/* Writes v in decimal (no NUL); returns the number of digits (1 to 20). */
+size_t og_u64_text(uint64_t v, char out[20]);
 
 /* The value of a hexadecimal digit, or -1. */
 int og_hex_value(char c);

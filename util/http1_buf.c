@@ -1,5 +1,7 @@
 #include "util/http1_buf.h"
 
+#include <string.h>
+
 #include <event2/buffer.h>
 
 /* Framing lines are examined in windows of this size; data never is. */
@@ -37,4 +39,57 @@ int http1_buf_dechunk(struct http1_chunked *dec, struct evbuffer *in, struct evb
 			return 1;
 	}
 	return 0;
+}
+
+void http1_head_begin(struct http1_head *h, struct evbuffer *out)
+{
+	h->out = out;
+	h->n = 0;
+}
+
+void http1_head_flush(struct http1_head *h)
+{
+	if (h->n)
+		evbuffer_add(h->out, h->text, h->n);
+	h->n = 0;
+}
+
+void http1_head_add(struct http1_head *h, const char *p, size_t n)
+{
+	if (n > sizeof(h->text) - h->n) {
+		http1_head_flush(h);
+		if (n > sizeof(h->text)) {
+			evbuffer_add(h->out, p, n);
+			return;
+		}
+	}
+	memcpy(h->text + h->n, p, n);
+	h->n += n;
+}
+
+void http1_head_status_line(struct http1_head *h, int status, const char *reason)
+{
+	char digits[20];
+
+	http1_head_add(h, "HTTP/1.1 ", 9);
+	http1_head_add(h, digits, og_u64_text(status > 0 ? (uint64_t)status : 0, digits));
+	http1_head_add(h, " ", 1);
+	http1_head_add(h, reason, strlen(reason));
+	http1_head_add(h, "\r\n", 2);
+}
+
+void http1_head_field(struct http1_head *h, const char *name, size_t name_n, const char *value,
+		      size_t value_n)
+{
+	http1_head_add(h, name, name_n);
+	http1_head_add(h, ": ", 2);
+	http1_head_add(h, value, value_n);
+	http1_head_add(h, "\r\n", 2);
+}
+
+void http1_head_u64_field(struct http1_head *h, const char *name, uint64_t v)
+{
+	char digits[20];
+
+	http1_head_field(h, name, strlen(name), digits, og_u64_text(v, digits));
 }

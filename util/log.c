@@ -20,44 +20,130 @@ bool log_enabled(enum log_level level)
 	return level >= log_min_level;
 }
 
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ". The part up to the seconds is formatted
+ * once per second: the access log writes a line per request. */
 static size_t log_format_time(char *buf, size_t cap)
 {
+	static char sec_text[32];
+	static size_t sec_len;
+	static time_t sec_of_text = -1;
 	struct timeval tv;
-	struct tm tm;
 
 	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-	n += (size_t)snprintf(buf + n, cap - n, ".%03ldZ", (long)(tv.tv_usec / 1000));
-	return n;
+	if (tv.tv_sec != sec_of_text) {
+		struct tm tm;
+
+		gmtime_r(&tv.tv_sec, &tm);
+		sec_len = strftime(sec_text, sizeof(sec_text), "%Y-%m-%dT%H:%M:%S", &tm);
+		sec_of_text = tv.tv_sec;
+	}
+	if (cap < sec_len + 6)
+		return 0;
+	unsigned ms = (unsigned)(tv.tv_usec / 1000);
+	memcpy(buf, sec_text, sec_len);
+	buf[sec_len] = '.';
+	buf[sec_len + 1] = (char)('0' + ms / 100);
+	buf[sec_len + 2] = (char)('0' + ms / 10 % 10);
+	buf[sec_len + 3] = (char)('0' + ms % 10);
+	buf[sec_len + 4] = 'Z';
+	buf[sec_len + 5] = '\0';
+	return sec_len + 5;
+}
+
+/* One write per line keeps lines whole when several processes share stderr. */
+static void log_write(const char *line, size_t n)
+{
+	fwrite(line, 1, n, stderr);
+	fflush(stderr);
 }
 
 void log_event(enum log_level level, const char *event, const char *fmt, ...)
 {
-	char line[2048];
-	char ts[40];
+	struct log_line l;
 	va_list ap;
 
 	if (!log_enabled(level))
 		return;
-	log_format_time(ts, sizeof(ts));
-	int n = snprintf(line, sizeof(line), "ts=%s level=%s event=%s", ts,
-			 log_level_names[level], event);
-	if (n < 0)
-		return;
-	size_t used = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
-	if (fmt && *fmt && used < sizeof(line) - 2) {
-		line[used++] = ' ';
+	log_line_begin(&l, level, event);
+	if (fmt && *fmt && l.n + 2 < sizeof(l.buf)) {
+		l.buf[l.n++] = ' ';
+		/* vsnprintf's NUL takes the newline's place */
+		size_t room = sizeof(l.buf) - l.n;
 		va_start(ap, fmt);
-		int m = vsnprintf(line + used, sizeof(line) - used, fmt, ap);
+		int m = vsnprintf(l.buf + l.n, room, fmt, ap);
 		va_end(ap);
 		if (m > 0)
-			used += (size_t)m < sizeof(line) - used ? (size_t)m : sizeof(line) - used - 1;
+			l.n += OG_MIN((size_t)m, room - 1);
 	}
-	line[used++] = '\n';
-	/* One write per line keeps lines whole when several processes share stderr. */
-	fwrite(line, 1, used, stderr);
-	fflush(stderr);
+	log_line_end(&l);
+}
+
+void log_line_begin(struct log_line *l, enum log_level level, const char *event)
+{
+	l->n = 0;
+	log_line_raw(l, "ts=", 3);
+	l->n += log_format_time(l->buf + l->n, sizeof(l->buf) - 1 - l->n);
+	log_line_raw(l, " level=", 7);
+	log_line_raw(l, log_level_names[level], strlen(log_level_names[level]));
+	log_line_raw(l, " event=", 7);
+	log_line_raw(l, event, strlen(event));
+}
+
+void log_line_raw(struct log_line *l, const char *p, size_t n)
+{
+	size_t room = sizeof(l->buf) - 1 - l->n; /* the last byte is for the newline */
+
+	if (n > room)
+		n = room;
+	memcpy(l->buf + l->n, p, n);
+	l->n += n;
+}
+
+static void log_line_key(struct log_line *l, const char *key)
+{
+	log_line_raw(l, " ", 1);
+	log_line_raw(l, key, strlen(key));
+	log_line_raw(l, "=", 1);
+}
+
+void log_line_str(struct log_line *l, const char *key, const char *value)
+{
+	log_line_key(l, key);
+	log_line_raw(l, value, strlen(value));
+}
+
+void log_line_quoted(struct log_line *l, const char *key, const char *p, size_t n, size_t max)
+{
+	char buf[1024];
+	size_t cap = OG_MIN(max, sizeof(buf));
+
+	log_line_key(l, key);
+	log_quote(buf, cap, p, n);
+	log_line_raw(l, buf, strlen(buf));
+}
+
+void log_line_u64(struct log_line *l, const char *key, uint64_t v)
+{
+	char digits[20];
+	size_t n = og_u64_text(v, digits);
+
+	log_line_key(l, key);
+	log_line_raw(l, digits, n);
+}
+
+void log_line_tenths(struct log_line *l, const char *key, double v)
+{
+	uint64_t t = v > 0 ? (uint64_t)(v * 10 + 0.5) : 0;
+	char frac[2] = { '.', (char)('0' + t % 10) };
+
+	log_line_u64(l, key, t / 10);
+	log_line_raw(l, frac, 2);
+}
+
+void log_line_end(struct log_line *l)
+{
+	l->buf[l->n++] = '\n';
+	log_write(l->buf, l->n);
 }
 
 static bool log_needs_quotes(const char *p, size_t n)

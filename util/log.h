@@ -12,6 +12,27 @@ bool log_enabled(enum log_level level);
 /* Writes "ts=... level=... event=EVENT " followed by the formatted pairs. */
 void log_event(enum log_level level, const char *event, const char *fmt, ...) OG_PRINTF(3, 4);
 
+/* A line built piece by piece, for the lines written per request (the
+ * access log), where printf's format parsing is the main cost. Values are
+ * written as given: the caller quotes what may need it (log_line_quoted).
+ * A line longer than the buffer is cut. */
+struct log_line {
+	size_t n;
+	char buf[2048];
+};
+
+void log_line_begin(struct log_line *l, enum log_level level, const char *event);
+void log_line_raw(struct log_line *l, const char *p, size_t n);
+/* " key=value" */
+void log_line_str(struct log_line *l, const char *key, const char *value);
+/* " key=value", value quoted as log_quote does and cut at max bytes. */
+void log_line_quoted(struct log_line *l, const char *key, const char *p, size_t n, size_t max);
+void log_line_u64(struct log_line *l, const char *key, uint64_t v);
+/* " key=V.V": v with one decimal, negative as 0 */
+void log_line_tenths(struct log_line *l, const char *key, double v);
+/* Adds the newline and writes the line. */
+void log_line_end(struct log_line *l);
+
 /* Quotes a value for a key=value line when it holds spaces, quotes, '=' or
  * control characters; returns buf. Values longer than cap are cut. */
 const char *log_quote(char *buf, size_t cap, const char *p, size_t n);

@@ -327,6 +327,39 @@ static void test_field_errors(void)
 	REQ_REJECT("GET / HTTP/1.1\r\nX: a\rb", HTTP1_E_BARE_CR);
 }
 
+/* Field values are checked eight bytes at a time: every byte value at every
+ * position of a 24-byte value (three words and their tails) must get the
+ * same verdict as the grammar (field-vchar, SP, HTAB, obs-text). */
+static void test_field_value_bytes(void)
+{
+	for (int b = 0; b < 256; b++) {
+		bool allowed = b == '\t' || b == ' ' || (b >= 0x21 && b != 0x7f);
+		if (b == '\r' || b == '\n')
+			continue; /* line ends: tested above */
+		for (size_t pos = 1; pos < 23; pos++) {
+			char value[25], msg[600];
+			struct http1_request r;
+			enum http1_error e = HTTP1_E_NONE;
+
+			memset(value, 'v', 24);
+			value[24] = '\0';
+			value[pos] = (char)b;
+			int n = snprintf(msg, sizeof(msg), "GET / HTTP/1.1\r\nHost: a\r\nX: ");
+			memcpy(msg + n, value, 24);
+			n += 24;
+			n += snprintf(msg + n, sizeof(msg) - (size_t)n, "\r\n\r\n");
+			ssize_t got = req_parse_n(msg, (size_t)n, &def_limits, &r, &e);
+			if (allowed) {
+				CHECK_INT(got, n);
+				CHECK_INT(r.headers[1].value.n, 24);
+			} else {
+				CHECK_INT(got, -1);
+				CHECK_INT(e, HTTP1_E_HEADER_SYNTAX);
+			}
+		}
+	}
+}
+
 static void test_content_length_errors(void)
 {
 	static const char *const bad[] = {
@@ -908,6 +941,7 @@ int main(void)
 	test_incremental();
 	test_request_line_errors();
 	test_field_errors();
+	test_field_value_bytes();
 	test_content_length_errors();
 	test_transfer_encoding_errors();
 	test_host();

@@ -1,6 +1,11 @@
 /* log_quote: foreign text (user names from TokenReview, realms, paths)
- * can never add a key=value field or a line to the log. */
+ * can never add a key=value field or a line to the log. log_line: the
+ * access log's printf-free writer formats numbers as printf did and keeps
+ * every line whole and newline-terminated, however long its values. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "test/unit/check.h"
 #include "util/log.h"
@@ -16,8 +21,80 @@ static void quoted(const char *in, const char *want)
 	}
 }
 
+/* Runs fn with stderr going to a temp file; returns what it wrote. */
+static char *captured(void (*fn)(void))
+{
+	FILE *f = tmpfile();
+	int saved = dup(2);
+	static char text[8192];
+	size_t n;
+
+	fflush(stderr);
+	dup2(fileno(f), 2);
+	fn();
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	rewind(f);
+	n = fread(text, 1, sizeof(text) - 1, f);
+	text[n] = '\0';
+	fclose(f);
+	return text;
+}
+
+static void write_numbers(void)
+{
+	struct log_line l;
+
+	log_line_begin(&l, LOG_INFO, "access");
+	log_line_u64(&l, "zero", 0);
+	log_line_u64(&l, "max", UINT64_MAX);
+	log_line_tenths(&l, "a", 0.04);
+	log_line_tenths(&l, "b", 12.26);
+	log_line_tenths(&l, "c", -3.0);
+	log_line_tenths(&l, "d", 1999.96);
+	log_line_str(&l, "connector", "ns/name");
+	log_line_quoted(&l, "path", "/v2/a b", 7, 512);
+	log_line_end(&l);
+}
+
+static void write_long(void)
+{
+	static char big[5000];
+	struct log_line l;
+
+	memset(big, 'x', sizeof(big) - 1);
+	log_line_begin(&l, LOG_INFO, "access");
+	log_line_str(&l, "huge", big);
+	log_line_u64(&l, "after", 7);
+	log_line_end(&l);
+	log_event(LOG_WARN, "long", "k=%s", big);
+}
+
+static void check_log_line(void)
+{
+	const char *t = captured(write_numbers);
+
+	CHECK_PREFIX(t, "ts=");
+	CHECK(strstr(t, "Z level=info event=access zero=0 max=18446744073709551615 a=0.0 b=12.3 "
+			"c=0.0 d=2000.0 connector=ns/name path=\"/v2/a b\"\n") != NULL);
+	CHECK(t[strlen(t) - 1] == '\n' && strchr(t, '\n') == t + strlen(t) - 1);
+	/* ts=YYYY-MM-DDTHH:MM:SS.mmmZ */
+	CHECK(strlen(t) > 28 && t[13] == 'T' && t[22] == '.' && t[26] == 'Z');
+
+	t = captured(write_long);
+	const char *second = strchr(t, '\n');
+	CHECK(second != NULL);
+	CHECK_INT(second - t + 1, 2048);
+	CHECK(strstr(t, "after=") == NULL);
+	CHECK(strchr(second + 1, '\n') == t + strlen(t) - 1);
+	CHECK_INT(strlen(second + 1), 2048);
+	CHECK(strstr(second + 1, "level=warn event=long k=xxx") != NULL);
+}
+
 int main(void)
 {
+	check_log_line();
 	char small[12];
 
 	quoted("alice", "alice");
