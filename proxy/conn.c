@@ -691,6 +691,7 @@ void conn_accept_ssl(struct proxy *px, evutil_socket_t fd, const struct sockaddr
 	clock_gettime(CLOCK_MONOTONIC, &c->accepted_at);
 	conn_format_peer(c->peer, sizeof(c->peer), addr);
 	c->bev = conn_new_bev(px, fd, ssl);
+	c->client_tls = ssl != NULL;
 	c->timer = evtimer_new(px->base, conn_timer, c);
 	if (!c->bev || !c->timer) {
 		log_error("accept_failed", "peer=%s reason=out_of_resources", c->peer);

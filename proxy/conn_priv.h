@@ -11,6 +11,7 @@
 #include "proxy/blobserve.h"
 #include "proxy/conn.h"
 #include "proxy/route.h"
+#include "proxy/splice.h"
 #include "proxy/token.h"
 #include "proxy/upstream.h"
 #include "util/http1.h"
@@ -48,6 +49,10 @@ struct exchange {
 	uint64_t req_left;
 	struct http1_chunked req_chunk;
 	struct blobserve bs;          /* the blob cache's part of the request */
+	/* Plain upstream to plain client: the rest of the body is spliced
+	 * (splice.c) once the client's output buffer is empty. */
+	bool splice_wait;
+	struct splice_relay *splice;
 };
 
 struct conn {
@@ -69,6 +74,7 @@ struct conn {
 	/* The client shut down its sending side: answer what it sent, then
 	 * close (half-close). */
 	bool client_eof;
+	bool client_tls; /* accepted on the TLS listener */
 
 	/* The current request. */
 	char *head; /* copy of the request head, then its header array */

@@ -50,6 +50,7 @@ void exchange_end(struct conn *c)
 	struct exchange *ex = &c->ex;
 
 	blobserve_end(c);
+	splice_relay_free(ex->splice);
 	token_wait_cancel(&ex->token_wait);
 	fetch_cancel(ex->probe);
 	exchange_drop_up(c, "request_ended");
@@ -619,6 +620,16 @@ static void exchange_follow_redirect(struct conn *c, const struct http1_response
 	exchange_open(c);
 }
 
+/* Bodies the kernel can move from socket to socket: both sides plain TCP,
+ * the length known, no cache fill, and large enough that a pipe pays off. */
+static bool exchange_may_splice(const struct conn *c)
+{
+	return c->px->cfg->upstream.splice && c->ex.body == HTTP1_BODY_LENGTH &&
+	       c->req.method == HTTP_M_GET && !c->ex.client_chunked && !c->client_tls &&
+	       !c->ex.pool->https && !c->ex.bs.fill && !c->ex.bs.reading &&
+	       c->ex.body_left >= c->px->cfg->server.body_buffer;
+}
+
 static void exchange_begin_body(struct conn *c, const struct http1_response *resp)
 {
 	c->ex.body = resp->body;
@@ -626,6 +637,7 @@ static void exchange_begin_body(struct conn *c, const struct http1_response *res
 	c->ex.body_left = resp->content_length;
 	http1_chunked_init(&c->ex.chunk);
 	conn_set_state(c, CONN_STREAM_BODY);
+	c->ex.splice_wait = exchange_may_splice(c);
 }
 
 /* Returns true when the head was forwarded and the body (if any) follows. */
@@ -698,6 +710,63 @@ static void exchange_body_done(struct conn *c)
 	conn_finish_response(c);
 }
 
+static void exchange_on_splice_done(void *arg, const char *reason)
+{
+	struct conn *c = arg;
+	uint64_t moved = splice_relay_moved(c->ex.splice);
+
+	splice_relay_free(c->ex.splice);
+	c->ex.splice = NULL;
+	c->body_bytes += moved;
+	c->ex.body_left -= moved;
+	c->px->stats.spliced_bytes += moved;
+	if (reason) {
+		if (strcmp(reason, "send_timeout") == 0 || strcmp(reason, "client_error") == 0) {
+			conn_close(c, reason);
+			return;
+		}
+		log_warn("upstream_error", "conn=%" PRIu64 " connector=%s reason=%s body_sent=%" PRIu64,
+			 c->id, c->connector->id, reason, c->body_bytes);
+		conn_close(c, "upstream_failed_mid_body");
+		return;
+	}
+	c->px->stats.spliced_bodies++;
+	bufferevent_enable(c->bev, EV_WRITE);
+	conn_resume_read(c);
+	exchange_body_done(c);
+}
+
+/* Hands both sockets to the splice relay; their bufferevents stay off
+ * until it is done. Without a pipe the body goes through the buffers. */
+static void exchange_splice_start(struct conn *c)
+{
+	struct proxy *px = c->px;
+
+	c->ex.splice_wait = false;
+	bufferevent_setwatermark(c->bev, EV_WRITE, c->out_low, 0);
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	bufferevent_disable(c->ex.up->bev, EV_READ | EV_WRITE);
+	c->ex.splice = splice_relay_start(px->base, bufferevent_getfd(c->ex.up->bev),
+					  bufferevent_getfd(c->bev), c->ex.body_left, &px->read_timeout,
+					  &px->send_timeout, exchange_on_splice_done, c);
+	if (c->ex.splice)
+		return;
+	bufferevent_enable(c->bev, EV_WRITE);
+	conn_resume_read(c);
+	bufferevent_enable(c->ex.up->bev, EV_READ | EV_WRITE);
+}
+
+/* What the upstream sent with the head is already in the client's output:
+ * the splice starts when that has been written (write low watermark 0). */
+static void exchange_splice_when_drained(struct conn *c)
+{
+	bufferevent_disable(c->ex.up->bev, EV_READ);
+	if (evbuffer_get_length(conn_out(c)) == 0)
+		exchange_splice_start(c);
+	else
+		bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+}
+
 static void exchange_pause_if_full(struct conn *c)
 {
 	if (!c->ex.bs.reading &&
@@ -750,6 +819,8 @@ static void exchange_relay_body(struct conn *c)
 		conn_close(c, "upstream_bad_chunked_body");
 	} else if (done) {
 		exchange_body_done(c);
+	} else if (c->ex.splice_wait) {
+		exchange_splice_when_drained(c);
 	} else {
 		exchange_pause_if_full(c);
 	}
@@ -757,6 +828,11 @@ static void exchange_relay_body(struct conn *c)
 
 void exchange_client_drained(struct conn *c)
 {
+	if (c->state == CONN_STREAM_BODY && c->ex.splice_wait) {
+		if (evbuffer_get_length(conn_out(c)) == 0)
+			exchange_splice_start(c);
+		return;
+	}
 	if (c->state == CONN_STREAM_BODY && blobserve_client_drained(c))
 		return;
 	if (c->state != CONN_STREAM_BODY || !c->ex.up_paused)

@@ -303,6 +303,15 @@ static void metrics_render_process(const struct proxy *px, struct evbuffer *out)
 			    "ocigate_upstream_connections_total{reused=\"yes\"} %llu\n",
 			    (unsigned long long)px->stats.upstream_connects,
 			    (unsigned long long)px->stats.upstream_reuses);
+	metrics_head(out, "ocigate_spliced_bodies_total", "counter",
+		     "Response bodies moved from a plain-HTTP upstream to a plain-HTTP client "
+		     "with splice(2), to the end.");
+	evbuffer_add_printf(out, "ocigate_spliced_bodies_total %llu\n",
+			    (unsigned long long)px->stats.spliced_bodies);
+	metrics_head(out, "ocigate_spliced_bytes_total", "counter",
+		     "Response body bytes moved with splice(2), without a copy through ocigate.");
+	evbuffer_add_printf(out, "ocigate_spliced_bytes_total %llu\n",
+			    (unsigned long long)px->stats.spliced_bytes);
 	metrics_head(out, "ocigate_ready", "gauge",
 		     "1 when /readyz answers 200 (connectors loaded, not shutting down).");
 	evbuffer_add_printf(out, "ocigate_ready %d\n",

@@ -27,6 +27,8 @@ struct proxy_stats {
 	uint64_t requests;
 	uint64_t upstream_connects;
 	uint64_t upstream_reuses;
+	uint64_t spliced_bodies;  /* response bodies relayed with splice(2) */
+	uint64_t spliced_bytes;
 };
 
 struct proxy {

@@ -91,6 +91,7 @@ struct config {
 		unsigned pool_max_idle;
 		uint64_t pool_idle_timeout_ms;
 		size_t max_response_header_bytes;
+		bool splice;
 	} upstream;
 	struct {
 		char *tokens_file;

@@ -85,6 +85,11 @@ const struct config_option config_table[] = {
 	  .default_value = "64k", .reloadable = true, .min = KIB, .max = MIB,
 	  .offset = G(upstream.max_response_header_bytes, size_t),
 	  .doc = "upstream response head limit" },
+	{ .section = "upstream", .name = "splice", .type = CFG_BOOL,
+	  .default_value = "yes", .reloadable = true,
+	  .offset = G(upstream.splice, bool),
+	  .doc = "move large bodies from a plain-HTTP upstream to a plain-HTTP client with splice(2), "
+		 "without copying them through user space" },
 
 	{ .section = "auth", .name = "tokens_file", .type = CFG_PATH,
 	  .default_value = NULL, .reloadable = true,

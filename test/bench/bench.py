@@ -64,14 +64,19 @@ PEER_ORDER = ["nginx", "nginx static 200", "nginx sendfile", "pull-through cold"
 # Targets: (row key, peer, kind, bound).  kind "ratio>=": ocigate/peer >=
 # bound; "ratio<=": ocigate/peer <= bound; "abs<=": ocigate value <= bound.
 TARGETS = [
-    ("s1.tls", "nginx", "ratio>=", 1.0),
+    ("s1.tls", "nginx", "ratio>=", 1.3),
     ("s1.tls", "pull-through cold", "ratio>=", 1.5),
     ("s1.tls", "pull-through warm", "ratio>=", 1.5),
-    ("s1.plain", "nginx", "ratio>=", 1.0),
-    ("s3.rps", "nginx", "ratio>=", 1.0),
+    ("s1.plain", "nginx", "ratio>=", 1.3),
+    ("s3.rps", "nginx", "ratio>=", 1.2),
     ("s3.cpu", "nginx", "ratio<=", 1.0),
-    ("s4.rps", "nginx static 200", "ratio>=", 0.7),
+    ("s3.sys", "nginx", "ratio<=", 1.0),
+    ("s4.rps", "nginx static 200", "ratio>=", 0.9),
+    ("s4.cpu", "nginx static 200", "ratio<=", 1.0),
+    ("s4.sys", "nginx static 200", "ratio<=", 1.0),
     ("s5.rss", None, "abs<=", 64.0),
+    ("s5.rss", "nginx", "ratio<=", 1.0),
+    ("s6.ir", None, "abs<=", 40000.0),
     ("s7.hit", "nginx sendfile", "ratio>=", 0.9),
     ("s7.hit", "pull-through warm", "ratio>=", 1.5),
     ("s8.up", None, "abs<=", 1.1),

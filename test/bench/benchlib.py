@@ -15,7 +15,6 @@ Python 3 standard library only.  Everything binds 127.0.0.1; every process
 is an ocitest Proc, killed when the script exits.
 """
 
-import http.client
 import os
 import re
 import shutil
@@ -23,7 +22,6 @@ import signal
 import socket
 import statistics
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -114,36 +112,21 @@ def raise_nofile(n):
 
 
 class BenchRegistry(T.Registry):
-    """T.Registry plus: plain HTTP (tls=False), a shared storage directory,
-    pull-through mode (proxy = dict(remoteurl=, username=, password=)) and
-    extra environment variables (SSL_CERT_FILE for the pull-through's trust
-    in our CA)."""
+    """T.Registry plus: pull-through mode (proxy = dict(remoteurl=,
+    username=, password=)), extra environment variables (SSL_CERT_FILE for
+    the pull-through's trust in our CA) and a quiet log."""
 
     def __init__(self, env, pki, users=None, name="registry", tls=True,
                  storage=None, proxy=None, proc_env=None):
-        self.tls = tls
-        self.shared_storage = storage
         self.proxy = proxy
         self.proc_env = proc_env
-        T.Registry.__init__(self, env, pki, users=users, name=name)
-
-    @property
-    def url(self):
-        return ("https://" if self.tls else "http://") + self.host
-
-    def storage_dir(self):
-        return self.shared_storage or self.storage
+        T.Registry.__init__(self, env, pki, users=users, name=name, tls=tls,
+                            storage=storage)
 
     def _write_config(self):
         T.Registry._write_config(self)
         with open(self.config) as f:
             text = f.read()
-        if self.shared_storage:
-            text = text.replace("rootdirectory: %s\n" % self.storage,
-                                "rootdirectory: %s\n" % self.shared_storage)
-        if not self.tls:
-            text = re.sub(r"  tls:\n    certificate: .*\n    key: .*\n", "",
-                          text)
         if self.proxy:
             text += "proxy:\n" + "".join(
                 "  %s: %s\n" % kv for kv in self.proxy.items())
@@ -151,7 +134,7 @@ class BenchRegistry(T.Registry):
         text = text.replace("  level: info\n", "  level: warn\n")
         text = text.replace("    disabled: false\n", "    disabled: true\n")
         # T.Registry's config format is what the edits above rely on
-        assert not self.shared_storage or self.shared_storage in text
+        assert self.storage_dir() in text
         assert self.tls == ("  tls:\n" in text)
         assert "level: warn" in text and "disabled: true" in text
         with open(self.config, "w") as f:
@@ -169,24 +152,6 @@ class BenchRegistry(T.Registry):
             self.proc.start()
         self.wait_ready(timeout)
         return self
-
-    def request(self, method, path, headers=None, auth=True, timeout=30):
-        if self.tls:
-            return T.Registry.request(self, method, path, headers, auth,
-                                      timeout)
-        h = {}
-        if auth and self.users:
-            h["Authorization"] = T.basic_auth(*next(iter(self.users.items())))
-        h.update(headers or {})
-        conn = http.client.HTTPConnection("127.0.0.1", self.port,
-                                          timeout=timeout)
-        try:
-            conn.request(method, path, headers=h)
-            resp = conn.getresponse()
-            return T.Response(resp.status, resp.reason, "HTTP/1.1",
-                              list(resp.getheaders()), resp.read())
-        finally:
-            conn.close()
 
     def wipe_storage(self):
         """Stop, empty the storage directory, start: a cold pull-through."""

@@ -552,18 +552,23 @@ REGISTRY_BIN = "/usr/bin/docker-registry"
 
 class Registry:
     def __init__(self, env, pki, users=None, name="registry", port=None,
-                 realm="ocigate-e2e-upstream", token_auth=None):
+                 realm="ocigate-e2e-upstream", token_auth=None, tls=True,
+                 storage=None):
         """users: dict user -> password for htpasswd auth, or None for no
         auth.  token_auth: a tokenservice.TokenService; the registry then
         uses `auth: token` instead of htpasswd, users are only the
         credentials seed_registry gives skopeo, and request() sends tokens
-        minted by the service.  The port stays the same across restarts."""
+        minted by the service.  tls=False: plain HTTP.  storage: serve
+        another registry's storage directory (for reads: never wipe or
+        push through both).  The port stays the same across restarts."""
         self.env = env
         self.pki = pki
         self.users = users
         self.token_auth = token_auth
         self.name = name
         self.realm = realm
+        self.tls = tls
+        self.shared_storage = storage
         self.port = port or free_port()
         self.dir = env.mkdir(name)
         self.storage = env.mkdir(name, "storage")
@@ -577,7 +582,10 @@ class Registry:
 
     @property
     def url(self):
-        return "https://" + self.host
+        return ("https://" if self.tls else "http://") + self.host
+
+    def storage_dir(self):
+        return self.shared_storage or self.storage
 
     def _write_config(self):
         auth = ""
@@ -600,11 +608,12 @@ class Registry:
                     "storage:\n  filesystem:\n    rootdirectory: %s\n"
                     "  delete:\n    enabled: true\n"
                     "  maintenance:\n    uploadpurging:\n      enabled: false\n"
-                    "http:\n  addr: 127.0.0.1:%d\n  secret: %s\n"
-                    "  tls:\n    certificate: %s\n    key: %s\n"
+                    "http:\n  addr: 127.0.0.1:%d\n  secret: %s\n%s"
                     "health:\n  storagedriver:\n    enabled: false\n%s"
-                    % (self.storage, self.port, secrets.token_hex(16),
-                       self.pki.cert, self.pki.key, auth))
+                    % (self.storage_dir(), self.port, secrets.token_hex(16),
+                       "  tls:\n    certificate: %s\n    key: %s\n"
+                       % (self.pki.cert, self.pki.key) if self.tls else "",
+                       auth))
 
     def start(self, timeout=20):
         if self.proc is None:
@@ -653,12 +662,17 @@ class Registry:
             ("%s:%s" % (user, pw)).encode()).decode()}
 
     def request(self, method, path, headers=None, auth=True, timeout=30):
-        """One HTTPS request straight to the registry (trusting our CA)."""
+        """One request straight to the registry (HTTPS trusting our CA, or
+        plain HTTP)."""
         h = dict(auth and self.auth_header(path) or {})
         h.update(headers or {})
-        conn = http.client.HTTPSConnection("127.0.0.1", self.port,
-                                           timeout=timeout,
-                                           context=self.pki.ssl_context())
+        if self.tls:
+            conn = http.client.HTTPSConnection("127.0.0.1", self.port,
+                                               timeout=timeout,
+                                               context=self.pki.ssl_context())
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port,
+                                              timeout=timeout)
         try:
             conn.request(method, path, headers=h)
             resp = conn.getresponse()

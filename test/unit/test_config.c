@@ -117,7 +117,7 @@ static void test_table(void)
 						"connector", "webhook", "status", "pull_secrets", "tls",
 						"cache" };
 
-	CHECK_INT(n, 60);
+	CHECK_INT(n, 61);
 	for (size_t i = 0; i < n; i++) {
 		const struct config_option *o = &opts[i];
 		bool known = false;
