@@ -15,6 +15,7 @@ import http.server
 import socket
 import json
 import os
+import resource
 import secrets
 import signal
 import ssl
@@ -165,7 +166,9 @@ class CacheTest(T.CrashGuard):
         self.small_digests = [push_blob(self.reg, "demo/small", d) for d in self.small]
         self.bad_data = os.urandom(2 * MiB + 17)
         self.bad_digest = "sha256:" + hashlib.sha256(self.bad_data).hexdigest()
-        self.slow_data = [os.urandom(3 * MiB + i) for i in range(2)] + [os.urandom(12 * MiB)]
+        # 0, 1: 3 MiB; 2: 12 MiB; 3: 4 MiB; 4: 8 MiB (each for one case: uncached)
+        self.slow_data = ([os.urandom(3 * MiB + i) for i in range(2)] + [os.urandom(12 * MiB)]
+                          + [os.urandom(4 * MiB + 3), os.urandom(8 * MiB + 5)])
         self.slow_digests = ["sha256:" + hashlib.sha256(d).hexdigest() for d in self.slow_data]
         blobs = dict(zip(self.slow_digests, self.slow_data))
         blobs[self.bad_digest] = self.bad_data
@@ -189,7 +192,7 @@ class CacheTest(T.CrashGuard):
                         allow=["alice"]),
         ]
 
-    def start_ocigate(self, name, cache_dir, tls=False, **cache):
+    def start_ocigate(self, name, cache_dir, tls=False, preexec_fn=None, **cache):
         opts = {"dir": cache_dir}
         opts.update(cache)
         sections = {"cache": opts}
@@ -198,7 +201,7 @@ class CacheTest(T.CrashGuard):
                                "key_file": self.w.pki.key}
         og = T.Ocigate(self.env, self.args.ocigate, [self.alice], self.connectors(),
                        server={"admin_listen": "127.0.0.1:0"}, name=name,
-                       sections=sections).start()
+                       sections=sections, preexec_fn=preexec_fn).start()
         # The index is rebuilt on the loop after listening; until it is,
         # requests miss. The cases here want it complete.
         T.wait_for(lambda: "event=cache_open" in og.log_text() or
@@ -514,29 +517,121 @@ class CacheTest(T.CrashGuard):
                  % (res[1].seconds, res[2].seconds, res[0].seconds))
         T.expect_eq(self.corrupt.gets, before + 1, "upstream GETs")
 
+    def tmp_files(self, cache_dir):
+        return os.listdir(os.path.join(cache_dir, "tmp"))
+
     def t_leader_client_gone(self):
-        """The documented rule: the first client paces the fill; when it
-        hangs up, the fill is dropped, followers that had headers are cut
-        (never a complete-looking body), and the next request fills again."""
+        """The fill does not belong to its first client: when that client
+        hangs up after 1 MiB, the fill carries on with the upstream
+        connection for the follower, which gets the whole blob; one
+        upstream GET, and the blob is a hit afterwards."""
         digest, data = self.slow_digests[1], self.slow_data[1]
         before = self.corrupt.gets
+        fams = self.metrics(self.og)
+        follows = T.metric_value(fams, "ocigate_cache_requests_total", result="follow")
+        hits = T.metric_value(fams, "ocigate_cache_requests_total", result="hit")
         first = lambda: self.stream(self.og, "bad", "x/y", digest, max_bytes=MiB)  # noqa: E731
 
         def follower():
             time.sleep(0.05)  # after the first one's request
             return self.stream(self.og, "bad", "x/y", digest)
 
-        res = self.concurrently([first, follower, follower])
-        for i in (1, 2):
-            r = res[i]
-            T.expect(r is not None and (r.complete and r.sha256 == digest or not r.complete),
-                     "follower %d: a complete body with the wrong digest" % i)
-        T.expect_eq(self.cached_files(self.cache_dir, digest), [], "cached after the fill was dropped")
-        T.diag("leader gone: followers complete=%s, upstream GETs %d"
-               % ([r.complete for r in res[1:]], self.corrupt.gets - before))
+        res = self.concurrently([first, follower])
+        T.expect(res[0] is not None and res[0].nbytes == MiB, "the first client hung up after 1 MiB")
+        self.expect_blob(res[1], digest, len(data), "follower of a fill whose client left")
+        T.expect_eq(self.corrupt.gets, before + 1, "upstream GETs")
+        fams = self.metrics(self.og)
+        T.expect_eq(T.metric_value(fams, "ocigate_cache_requests_total", result="follow"),
+                    follows + 1, "the second request followed the fill")
+        T.expect("event=cache_fill_alone" in self.og.log_text(),
+                 "no event=cache_fill_alone line (the fill did not carry on alone)")
+        T.expect_eq(len(self.cached_files(self.cache_dir, digest)), 1, "cached")
         r = self.stream(self.og, "bad", "x/y", digest)
         self.expect_blob(r, digest, len(data), "next pull")
-        T.expect_eq(len(self.cached_files(self.cache_dir, digest)), 1, "cached by the next pull")
+        T.expect_eq(self.corrupt.gets, before + 1, "upstream GETs after the next pull")
+        fams = self.metrics(self.og)
+        T.expect_eq(T.metric_value(fams, "ocigate_cache_requests_total", result="hit"),
+                    hits + 1, "the next pull was a hit")
+        T.expect_eq(self.tmp_files(self.cache_dir), [], "temp files left")
+
+    def t_everyone_gone_fill_dropped(self):
+        """With no client left, a fill is dropped: the first client alone
+        hangs up (the fill ends with it), then a first client and its
+        follower both hang up (the fill carries on for the follower, then
+        ends when it leaves). Each time the upstream connection is closed,
+        the temp file removed, nothing is cached, and the next pull goes
+        upstream."""
+        digest, data = self.slow_digests[3], self.slow_data[3]
+        before = self.corrupt.gets
+        r = self.stream(self.og, "bad", "x/y", digest, max_bytes=MiB)
+        T.expect_eq(r.nbytes, MiB, "bytes the lone first client read before hanging up")
+        T.wait_for(lambda: self.tmp_files(self.cache_dir) == [], 10, 0.05,
+                   "the temp file of a fill whose only client left to go")
+        T.expect_eq(self.cached_files(self.cache_dir, digest), [], "cached after the lone client left")
+        ended = self.og.log_text().count("reason=no_client_left")
+
+        first = lambda: self.stream(self.og, "bad", "x/y", digest, max_bytes=MiB)  # noqa: E731
+
+        def follower():
+            time.sleep(0.05)
+            return self.stream(self.og, "bad", "x/y", digest, max_bytes=2 * MiB)
+
+        res = self.concurrently([first, follower])
+        T.expect(res[0] is not None and res[0].nbytes == MiB and
+                 res[1] is not None and res[1].nbytes == 2 * MiB,
+                 "both clients hung up (after 1 and 2 MiB)")
+        T.wait_for(lambda: self.og.log_text().count("reason=no_client_left") > ended, 10, 0.05,
+                   "event=cache_fill_end reason=no_client_left after the follower left")
+        T.wait_for(lambda: self.tmp_files(self.cache_dir) == [], 10, 0.05,
+                   "the temp file of a fill whose clients all left to go")
+        T.expect_eq(self.cached_files(self.cache_dir, digest), [], "cached after everyone left")
+        T.expect_eq(self.corrupt.gets, before + 2, "upstream GETs (one per fill)")
+        r = self.stream(self.og, "bad", "x/y", digest)
+        self.expect_blob(r, digest, len(data), "next pull")
+        T.expect_eq(self.corrupt.gets, before + 3, "the next pull went upstream")
+
+    def t_disk_full_mid_fill(self):
+        """A cache write that fails mid-fill (a 4 MiB file size limit:
+        EFBIG, SIGXFSZ ignored) degrades: the first client gets the whole
+        8 MiB blob, the rest from the upstream; its follower is cut (it has
+        headers and no other source); the error is counted, nothing stays
+        in the cache dir, and the next pull is proxied too."""
+        d = self.env.path("cache-fsize")
+        limit = 4 * MiB
+
+        def fsize():
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+        og = self.start_ocigate("ocigate-fsize", d, preexec_fn=fsize)
+        self.others.append(og)
+        digest, data = self.slow_digests[4], self.slow_data[4]
+        before = self.corrupt.gets
+        first = lambda: self.stream(og, "bad", "x/y", digest)  # noqa: E731
+
+        def follower():
+            time.sleep(0.05)
+            return self.stream(og, "bad", "x/y", digest)
+
+        res = self.concurrently([first, follower])
+        T.expect(og.proc.alive(), "ocigate died on a write past RLIMIT_FSIZE")
+        self.expect_blob(res[0], digest, len(data), "first client of a fill the disk cut")
+        T.expect(res[1] is not None and not res[1].complete and res[1].nbytes < len(data),
+                 "follower of a fill the disk cut: %s bytes, complete=%s"
+                 % (res[1] and res[1].nbytes, res[1] and res[1].complete))
+        T.expect("event=cache_fill_degraded" in og.log_text(), "cache_fill_degraded logged")
+        fams = self.metrics(og)
+        T.expect_eq(T.metric_value(fams, "ocigate_cache_errors_total", reason="write"), 1,
+                    "write errors counted")
+        T.expect_eq(self.cached_files(d, digest), [], "cache files of the blob")
+        T.expect_eq(self.tmp_files(d), [], "temp files left")
+        r = self.stream(og, "bad", "x/y", digest)
+        self.expect_blob(r, digest, len(data), "next pull (the disk still fails)")
+        fams = self.metrics(og)
+        T.expect_eq(T.metric_value(fams, "ocigate_cache_errors_total", reason="write"), 2,
+                    "write errors counted after the next pull")
+        T.expect_eq(self.corrupt.gets, before + 2, "upstream GETs")
+        T.expect_eq(self.tmp_files(d), [], "temp files left after the next pull")
+        T.expect_eq(T.metric_value(fams, "ocigate_cache_entries"), 0, "entries")
 
     def t_other_registry_never_gets_the_cached_copy(self):
         big = self.lay.big
@@ -725,7 +820,9 @@ def main():
             ("Content-Encoding body: proxied, not cut, not cached", t.t_encoded_body_proxied_not_cached),
             ("followers: slow, gone mid-body, fast; one upstream GET", t.t_followers_slow_and_gone),
             ("a slow first client does not pace the fill", t.t_slow_first_client_does_not_pace),
-            ("first client gone mid-fill: followers cut or complete, never wrong", t.t_leader_client_gone),
+            ("first client gone mid-fill: the fill carries on for its follower", t.t_leader_client_gone),
+            ("every client gone: the fill is dropped, temp file removed", t.t_everyone_gone_fill_dropped),
+            ("disk full mid-fill: the first client gets the blob from upstream", t.t_disk_full_mid_fill),
             ("tenancy: a digest cached via registry A is not served via B", t.t_other_registry_never_gets_the_cached_copy),
             ("tenancy: another connector on the same registry fills its own copy",
              t.t_same_registry_other_connector_fills_its_own_copy),
