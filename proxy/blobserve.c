@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
 #include "proxy/conn_priv.h"
@@ -140,6 +141,7 @@ static void blobserve_stop_reading(struct conn *c)
 	close(b->fd);
 	b->reading = false;
 	bufferevent_set_max_single_write(c->bev, c->px->cfg->server.body_buffer);
+	bufferevent_setwatermark(c->bev, EV_WRITE, c->out_low, 0);
 }
 
 /* Queues file bytes while the client's output is below body_buffer. A
@@ -153,7 +155,7 @@ static void blobserve_pump(struct conn *c)
 
 	if (b->fill || b->followed || b->watch)
 		limit = OG_MIN(b->avail, b->end > 0 ? b->end - 1 : 0);
-	while (b->pos < limit && evbuffer_get_length(out) < c->px->cfg->server.body_buffer) {
+	while (b->pos < limit && evbuffer_get_length(out) < b->queue) {
 		uint64_t n = OG_MIN(limit - b->pos, (uint64_t)BLOBSERVE_CHUNK);
 		int fd = dup(b->fd);
 		struct evbuffer_file_segment *seg =
@@ -200,6 +202,15 @@ static void blobserve_read_from(struct conn *c, int fd, uint64_t from, uint64_t 
 	/* File bytes cost no memory to queue, and body_buffer-sized writes
 	 * would cost a loop iteration per 256 KiB of sendfile. */
 	bufferevent_set_max_single_write(c->bev, BLOBSERVE_CHUNK);
+	if (bufferevent_openssl_get_ssl(c->bev)) {
+		b->queue = c->px->cfg->server.body_buffer; /* mapped: keep it small */
+		return;
+	}
+	/* sendfile: refill while a whole step is still queued, so the output
+	 * never runs dry between two refills; a dry output costs two epoll_ctl
+	 * (write interest off, on again) per step. */
+	b->queue = 2 * (size_t)BLOBSERVE_CHUNK;
+	bufferevent_setwatermark(c->bev, EV_WRITE, BLOBSERVE_CHUNK, 0);
 }
 
 static void blobserve_begin_body(struct conn *c, int fd, uint64_t from, uint64_t length)

@@ -22,6 +22,7 @@ struct blobserve {
 	bool reading;                  /* fd is open on a cache file */
 	int fd;
 	uint64_t pos, end;             /* body offsets still to send */
+	size_t queue;                  /* file bytes kept queued for the client */
 	uint64_t avail;                /* what a follower may read so far */
 	bool fill_done;                /* the followed fill was verified */
 	/* The fill failed on disk: this client reads the file up to end, then
