@@ -255,14 +255,21 @@ static bool blobserve_hit(struct conn *c, const struct blobcache_entry *e)
 
 /* ---- following a fill ---- */
 
+/* The fill's response head is known: a HEAD, a Range or a whole GET is
+ * answered as a hit would be, the body read from the growing file. */
 static void blobserve_follow_started(struct conn *c)
 {
 	struct blobserve *b = &c->ex.bs;
 	struct blobcache_fill *f = b->followed;
-	uint64_t length = blobcache_fill_length(f);
-	int fd = blobcache_fill_open(f);
+	uint64_t size = blobcache_fill_length(f), from = 0, to = size ? size - 1 : 0;
+	const struct http1_header *range =
+		http1_find_header(c->req.headers, c->req.n_headers, "Range");
+	int r = range ? blobserve_parse_range(range->value, size, &from, &to) : 0;
+	uint64_t length = r > 0 ? to - from + 1 : size;
+	bool body = c->req.method == HTTP_M_GET && r >= 0 && length > 0;
+	int fd = body ? blobcache_fill_open(f) : -1;
 
-	if (fd < 0) {
+	if (body && fd < 0) {
 		/* Nothing was sent yet: the request can still go upstream. */
 		blobcache_unwatch(b->watch);
 		b->watch = NULL;
@@ -272,16 +279,15 @@ static void blobserve_follow_started(struct conn *c)
 		return;
 	}
 	b->head_sent = true;
-	blobserve_write_head(c, 200, length, length, 0, blobcache_fill_content_type(f),
-			     blobcache_fill_etag(f));
-	blobcache_stats(c->px->cache)->saved_transfers++;
-	blobcache_stats(c->px->cache)->saved_bytes += length;
-	if (length == 0) {
-		close(fd);
-		conn_finish_response(c);
+	blobserve_write_head(c, r < 0 ? 416 : r > 0 ? 206 : 200, r < 0 ? 0 : length, size, from,
+			     blobcache_fill_content_type(f), blobcache_fill_etag(f));
+	if (!body) {
+		conn_finish_response(c); /* exchange_end unwatches */
 		return;
 	}
-	blobserve_begin_body(c, fd, 0, length);
+	blobcache_stats(c->px->cache)->saved_transfers++;
+	blobcache_stats(c->px->cache)->saved_bytes += length;
+	blobserve_begin_body(c, fd, from, length);
 }
 
 static void blobserve_on_fill(void *arg, enum blobcache_event ev, uint64_t available)
@@ -354,7 +360,7 @@ bool blobserve_start(struct conn *c)
 		return true;
 	bool ranged = http1_find_header(c->req.headers, c->req.n_headers, "Range") != NULL;
 	struct blobcache_fill *f = blobcache_fill_find(bc, &k);
-	if (f && !ranged && c->req.method == HTTP_M_GET) {
+	if (f) { /* GET, HEAD and Range alike wait for its head, then read it */
 		blobserve_follow(c, f);
 		return true;
 	}

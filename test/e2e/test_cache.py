@@ -69,6 +69,8 @@ class SlowRegistry:
         self.corrupt = set(corrupt)
         self.gzipped = set(gzipped)  # sent gzip-compressed, Content-Encoding: gzip
         self.gets = 0
+        self.heads = 0
+        self.ranges = 0  # requests with a Range header (answered 200 in full)
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -114,8 +116,11 @@ class SlowRegistry:
             status = 200 if data is not None else 404
             if data is None:
                 data = b'{"errors":[{"code":"BLOB_UNKNOWN"}]}'
-            elif body:
+            elif not body:
+                self.heads += 1
+            else:
                 self.gets += 1
+                self.ranges += h.headers.get("Range") is not None
                 if digest in self.corrupt:
                     mid = len(data) // 2
                     data = data[:mid] + bytes([data[mid] ^ 0x55]) + data[mid + 1:]
@@ -166,9 +171,10 @@ class CacheTest(T.CrashGuard):
         self.small_digests = [push_blob(self.reg, "demo/small", d) for d in self.small]
         self.bad_data = os.urandom(2 * MiB + 17)
         self.bad_digest = "sha256:" + hashlib.sha256(self.bad_data).hexdigest()
-        # 0, 1: 3 MiB; 2: 12 MiB; 3: 4 MiB; 4: 8 MiB (each for one case: uncached)
+        # 0, 1, 5: 3 MiB; 2: 12 MiB; 3: 4 MiB; 4: 8 MiB (each for one case: uncached)
         self.slow_data = ([os.urandom(3 * MiB + i) for i in range(2)] + [os.urandom(12 * MiB)]
-                          + [os.urandom(4 * MiB + 3), os.urandom(8 * MiB + 5)])
+                          + [os.urandom(4 * MiB + 3), os.urandom(8 * MiB + 5)]
+                          + [os.urandom(3 * MiB + 7)])
         self.slow_digests = ["sha256:" + hashlib.sha256(d).hexdigest() for d in self.slow_data]
         blobs = dict(zip(self.slow_digests, self.slow_data))
         blobs[self.bad_digest] = self.bad_data
@@ -633,6 +639,53 @@ class CacheTest(T.CrashGuard):
         T.expect_eq(self.tmp_files(d), [], "temp files left after the next pull")
         T.expect_eq(T.metric_value(fams, "ocigate_cache_entries"), 0, "entries")
 
+    def t_head_and_range_during_fill(self):
+        """While a fill is in flight, HEAD and single-range GETs of the
+        blob are answered from it (headers from the fill, range bytes from
+        the file; the last byte of a range once the blob is verified), not
+        from the upstream: one upstream GET, no HEAD, no ranged GET."""
+        digest, data = self.slow_digests[5], self.slow_data[5]
+        gets, heads, ranges = self.corrupt.gets, self.corrupt.heads, self.corrupt.ranges
+        size = len(data)
+        path = self.path("bad", "x/y", "blobs", digest)
+
+        def later(fn):
+            def run():
+                time.sleep(0.1)  # while the fill (about 0.5 s) is in flight
+                return fn()
+            return run
+
+        req = lambda method, hdr=None: (  # noqa: E731
+            time.monotonic(), T.request(self.og.port, method, path, self.auth(hdr)), time.monotonic())
+        res = self.concurrently([
+            lambda: self.stream(self.og, "bad", "x/y", digest),
+            later(lambda: req("HEAD")),
+            later(lambda: req("GET", {"Range": "bytes=1000-1999"})),
+            later(lambda: req("GET", {"Range": "bytes=-10"})),
+            later(lambda: req("GET", {"Range": "bytes=%d-" % size})),
+        ])
+        self.expect_blob(res[0], digest, size, "the fill's client")
+        _, r, _ = res[1]
+        T.expect_status(r, 200, "HEAD during the fill")
+        T.expect_eq(r.header("Content-Length"), str(size), "HEAD Content-Length")
+        T.expect_eq(r.header("Docker-Content-Digest"), digest, "HEAD Docker-Content-Digest")
+        T.expect_eq(r.body, b"", "HEAD body")
+        _, r, _ = res[2]
+        T.expect_status(r, 206, "Range during the fill")
+        T.expect_eq(r.header("Content-Range"), "bytes 1000-1999/%d" % size, "Content-Range")
+        T.expect_eq(r.body, data[1000:2000], "Range body")
+        _, r, _ = res[3]
+        T.expect_status(r, 206, "suffix Range during the fill")
+        T.expect_eq(r.body, data[-10:], "suffix Range body")
+        _, r, _ = res[4]
+        T.expect_status(r, 416, "Range past the end during the fill")
+        T.diag("fill %.2fs; HEAD answered after %.2fs, first range after %.2fs"
+               % (res[0].seconds, res[1][2] - res[1][0], res[2][2] - res[2][0]))
+        T.expect_eq(self.corrupt.gets, gets + 1, "upstream GETs")
+        T.expect_eq(self.corrupt.heads, heads, "upstream HEADs")
+        T.expect_eq(self.corrupt.ranges, ranges, "upstream ranged GETs")
+        T.expect_eq(len(self.cached_files(self.cache_dir, digest)), 1, "cached")
+
     def t_other_registry_never_gets_the_cached_copy(self):
         big = self.lay.big
         T.expect(self.cached_files(self.cache_dir, big.digest), "big blob cached via a")
@@ -823,6 +876,7 @@ def main():
             ("first client gone mid-fill: the fill carries on for its follower", t.t_leader_client_gone),
             ("every client gone: the fill is dropped, temp file removed", t.t_everyone_gone_fill_dropped),
             ("disk full mid-fill: the first client gets the blob from upstream", t.t_disk_full_mid_fill),
+            ("HEAD and Range during a fill: answered from it, not upstream", t.t_head_and_range_during_fill),
             ("tenancy: a digest cached via registry A is not served via B", t.t_other_registry_never_gets_the_cached_copy),
             ("tenancy: another connector on the same registry fills its own copy",
              t.t_same_registry_other_connector_fills_its_own_copy),
