@@ -582,7 +582,8 @@ static bool blobserve_orphan_adopt(struct conn *c)
 	struct blobserve_orphan *o;
 
 	if (c->state != CONN_STREAM_BODY || !c->ex.up || c->ex.body != HTTP1_BODY_LENGTH ||
-	    c->ex.body_left == 0 || !blobcache_fill_started(f) || !blobcache_fill_watched(f))
+	    !blobcache_fill_started(f) || !blobcache_fill_watched(f) ||
+	    blobcache_fill_written(f) >= blobcache_fill_length(f))
 		return false;
 	o = x_new(struct blobserve_orphan);
 	o->px = c->px;
@@ -591,7 +592,9 @@ static bool blobserve_orphan_adopt(struct conn *c)
 	o->up = c->ex.up;
 	c->ex.up = NULL;
 	o->fill = f;
-	o->body_left = c->ex.body_left;
+	/* Not c->ex.body_left: a client cut inside blobserve_tee has not
+	 * counted the bytes just written. The file knows. */
+	o->body_left = blobcache_fill_length(f) - blobcache_fill_written(f);
 	o->keep_alive = c->ex.keep_alive;
 	o->kick = event_new(c->px->base, -1, 0, blobserve_orphan_kick, o);
 	o->next = c->px->cache_orphans;
