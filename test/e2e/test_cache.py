@@ -15,6 +15,7 @@ import http.server
 import socket
 import json
 import os
+import re
 import resource
 import secrets
 import signal
@@ -327,13 +328,17 @@ class CacheTest(T.CrashGuard):
                     "upstream GETs for warm GET, HEAD and Range")
         T.expect_eq(heads(), heads_before, "upstream HEADs for the HEAD hit")
 
-    def t_hit_over_tls_listener(self):
-        big = self.lay.big
-        before = self.upstream_gets(self.reg, big.digest)
+    def tls_get(self, og, conn, repo, digest, pause=None):
+        """GET through the TLS listener (Connection: close), the body hashed
+        as it arrives; pause: called after the head, before the body is
+        read (with a small receive buffer). (status line, body bytes,
+        "sha256:...")."""
         ctx = self.w.pki.ssl_context()
-        raw = socket.create_connection(("127.0.0.1", self.og.listeners["tls"]), timeout=60)
+        raw = socket.create_connection(("127.0.0.1", og.listeners["tls"]), timeout=60)
+        if pause:
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
         with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
-            sock.sendall(T.build_request("GET", self.path("a", "demo/app", "blobs", big.digest),
+            sock.sendall(T.build_request("GET", self.path(conn, repo, "blobs", digest),
                                          "127.0.0.1", self.auth({"Connection": "close"})))
             buf = b""
             while b"\r\n\r\n" not in buf:
@@ -341,7 +346,8 @@ class CacheTest(T.CrashGuard):
                 T.expect(chunk, "TLS: closed before the response head")
                 buf += chunk
             head, _, body = buf.partition(b"\r\n\r\n")
-            T.expect(head.startswith(b"HTTP/1.1 200 "), "TLS hit status: %r" % head[:40])
+            if pause:
+                pause()
             h = hashlib.sha256(body)
             n = len(body)
             while True:
@@ -350,8 +356,15 @@ class CacheTest(T.CrashGuard):
                     break
                 h.update(chunk)
                 n += len(chunk)
+        return head.split(b"\r\n", 1)[0], n, "sha256:" + h.hexdigest()
+
+    def t_hit_over_tls_listener(self):
+        big = self.lay.big
+        before = self.upstream_gets(self.reg, big.digest)
+        status, n, sha = self.tls_get(self.og, "a", "demo/app", big.digest)
+        T.expect(status.startswith(b"HTTP/1.1 200 "), "TLS hit status: %r" % status)
         T.expect_eq(n, big.size, "TLS hit bytes")
-        T.expect_eq("sha256:" + h.hexdigest(), big.digest, "TLS hit sha256")
+        T.expect_eq(sha, big.digest, "TLS hit sha256")
         T.expect_eq(self.upstream_gets(self.reg, big.digest), before, "upstream GETs for a TLS hit")
 
     def t_reload_keeps_the_cache(self):
@@ -596,6 +609,42 @@ class CacheTest(T.CrashGuard):
         self.expect_blob(r, digest, len(data), "next pull")
         T.expect_eq(self.corrupt.gets, before + 3, "the next pull went upstream")
 
+    def t_exit_while_fill_alone(self):
+        """ocigate forced to exit (a second SIGTERM) while a fill carries on
+        alone for a slow follower: the follower is cut, and the process
+        exits cleanly (exit status 0; under ASan no leak and no
+        use-after-free: the fill, its upstream connection and temp file
+        are released in order)."""
+        d = self.env.path("cache-exit")
+        og = self.start_ocigate("ocigate-exit", d)
+        self.stopped.append(og)
+        digest, data = self.slow_digests[2], self.slow_data[2]
+        first = threading.Thread(
+            target=lambda: self.stream(og, "bad", "x/y", digest, max_bytes=MiB))
+        out = {}
+
+        def follower():
+            time.sleep(0.05)
+            out["r"] = self.stream(og, "bad", "x/y", digest, rate=2 * MiB)
+
+        second = threading.Thread(target=follower)
+        first.start()
+        second.start()
+        T.wait_for(lambda: "event=cache_fill_alone" in og.log_text(), 20, 0.05,
+                   "the fill to carry on alone")
+        og.proc.signal(signal.SIGTERM)
+        T.wait_for(lambda: "event=shutdown " in og.log_text(), 10, 0.05, "shutdown logged")
+        og.proc.signal(signal.SIGTERM)
+        rc = og.proc.wait(30)
+        first.join(30)
+        second.join(60)
+        T.expect_eq(rc, 0, "exit status after a forced shutdown with a fill alone")
+        r = out.get("r")
+        T.expect(r is not None and not r.complete and r.nbytes < len(data),
+                 "follower at exit: %s bytes, complete=%s" % (r and r.nbytes, r and r.complete))
+        T.expect_eq(self.cached_files(d, digest), [], "cache files after the exit")
+        T.expect_eq(self.tmp_files(d), [], "temp files after the exit")
+
     def t_disk_full_mid_fill(self):
         """A cache write that fails mid-fill (a 4 MiB file size limit:
         EFBIG, SIGXFSZ ignored) degrades: the first client gets the whole
@@ -608,11 +657,24 @@ class CacheTest(T.CrashGuard):
         def fsize():
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-        og = self.start_ocigate("ocigate-fsize", d, preexec_fn=fsize)
+        og = self.start_ocigate("ocigate-fsize", d, tls=True, preexec_fn=fsize)
         self.others.append(og)
         digest, data = self.slow_digests[4], self.slow_data[4]
         before = self.corrupt.gets
-        first = lambda: self.stream(og, "bad", "x/y", digest)  # noqa: E731
+
+        # Over TLS (file bytes are queued a little at a time), not reading
+        # until the disk failed: behind the fill then, so it reads the
+        # file's part first, then the upstream's.
+        def degraded():
+            T.wait_for(lambda: "event=cache_fill_degraded" in og.log_text(), 20, 0.05,
+                       "event=cache_fill_degraded")
+
+        def first():
+            status, n, sha = self.tls_get(og, "bad", "x/y", digest, pause=degraded)
+            res = T.StreamResult()
+            res.status = int(status.split()[1])
+            res.nbytes, res.sha256, res.complete = n, sha, n == len(data)
+            return res
 
         def follower():
             time.sleep(0.05)
@@ -624,7 +686,10 @@ class CacheTest(T.CrashGuard):
         T.expect(res[1] is not None and not res[1].complete and res[1].nbytes < len(data),
                  "follower of a fill the disk cut: %s bytes, complete=%s"
                  % (res[1] and res[1].nbytes, res[1] and res[1].complete))
-        T.expect("event=cache_fill_degraded" in og.log_text(), "cache_fill_degraded logged")
+        m = re.search(r"event=cache_fill_degraded .*in_file=(\d+) sent=(\d+)", og.log_text())
+        T.expect(m, "cache_fill_degraded logged")
+        T.expect(int(m.group(2)) < int(m.group(1)),
+                 "the first client was not behind the file when the disk failed (%s)" % m.group(0))
         fams = self.metrics(og)
         T.expect_eq(T.metric_value(fams, "ocigate_cache_errors_total", reason="write"), 1,
                     "write errors counted")
@@ -875,6 +940,7 @@ def main():
             ("a slow first client does not pace the fill", t.t_slow_first_client_does_not_pace),
             ("first client gone mid-fill: the fill carries on for its follower", t.t_leader_client_gone),
             ("every client gone: the fill is dropped, temp file removed", t.t_everyone_gone_fill_dropped),
+            ("exit while a fill carries on alone: clean", t.t_exit_while_fill_alone),
             ("disk full mid-fill: the first client gets the blob from upstream", t.t_disk_full_mid_fill),
             ("HEAD and Range during a fill: answered from it, not upstream", t.t_head_and_range_during_fill),
             ("tenancy: a digest cached via registry A is not served via B", t.t_other_registry_never_gets_the_cached_copy),
