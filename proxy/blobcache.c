@@ -47,6 +47,8 @@ struct blobcache_fill {
 	char *content_type, *etag;
 	EVP_MD_CTX *sha;
 	struct blobcache_watch *watches;
+	void (*unwatched_fn)(void *arg); /* the last watch went away */
+	void *unwatched_arg;
 };
 
 struct blobcache_found {
@@ -889,6 +891,17 @@ const char *blobcache_fill_etag(const struct blobcache_fill *f)
 	return f->etag;
 }
 
+void blobcache_fill_on_unwatched(struct blobcache_fill *f, void (*fn)(void *arg), void *arg)
+{
+	f->unwatched_fn = fn;
+	f->unwatched_arg = arg;
+}
+
+bool blobcache_fill_watched(const struct blobcache_fill *f)
+{
+	return f->watches != NULL;
+}
+
 int blobcache_fill_open(struct blobcache_fill *f)
 {
 	return f->tmp_path ? open(f->tmp_path, O_RDONLY | O_CLOEXEC) : -1;
@@ -917,15 +930,20 @@ void blobcache_watch_want_data(struct blobcache_watch *w)
 
 void blobcache_unwatch(struct blobcache_watch *w)
 {
+	struct blobcache_fill *f;
+
 	if (!w)
 		return;
+	f = w->fill;
 	if (w->prev)
 		w->prev->next = w->next;
 	else
-		w->fill->watches = w->next;
+		f->watches = w->next;
 	if (w->next)
 		w->next->prev = w->prev;
 	free(w);
+	if (!f->watches && f->unwatched_fn)
+		f->unwatched_fn(f->unwatched_arg);
 }
 
 /* ---- accounting ---- */

@@ -125,6 +125,12 @@ uint64_t blobcache_fill_written(const struct blobcache_fill *f);
 uint64_t blobcache_fill_length(const struct blobcache_fill *f);
 const char *blobcache_fill_content_type(const struct blobcache_fill *f);
 const char *blobcache_fill_etag(const struct blobcache_fill *f);
+/* fn(arg) runs when the last watch of f is removed by blobcache_unwatch
+ * (not when a final event frees them): a fill that no client started
+ * any more asks whether anyone still wants it. fn must not end the fill
+ * from inside the call (it may run while the fill notifies). */
+void blobcache_fill_on_unwatched(struct blobcache_fill *f, void (*fn)(void *arg), void *arg);
+bool blobcache_fill_watched(const struct blobcache_fill *f);
 /* A new descriptor on the fill's file (after start), or -1. */
 int blobcache_fill_open(struct blobcache_fill *f);
 

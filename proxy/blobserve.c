@@ -7,10 +7,13 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
 
 #include "proxy/conn_priv.h"
 #include "proxy/respond.h"
 #include "util/log.h"
+#include "util/xalloc.h"
 
 /* File bytes queued per step: sendfile moves them without copying, so a
  * large step costs nothing; it only bounds how much a TLS client maps. */
@@ -138,6 +141,7 @@ static void blobserve_stop_reading(struct conn *c)
 	close(b->fd);
 	b->reading = false;
 	bufferevent_set_max_single_write(c->bev, c->px->cfg->server.body_buffer);
+	bufferevent_setwatermark(c->bev, EV_WRITE, c->out_low, 0);
 }
 
 /* Queues file bytes while the client's output is below body_buffer. A
@@ -151,7 +155,7 @@ static void blobserve_pump(struct conn *c)
 
 	if (b->fill || b->followed || b->watch)
 		limit = OG_MIN(b->avail, b->end > 0 ? b->end - 1 : 0);
-	while (b->pos < limit && evbuffer_get_length(out) < c->px->cfg->server.body_buffer) {
+	while (b->pos < limit && evbuffer_get_length(out) < b->queue) {
 		uint64_t n = OG_MIN(limit - b->pos, (uint64_t)BLOBSERVE_CHUNK);
 		int fd = dup(b->fd);
 		struct evbuffer_file_segment *seg =
@@ -177,6 +181,10 @@ static void blobserve_pump(struct conn *c)
 	}
 	if (b->pos == b->end) {
 		blobserve_stop_reading(c);
+		if (b->degraded) {
+			b->handed_back = true; /* the rest comes from the upstream */
+			return;
+		}
 		conn_finish_response(c);
 	} else if (b->watch && b->pos >= limit) {
 		blobcache_watch_want_data(b->watch);
@@ -194,6 +202,15 @@ static void blobserve_read_from(struct conn *c, int fd, uint64_t from, uint64_t 
 	/* File bytes cost no memory to queue, and body_buffer-sized writes
 	 * would cost a loop iteration per 256 KiB of sendfile. */
 	bufferevent_set_max_single_write(c->bev, BLOBSERVE_CHUNK);
+	if (bufferevent_openssl_get_ssl(c->bev)) {
+		b->queue = c->px->cfg->server.body_buffer; /* mapped: keep it small */
+		return;
+	}
+	/* sendfile: refill while a whole step is still queued, so the output
+	 * never runs dry between two refills; a dry output costs two epoll_ctl
+	 * (write interest off, on again) per step. */
+	b->queue = 2 * (size_t)BLOBSERVE_CHUNK;
+	bufferevent_setwatermark(c->bev, EV_WRITE, BLOBSERVE_CHUNK, 0);
 }
 
 static void blobserve_begin_body(struct conn *c, int fd, uint64_t from, uint64_t length)
@@ -238,14 +255,21 @@ static bool blobserve_hit(struct conn *c, const struct blobcache_entry *e)
 
 /* ---- following a fill ---- */
 
+/* The fill's response head is known: a HEAD, a Range or a whole GET is
+ * answered as a hit would be, the body read from the growing file. */
 static void blobserve_follow_started(struct conn *c)
 {
 	struct blobserve *b = &c->ex.bs;
 	struct blobcache_fill *f = b->followed;
-	uint64_t length = blobcache_fill_length(f);
-	int fd = blobcache_fill_open(f);
+	uint64_t size = blobcache_fill_length(f), from = 0, to = size ? size - 1 : 0;
+	const struct http1_header *range =
+		http1_find_header(c->req.headers, c->req.n_headers, "Range");
+	int r = range ? blobserve_parse_range(range->value, size, &from, &to) : 0;
+	uint64_t length = r > 0 ? to - from + 1 : size;
+	bool body = c->req.method == HTTP_M_GET && r >= 0 && length > 0;
+	int fd = body ? blobcache_fill_open(f) : -1;
 
-	if (fd < 0) {
+	if (body && fd < 0) {
 		/* Nothing was sent yet: the request can still go upstream. */
 		blobcache_unwatch(b->watch);
 		b->watch = NULL;
@@ -255,16 +279,15 @@ static void blobserve_follow_started(struct conn *c)
 		return;
 	}
 	b->head_sent = true;
-	blobserve_write_head(c, 200, length, length, 0, blobcache_fill_content_type(f),
-			     blobcache_fill_etag(f));
-	blobcache_stats(c->px->cache)->saved_transfers++;
-	blobcache_stats(c->px->cache)->saved_bytes += length;
-	if (length == 0) {
-		close(fd);
-		conn_finish_response(c);
+	blobserve_write_head(c, r < 0 ? 416 : r > 0 ? 206 : 200, r < 0 ? 0 : length, size, from,
+			     blobcache_fill_content_type(f), blobcache_fill_etag(f));
+	if (!body) {
+		conn_finish_response(c); /* exchange_end unwatches */
 		return;
 	}
-	blobserve_begin_body(c, fd, 0, length);
+	blobcache_stats(c->px->cache)->saved_transfers++;
+	blobcache_stats(c->px->cache)->saved_bytes += length;
+	blobserve_begin_body(c, fd, from, length);
 }
 
 static void blobserve_on_fill(void *arg, enum blobcache_event ev, uint64_t available)
@@ -337,7 +360,7 @@ bool blobserve_start(struct conn *c)
 		return true;
 	bool ranged = http1_find_header(c->req.headers, c->req.n_headers, "Range") != NULL;
 	struct blobcache_fill *f = blobcache_fill_find(bc, &k);
-	if (f && !ranged && c->req.method == HTTP_M_GET) {
+	if (f) { /* GET, HEAD and Range alike wait for its head, then read it */
 		blobserve_follow(c, f);
 		return true;
 	}
@@ -388,18 +411,36 @@ void blobserve_on_head(struct conn *c, const struct http1_response *resp)
 	blobcache_fill_abort(f);
 }
 
+/* A disk failure mid-fill: the fill is gone (its followers were cut:
+ * they are ahead of the file or will be, and have headers), but this
+ * client keeps its body: the file up to in_file, then the upstream. */
+static int blobserve_degrade(struct conn *c, uint64_t in_file)
+{
+	struct blobserve *b = &c->ex.bs;
+
+	log_warn("cache_fill_degraded", "conn=%" PRIu64 " connector=%s digest=%.*s in_file=%" PRIu64
+		 " sent=%" PRIu64, c->id, c->connector->id, (int)c->route.ref.n, c->route.ref.p,
+		 in_file, b->pos);
+	b->degraded = true;
+	b->end = in_file;
+	b->avail = in_file;
+	blobserve_pump(c);
+	return 1;
+}
+
 int blobserve_tee(struct conn *c, struct evbuffer *in, size_t n, bool last)
 {
 	struct blobserve *b = &c->ex.bs;
 	struct blobcache_fill *f = b->fill;
 
+	uint64_t in_file = blobcache_fill_written(f);
+
 	if (blobcache_fill_write(f, in, n) != 0) {
-		/* This client's bytes were coming from the file: cut rather than
-		 * splice two streams; its retry is proxied if the disk still fails. */
+		/* in still starts at in_file (a partial write moved nothing): the
+		 * client reads the file that far, then the upstream's bytes. */
 		b->fill = NULL;
 		blobcache_fill_abort(f);
-		conn_close(c, "cache_write_failed");
-		return -1;
+		return blobserve_degrade(c, in_file);
 	}
 	evbuffer_drain(in, n);
 	b->avail = blobcache_fill_written(f);
@@ -423,14 +464,164 @@ bool blobserve_client_drained(struct conn *c)
 	if (!c->ex.bs.reading)
 		return false;
 	blobserve_pump(c);
+	return !c->ex.bs.handed_back;
+}
+
+/* ---- a fill without its client ---- */
+
+/* A fill whose first client left while followers read its file: it owns
+ * the upstream connection, the fill (and through it the temp file and the
+ * hash) and a reference on the connector (which keeps the upstream's site
+ * alive). It ends in blobserve_orphan_end only: when the body is complete,
+ * the upstream fails, the disk fails, or no follower is left. */
+struct blobserve_orphan {
+	struct proxy *px;
+	struct connector *connector;
+	uint64_t conn_id; /* the client that started it, for logs */
+	struct upstream_conn *up;
+	struct blobcache_fill *fill;
+	uint64_t body_left;
+	bool keep_alive;
+	struct event *kick; /* deferred work: never end a fill inside its notify */
+	struct blobserve_orphan *next, *prev;
+};
+
+static void blobserve_orphan_end(struct blobserve_orphan *o, const char *reason, bool reusable)
+{
+	struct proxy *px = o->px;
+
+	log_info("cache_fill_end", "conn=%" PRIu64 " connector=%s reason=%s", o->conn_id,
+		 o->connector->id, reason);
+	if (o->fill)
+		blobcache_fill_abort(o->fill); /* followers that still read are cut */
+	if (reusable)
+		upstream_release(o->up);
+	else
+		upstream_close(o->up, reason);
+	if (o->prev)
+		o->prev->next = o->next;
+	else
+		px->cache_orphans = o->next;
+	if (o->next)
+		o->next->prev = o->prev;
+	event_free(o->kick);
+	connector_unref(o->connector);
+	free(o);
+}
+
+static void blobserve_orphan_feed(struct blobserve_orphan *o)
+{
+	struct evbuffer *in = bufferevent_get_input(o->up->bev);
+	size_t n = (size_t)OG_MIN((uint64_t)evbuffer_get_length(in), o->body_left);
+	struct blobcache_fill *f = o->fill;
+
+	if (n == 0)
+		return;
+	if (blobcache_fill_write(f, in, n) != 0) {
+		blobserve_orphan_end(o, "cache_write_failed", false);
+		return;
+	}
+	evbuffer_drain(in, n);
+	o->body_left -= n;
+	if (o->body_left > 0)
+		return;
+	o->fill = NULL;
+	if (blobcache_fill_finish(f) < 0) {
+		log_warn("upstream_error", "conn=%" PRIu64 " connector=%s reason=digest_mismatch",
+			 o->conn_id, o->connector->id);
+		blobserve_orphan_end(o, "upstream_digest_mismatch", false);
+		return;
+	}
+	blobserve_orphan_end(o, "done", o->keep_alive && evbuffer_get_length(in) == 0);
+}
+
+static void blobserve_orphan_read(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	blobserve_orphan_feed(arg);
+}
+
+static void blobserve_orphan_event(struct bufferevent *bev, short events, void *arg)
+{
+	struct blobserve_orphan *o = arg;
+	char why[400];
+
+	(void)bev;
+	upstream_describe_error(o->up, events, why, sizeof(why));
+	log_warn("upstream_error", "conn=%" PRIu64 " connector=%s reason=\"%s\" left=%" PRIu64,
+		 o->conn_id, o->connector->id, why, o->body_left);
+	blobserve_orphan_end(o, "upstream_failed_mid_body", false);
+}
+
+/* Nobody wants the rest of the body any more: the fill is dropped rather
+ * than carried on for no one (see the README's cache section). */
+static void blobserve_orphan_kick(evutil_socket_t fd, short what, void *arg)
+{
+	struct blobserve_orphan *o = arg;
+
+	(void)fd;
+	(void)what;
+	if (!blobcache_fill_watched(o->fill))
+		blobserve_orphan_end(o, "no_client_left", false);
+	else
+		blobserve_orphan_feed(o);
+}
+
+static void blobserve_orphan_unwatched(void *arg)
+{
+	struct blobserve_orphan *o = arg;
+
+	event_active(o->kick, EV_TIMEOUT, 0);
+}
+
+/* The fill's client is going away: true when the fill carries on with
+ * the upstream connection (taken from the exchange). */
+static bool blobserve_orphan_adopt(struct conn *c)
+{
+	struct blobcache_fill *f = c->ex.bs.fill;
+	struct blobserve_orphan *o;
+
+	if (c->state != CONN_STREAM_BODY || !c->ex.up || c->ex.body != HTTP1_BODY_LENGTH ||
+	    !blobcache_fill_started(f) || !blobcache_fill_watched(f) ||
+	    blobcache_fill_written(f) >= blobcache_fill_length(f))
+		return false;
+	o = x_new(struct blobserve_orphan);
+	o->px = c->px;
+	o->connector = connector_ref(c->connector);
+	o->conn_id = c->id;
+	o->up = c->ex.up;
+	c->ex.up = NULL;
+	o->fill = f;
+	/* Not c->ex.body_left: a client cut inside blobserve_tee has not
+	 * counted the bytes just written. The file knows. */
+	o->body_left = blobcache_fill_length(f) - blobcache_fill_written(f);
+	o->keep_alive = c->ex.keep_alive;
+	o->kick = event_new(c->px->base, -1, 0, blobserve_orphan_kick, o);
+	o->next = c->px->cache_orphans;
+	if (o->next)
+		o->next->prev = o;
+	c->px->cache_orphans = o;
+	blobcache_fill_on_unwatched(f, blobserve_orphan_unwatched, o);
+	upstream_attach(o->up, blobserve_orphan_read, NULL, blobserve_orphan_event, o);
+	log_info("cache_fill_alone", "conn=%" PRIu64 " connector=%s digest=%.*s written=%" PRIu64
+		 " length=%" PRIu64, c->id, c->connector->id, (int)c->route.ref.n, c->route.ref.p,
+		 blobcache_fill_written(f), blobcache_fill_length(f));
+	/* Bytes already read from the upstream go to the file from the loop. */
+	event_active(o->kick, EV_TIMEOUT, 0);
 	return true;
+}
+
+void blobserve_shutdown(struct proxy *px)
+{
+	while (px->cache_orphans)
+		blobserve_orphan_end(px->cache_orphans, "exit", false);
 }
 
 void blobserve_end(struct conn *c)
 {
 	struct blobserve *b = &c->ex.bs;
 
-	if (b->fill)
+	if (b->fill && !blobserve_orphan_adopt(c))
 		blobcache_fill_abort(b->fill);
 	b->fill = NULL;
 	blobcache_unwatch(b->watch);

@@ -9,6 +9,7 @@
 #include "util/http1.h"
 
 struct conn;
+struct proxy;
 struct evbuffer;
 
 /* Per request, inside struct exchange; all-zero at the start. */
@@ -21,8 +22,13 @@ struct blobserve {
 	bool reading;                  /* fd is open on a cache file */
 	int fd;
 	uint64_t pos, end;             /* body offsets still to send */
+	size_t queue;                  /* file bytes kept queued for the client */
 	uint64_t avail;                /* what a follower may read so far */
 	bool fill_done;                /* the followed fill was verified */
+	/* The fill failed on disk: this client reads the file up to end, then
+	 * hands the body back to the upstream (handed_back). */
+	bool degraded;
+	bool handed_back;
 };
 
 /* Called first by exchange_start after auth: true when the request was
@@ -32,15 +38,25 @@ bool blobserve_start(struct conn *c);
 /* The upstream's response head of a request that fills. */
 void blobserve_on_head(struct conn *c, const struct http1_response *resp);
 /* The first n bytes of in are body bytes of a fill (last when they end
- * it): written to the file and drained; the client reads them from the
+ * it): written to the file and drained (0); the client reads them from the
  * file. -1 when the client connection was cut (the bytes did not match the
- * digest, or the disk failed): the caller returns at once. */
+ * digest): the caller returns at once. 1 when the disk failed: the fill is
+ * gone, in is untouched, and the body goes on without the cache; while
+ * the request still reads the file's part (bs.reading) the caller pauses
+ * the upstream until blobserve_client_drained hands the body back. */
 OG_WARN_UNUSED int blobserve_tee(struct conn *c, struct evbuffer *in, size_t n, bool last);
 /* The client took bytes (or a filled body is complete): true when the
- * cache file serves this request's body. */
+ * cache file serves (or served) this request's body; false when it does
+ * not, or has just handed the rest of the body back to the upstream. */
 bool blobserve_client_drained(struct conn *c);
-/* Releases what the request holds (from exchange_end). */
+/* Releases what the request holds (from exchange_end). A fill whose
+ * client goes away while followers read it is not dropped: the fill takes
+ * the upstream connection and carries on alone until it ends or its last
+ * follower leaves. */
 void blobserve_end(struct conn *c);
+/* Ends the fills that carry on alone (at exit, before the connectors and
+ * the cache are freed). */
+void blobserve_shutdown(struct proxy *px);
 
 /* One Range header value against a body of size bytes: 0 when it is not a
  * single byte range (the whole body is sent, as RFC 9110 allows), 1 with

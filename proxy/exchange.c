@@ -788,11 +788,21 @@ static void exchange_relay_body(struct conn *c)
 	case HTTP1_BODY_LENGTH: {
 		size_t n = (size_t)OG_MIN((uint64_t)evbuffer_get_length(in), c->ex.body_left);
 		if (n && c->ex.bs.fill) {
-			if (blobserve_tee(c, in, n, n == c->ex.body_left) != 0)
+			int rc = blobserve_tee(c, in, n, n == c->ex.body_left);
+			if (rc < 0 || c->state != CONN_STREAM_BODY)
 				return; /* the client connection was cut */
-			c->ex.body_left -= n;
-			done = c->ex.body_left == 0;
-			break;
+			if (rc == 0) {
+				c->ex.body_left -= n;
+				done = c->ex.body_left == 0;
+				break;
+			}
+			/* The disk failed: the body goes on without the cache, once
+			 * the client has read what the file holds. */
+			if (c->ex.bs.reading) {
+				bufferevent_disable(c->ex.up->bev, EV_READ);
+				c->ex.up_paused = true;
+				return;
+			}
 		}
 		if (n) {
 			evbuffer_remove_buffer(in, conn_out(c), n);

@@ -15,6 +15,7 @@
 #include "k8s/runtime.h"
 #include "proxy/admin.h"
 #include "proxy/blobcache.h"
+#include "proxy/blobserve.h"
 #include "proxy/conn.h"
 #include "proxy/listen.h"
 #include "proxy/metrics.h"
@@ -323,6 +324,9 @@ int proxy_init(struct proxy *px, struct config *cfg, struct auth_backend *auth)
 	px->cfg = cfg;
 	px->auth = auth;
 	signal(SIGPIPE, SIG_IGN);
+	/* Under a file size limit (RLIMIT_FSIZE), a cache write past it must
+	 * fail with EFBIG and degrade to proxying, not kill the process. */
+	signal(SIGXFSZ, SIG_IGN);
 	px->base = event_base_new();
 	if (!px->base) {
 		log_error("init_failed", "reason=\"cannot create the event loop\"");
@@ -361,6 +365,7 @@ int proxy_run(struct proxy *px)
 
 void proxy_free(struct proxy *px)
 {
+	blobserve_shutdown(px); /* upstream connections, before their connectors */
 	accept_guard_free(&px->accept_guard);
 	if (px->listener)
 		evconnlistener_free(px->listener);

@@ -21,6 +21,7 @@ struct k8s_runtime;
 struct admin;
 struct tls_listener;
 struct blobcache;
+struct blobserve_orphan;
 
 struct proxy_stats {
 	uint64_t accepted;
@@ -63,6 +64,9 @@ struct proxy {
 	/* Leader election, or NULL: for its metrics (main.c owns it). */
 	const struct k8s_lease *lease;
 	struct blobcache *cache;      /* [cache] dir, or NULL: no blob cache */
+	/* Fills whose first client went away while followers read them
+	 * (proxy/blobserve.c owns them). */
+	struct blobserve_orphan *cache_orphans;
 };
 
 /* Creates the loop, DNS, listener and signal handlers for cfg (which the

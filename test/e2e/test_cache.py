@@ -15,6 +15,8 @@ import http.server
 import socket
 import json
 import os
+import re
+import resource
 import secrets
 import signal
 import ssl
@@ -68,6 +70,8 @@ class SlowRegistry:
         self.corrupt = set(corrupt)
         self.gzipped = set(gzipped)  # sent gzip-compressed, Content-Encoding: gzip
         self.gets = 0
+        self.heads = 0
+        self.ranges = 0  # requests with a Range header (answered 200 in full)
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -113,8 +117,11 @@ class SlowRegistry:
             status = 200 if data is not None else 404
             if data is None:
                 data = b'{"errors":[{"code":"BLOB_UNKNOWN"}]}'
-            elif body:
+            elif not body:
+                self.heads += 1
+            else:
                 self.gets += 1
+                self.ranges += h.headers.get("Range") is not None
                 if digest in self.corrupt:
                     mid = len(data) // 2
                     data = data[:mid] + bytes([data[mid] ^ 0x55]) + data[mid + 1:]
@@ -165,7 +172,10 @@ class CacheTest(T.CrashGuard):
         self.small_digests = [push_blob(self.reg, "demo/small", d) for d in self.small]
         self.bad_data = os.urandom(2 * MiB + 17)
         self.bad_digest = "sha256:" + hashlib.sha256(self.bad_data).hexdigest()
-        self.slow_data = [os.urandom(3 * MiB + i) for i in range(2)] + [os.urandom(12 * MiB)]
+        # 0, 1, 5: 3 MiB; 2: 12 MiB; 3: 4 MiB; 4: 8 MiB (each for one case: uncached)
+        self.slow_data = ([os.urandom(3 * MiB + i) for i in range(2)] + [os.urandom(12 * MiB)]
+                          + [os.urandom(4 * MiB + 3), os.urandom(8 * MiB + 5)]
+                          + [os.urandom(3 * MiB + 7)])
         self.slow_digests = ["sha256:" + hashlib.sha256(d).hexdigest() for d in self.slow_data]
         blobs = dict(zip(self.slow_digests, self.slow_data))
         blobs[self.bad_digest] = self.bad_data
@@ -189,7 +199,7 @@ class CacheTest(T.CrashGuard):
                         allow=["alice"]),
         ]
 
-    def start_ocigate(self, name, cache_dir, tls=False, **cache):
+    def start_ocigate(self, name, cache_dir, tls=False, preexec_fn=None, **cache):
         opts = {"dir": cache_dir}
         opts.update(cache)
         sections = {"cache": opts}
@@ -198,7 +208,7 @@ class CacheTest(T.CrashGuard):
                                "key_file": self.w.pki.key}
         og = T.Ocigate(self.env, self.args.ocigate, [self.alice], self.connectors(),
                        server={"admin_listen": "127.0.0.1:0"}, name=name,
-                       sections=sections).start()
+                       sections=sections, preexec_fn=preexec_fn).start()
         # The index is rebuilt on the loop after listening; until it is,
         # requests miss. The cases here want it complete.
         T.wait_for(lambda: "event=cache_open" in og.log_text() or
@@ -318,13 +328,17 @@ class CacheTest(T.CrashGuard):
                     "upstream GETs for warm GET, HEAD and Range")
         T.expect_eq(heads(), heads_before, "upstream HEADs for the HEAD hit")
 
-    def t_hit_over_tls_listener(self):
-        big = self.lay.big
-        before = self.upstream_gets(self.reg, big.digest)
+    def tls_get(self, og, conn, repo, digest, pause=None):
+        """GET through the TLS listener (Connection: close), the body hashed
+        as it arrives; pause: called after the head, before the body is
+        read (with a small receive buffer). (status line, body bytes,
+        "sha256:...")."""
         ctx = self.w.pki.ssl_context()
-        raw = socket.create_connection(("127.0.0.1", self.og.listeners["tls"]), timeout=60)
+        raw = socket.create_connection(("127.0.0.1", og.listeners["tls"]), timeout=60)
+        if pause:
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
         with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
-            sock.sendall(T.build_request("GET", self.path("a", "demo/app", "blobs", big.digest),
+            sock.sendall(T.build_request("GET", self.path(conn, repo, "blobs", digest),
                                          "127.0.0.1", self.auth({"Connection": "close"})))
             buf = b""
             while b"\r\n\r\n" not in buf:
@@ -332,7 +346,8 @@ class CacheTest(T.CrashGuard):
                 T.expect(chunk, "TLS: closed before the response head")
                 buf += chunk
             head, _, body = buf.partition(b"\r\n\r\n")
-            T.expect(head.startswith(b"HTTP/1.1 200 "), "TLS hit status: %r" % head[:40])
+            if pause:
+                pause()
             h = hashlib.sha256(body)
             n = len(body)
             while True:
@@ -341,8 +356,15 @@ class CacheTest(T.CrashGuard):
                     break
                 h.update(chunk)
                 n += len(chunk)
+        return head.split(b"\r\n", 1)[0], n, "sha256:" + h.hexdigest()
+
+    def t_hit_over_tls_listener(self):
+        big = self.lay.big
+        before = self.upstream_gets(self.reg, big.digest)
+        status, n, sha = self.tls_get(self.og, "a", "demo/app", big.digest)
+        T.expect(status.startswith(b"HTTP/1.1 200 "), "TLS hit status: %r" % status)
         T.expect_eq(n, big.size, "TLS hit bytes")
-        T.expect_eq("sha256:" + h.hexdigest(), big.digest, "TLS hit sha256")
+        T.expect_eq(sha, big.digest, "TLS hit sha256")
         T.expect_eq(self.upstream_gets(self.reg, big.digest), before, "upstream GETs for a TLS hit")
 
     def t_reload_keeps_the_cache(self):
@@ -514,29 +536,220 @@ class CacheTest(T.CrashGuard):
                  % (res[1].seconds, res[2].seconds, res[0].seconds))
         T.expect_eq(self.corrupt.gets, before + 1, "upstream GETs")
 
+    def tmp_files(self, cache_dir):
+        return os.listdir(os.path.join(cache_dir, "tmp"))
+
     def t_leader_client_gone(self):
-        """The documented rule: the first client paces the fill; when it
-        hangs up, the fill is dropped, followers that had headers are cut
-        (never a complete-looking body), and the next request fills again."""
+        """The fill does not belong to its first client: when that client
+        hangs up after 1 MiB, the fill carries on with the upstream
+        connection for the follower, which gets the whole blob; one
+        upstream GET, and the blob is a hit afterwards."""
         digest, data = self.slow_digests[1], self.slow_data[1]
         before = self.corrupt.gets
+        fams = self.metrics(self.og)
+        follows = T.metric_value(fams, "ocigate_cache_requests_total", result="follow")
+        hits = T.metric_value(fams, "ocigate_cache_requests_total", result="hit")
         first = lambda: self.stream(self.og, "bad", "x/y", digest, max_bytes=MiB)  # noqa: E731
 
         def follower():
             time.sleep(0.05)  # after the first one's request
             return self.stream(self.og, "bad", "x/y", digest)
 
-        res = self.concurrently([first, follower, follower])
-        for i in (1, 2):
-            r = res[i]
-            T.expect(r is not None and (r.complete and r.sha256 == digest or not r.complete),
-                     "follower %d: a complete body with the wrong digest" % i)
-        T.expect_eq(self.cached_files(self.cache_dir, digest), [], "cached after the fill was dropped")
-        T.diag("leader gone: followers complete=%s, upstream GETs %d"
-               % ([r.complete for r in res[1:]], self.corrupt.gets - before))
+        res = self.concurrently([first, follower])
+        T.expect(res[0] is not None and res[0].nbytes == MiB, "the first client hung up after 1 MiB")
+        self.expect_blob(res[1], digest, len(data), "follower of a fill whose client left")
+        T.expect_eq(self.corrupt.gets, before + 1, "upstream GETs")
+        fams = self.metrics(self.og)
+        T.expect_eq(T.metric_value(fams, "ocigate_cache_requests_total", result="follow"),
+                    follows + 1, "the second request followed the fill")
+        T.expect("event=cache_fill_alone" in self.og.log_text(),
+                 "no event=cache_fill_alone line (the fill did not carry on alone)")
+        T.expect_eq(len(self.cached_files(self.cache_dir, digest)), 1, "cached")
         r = self.stream(self.og, "bad", "x/y", digest)
         self.expect_blob(r, digest, len(data), "next pull")
-        T.expect_eq(len(self.cached_files(self.cache_dir, digest)), 1, "cached by the next pull")
+        T.expect_eq(self.corrupt.gets, before + 1, "upstream GETs after the next pull")
+        fams = self.metrics(self.og)
+        T.expect_eq(T.metric_value(fams, "ocigate_cache_requests_total", result="hit"),
+                    hits + 1, "the next pull was a hit")
+        T.expect_eq(self.tmp_files(self.cache_dir), [], "temp files left")
+
+    def t_everyone_gone_fill_dropped(self):
+        """With no client left, a fill is dropped: the first client alone
+        hangs up (the fill ends with it), then a first client and its
+        follower both hang up (the fill carries on for the follower, then
+        ends when it leaves). Each time the upstream connection is closed,
+        the temp file removed, nothing is cached, and the next pull goes
+        upstream."""
+        digest, data = self.slow_digests[3], self.slow_data[3]
+        before = self.corrupt.gets
+        r = self.stream(self.og, "bad", "x/y", digest, max_bytes=MiB)
+        T.expect_eq(r.nbytes, MiB, "bytes the lone first client read before hanging up")
+        T.wait_for(lambda: self.tmp_files(self.cache_dir) == [], 10, 0.05,
+                   "the temp file of a fill whose only client left to go")
+        T.expect_eq(self.cached_files(self.cache_dir, digest), [], "cached after the lone client left")
+        ended = self.og.log_text().count("reason=no_client_left")
+
+        first = lambda: self.stream(self.og, "bad", "x/y", digest, max_bytes=MiB)  # noqa: E731
+
+        def follower():
+            time.sleep(0.05)
+            return self.stream(self.og, "bad", "x/y", digest, max_bytes=2 * MiB)
+
+        res = self.concurrently([first, follower])
+        T.expect(res[0] is not None and res[0].nbytes == MiB and
+                 res[1] is not None and res[1].nbytes == 2 * MiB,
+                 "both clients hung up (after 1 and 2 MiB)")
+        T.wait_for(lambda: self.og.log_text().count("reason=no_client_left") > ended, 10, 0.05,
+                   "event=cache_fill_end reason=no_client_left after the follower left")
+        T.wait_for(lambda: self.tmp_files(self.cache_dir) == [], 10, 0.05,
+                   "the temp file of a fill whose clients all left to go")
+        T.expect_eq(self.cached_files(self.cache_dir, digest), [], "cached after everyone left")
+        T.expect_eq(self.corrupt.gets, before + 2, "upstream GETs (one per fill)")
+        r = self.stream(self.og, "bad", "x/y", digest)
+        self.expect_blob(r, digest, len(data), "next pull")
+        T.expect_eq(self.corrupt.gets, before + 3, "the next pull went upstream")
+
+    def t_exit_while_fill_alone(self):
+        """ocigate forced to exit (a second SIGTERM) while a fill carries on
+        alone for a slow follower: the follower is cut, and the process
+        exits cleanly (exit status 0; under ASan no leak and no
+        use-after-free: the fill, its upstream connection and temp file
+        are released in order)."""
+        d = self.env.path("cache-exit")
+        og = self.start_ocigate("ocigate-exit", d)
+        self.stopped.append(og)
+        digest, data = self.slow_digests[2], self.slow_data[2]
+        first = threading.Thread(
+            target=lambda: self.stream(og, "bad", "x/y", digest, max_bytes=MiB))
+        out = {}
+
+        def follower():
+            time.sleep(0.05)
+            out["r"] = self.stream(og, "bad", "x/y", digest, rate=2 * MiB)
+
+        second = threading.Thread(target=follower)
+        first.start()
+        second.start()
+        T.wait_for(lambda: "event=cache_fill_alone" in og.log_text(), 20, 0.05,
+                   "the fill to carry on alone")
+        og.proc.signal(signal.SIGTERM)
+        T.wait_for(lambda: "event=shutdown " in og.log_text(), 10, 0.05, "shutdown logged")
+        og.proc.signal(signal.SIGTERM)
+        rc = og.proc.wait(30)
+        first.join(30)
+        second.join(60)
+        T.expect_eq(rc, 0, "exit status after a forced shutdown with a fill alone")
+        r = out.get("r")
+        T.expect(r is not None and not r.complete and r.nbytes < len(data),
+                 "follower at exit: %s bytes, complete=%s" % (r and r.nbytes, r and r.complete))
+        T.expect_eq(self.cached_files(d, digest), [], "cache files after the exit")
+        T.expect_eq(self.tmp_files(d), [], "temp files after the exit")
+
+    def t_disk_full_mid_fill(self):
+        """A cache write that fails mid-fill (a 4 MiB file size limit:
+        EFBIG, SIGXFSZ ignored) degrades: the first client gets the whole
+        8 MiB blob, the rest from the upstream; its follower is cut (it has
+        headers and no other source); the error is counted, nothing stays
+        in the cache dir, and the next pull is proxied too."""
+        d = self.env.path("cache-fsize")
+        limit = 4 * MiB
+
+        def fsize():
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+        og = self.start_ocigate("ocigate-fsize", d, tls=True, preexec_fn=fsize)
+        self.others.append(og)
+        digest, data = self.slow_digests[4], self.slow_data[4]
+        before = self.corrupt.gets
+
+        # Over TLS (file bytes are queued a little at a time), not reading
+        # until the disk failed: behind the fill then, so it reads the
+        # file's part first, then the upstream's.
+        def degraded():
+            T.wait_for(lambda: "event=cache_fill_degraded" in og.log_text(), 20, 0.05,
+                       "event=cache_fill_degraded")
+
+        def first():
+            status, n, sha = self.tls_get(og, "bad", "x/y", digest, pause=degraded)
+            res = T.StreamResult()
+            res.status = int(status.split()[1])
+            res.nbytes, res.sha256, res.complete = n, sha, n == len(data)
+            return res
+
+        def follower():
+            time.sleep(0.05)
+            return self.stream(og, "bad", "x/y", digest)
+
+        res = self.concurrently([first, follower])
+        T.expect(og.proc.alive(), "ocigate died on a write past RLIMIT_FSIZE")
+        self.expect_blob(res[0], digest, len(data), "first client of a fill the disk cut")
+        T.expect(res[1] is not None and not res[1].complete and res[1].nbytes < len(data),
+                 "follower of a fill the disk cut: %s bytes, complete=%s"
+                 % (res[1] and res[1].nbytes, res[1] and res[1].complete))
+        m = re.search(r"event=cache_fill_degraded .*in_file=(\d+) sent=(\d+)", og.log_text())
+        T.expect(m, "cache_fill_degraded logged")
+        T.expect(int(m.group(2)) < int(m.group(1)),
+                 "the first client was not behind the file when the disk failed (%s)" % m.group(0))
+        fams = self.metrics(og)
+        T.expect_eq(T.metric_value(fams, "ocigate_cache_errors_total", reason="write"), 1,
+                    "write errors counted")
+        T.expect_eq(self.cached_files(d, digest), [], "cache files of the blob")
+        T.expect_eq(self.tmp_files(d), [], "temp files left")
+        r = self.stream(og, "bad", "x/y", digest)
+        self.expect_blob(r, digest, len(data), "next pull (the disk still fails)")
+        fams = self.metrics(og)
+        T.expect_eq(T.metric_value(fams, "ocigate_cache_errors_total", reason="write"), 2,
+                    "write errors counted after the next pull")
+        T.expect_eq(self.corrupt.gets, before + 2, "upstream GETs")
+        T.expect_eq(self.tmp_files(d), [], "temp files left after the next pull")
+        T.expect_eq(T.metric_value(fams, "ocigate_cache_entries"), 0, "entries")
+
+    def t_head_and_range_during_fill(self):
+        """While a fill is in flight, HEAD and single-range GETs of the
+        blob are answered from it (headers from the fill, range bytes from
+        the file; the last byte of a range once the blob is verified), not
+        from the upstream: one upstream GET, no HEAD, no ranged GET."""
+        digest, data = self.slow_digests[5], self.slow_data[5]
+        gets, heads, ranges = self.corrupt.gets, self.corrupt.heads, self.corrupt.ranges
+        size = len(data)
+        path = self.path("bad", "x/y", "blobs", digest)
+
+        def later(fn):
+            def run():
+                time.sleep(0.1)  # while the fill (about 0.5 s) is in flight
+                return fn()
+            return run
+
+        req = lambda method, hdr=None: (  # noqa: E731
+            time.monotonic(), T.request(self.og.port, method, path, self.auth(hdr)), time.monotonic())
+        res = self.concurrently([
+            lambda: self.stream(self.og, "bad", "x/y", digest),
+            later(lambda: req("HEAD")),
+            later(lambda: req("GET", {"Range": "bytes=1000-1999"})),
+            later(lambda: req("GET", {"Range": "bytes=-10"})),
+            later(lambda: req("GET", {"Range": "bytes=%d-" % size})),
+        ])
+        self.expect_blob(res[0], digest, size, "the fill's client")
+        _, r, _ = res[1]
+        T.expect_status(r, 200, "HEAD during the fill")
+        T.expect_eq(r.header("Content-Length"), str(size), "HEAD Content-Length")
+        T.expect_eq(r.header("Docker-Content-Digest"), digest, "HEAD Docker-Content-Digest")
+        T.expect_eq(r.body, b"", "HEAD body")
+        _, r, _ = res[2]
+        T.expect_status(r, 206, "Range during the fill")
+        T.expect_eq(r.header("Content-Range"), "bytes 1000-1999/%d" % size, "Content-Range")
+        T.expect_eq(r.body, data[1000:2000], "Range body")
+        _, r, _ = res[3]
+        T.expect_status(r, 206, "suffix Range during the fill")
+        T.expect_eq(r.body, data[-10:], "suffix Range body")
+        _, r, _ = res[4]
+        T.expect_status(r, 416, "Range past the end during the fill")
+        T.diag("fill %.2fs; HEAD answered after %.2fs, first range after %.2fs"
+               % (res[0].seconds, res[1][2] - res[1][0], res[2][2] - res[2][0]))
+        T.expect_eq(self.corrupt.gets, gets + 1, "upstream GETs")
+        T.expect_eq(self.corrupt.heads, heads, "upstream HEADs")
+        T.expect_eq(self.corrupt.ranges, ranges, "upstream ranged GETs")
+        T.expect_eq(len(self.cached_files(self.cache_dir, digest)), 1, "cached")
 
     def t_other_registry_never_gets_the_cached_copy(self):
         big = self.lay.big
@@ -725,7 +938,11 @@ def main():
             ("Content-Encoding body: proxied, not cut, not cached", t.t_encoded_body_proxied_not_cached),
             ("followers: slow, gone mid-body, fast; one upstream GET", t.t_followers_slow_and_gone),
             ("a slow first client does not pace the fill", t.t_slow_first_client_does_not_pace),
-            ("first client gone mid-fill: followers cut or complete, never wrong", t.t_leader_client_gone),
+            ("first client gone mid-fill: the fill carries on for its follower", t.t_leader_client_gone),
+            ("every client gone: the fill is dropped, temp file removed", t.t_everyone_gone_fill_dropped),
+            ("exit while a fill carries on alone: clean", t.t_exit_while_fill_alone),
+            ("disk full mid-fill: the first client gets the blob from upstream", t.t_disk_full_mid_fill),
+            ("HEAD and Range during a fill: answered from it, not upstream", t.t_head_and_range_during_fill),
             ("tenancy: a digest cached via registry A is not served via B", t.t_other_registry_never_gets_the_cached_copy),
             ("tenancy: another connector on the same registry fills its own copy",
              t.t_same_registry_other_connector_fills_its_own_copy),

@@ -206,6 +206,44 @@ static void test_watchers(void)
 	blobcache_free(bc);
 }
 
+static int unwatched_calls;
+
+static void on_unwatched(void *arg)
+{
+	(void)arg;
+	unwatched_calls++;
+}
+
+/* The hook a fill without its client uses: it runs when the last watch is
+ * removed by unwatch, not for earlier ones, and not when a final event
+ * frees the watches. */
+static void test_unwatched_hook(void)
+{
+	struct blobcache *bc = open_cache("unwatched", 1 << 20);
+	char data[64] = "unwatched";
+	struct blobcache_key k;
+
+	if (!bc)
+		return;
+	make_key(&k, "o", data, sizeof(data));
+	struct blobcache_fill *f = blobcache_fill_begin(bc, &k);
+	blobcache_fill_on_unwatched(f, on_unwatched, NULL);
+	CHECK(!blobcache_fill_watched(f));
+	struct blobcache_watch *a = blobcache_watch(f, on_event, NULL);
+	struct blobcache_watch *b = blobcache_watch(f, on_event, NULL);
+	CHECK(blobcache_fill_watched(f));
+	blobcache_unwatch(a);
+	CHECK_INT(unwatched_calls, 0);
+	CHECK(blobcache_fill_watched(f));
+	blobcache_unwatch(b);
+	CHECK_INT(unwatched_calls, 1);
+	CHECK(!blobcache_fill_watched(f));
+	blobcache_watch(f, on_event, NULL);
+	blobcache_fill_abort(f);
+	CHECK_INT(unwatched_calls, 1);
+	blobcache_free(bc);
+}
+
 static void test_lru_and_rebuild(void)
 {
 	/* Room for three 300 KiB bodies (and their heads), not four. */
@@ -385,6 +423,7 @@ int main(void)
 	test_keys();
 	test_fill_hit_and_mismatch();
 	test_watchers();
+	test_unwatched_hook();
 	test_lru_and_rebuild();
 	test_min_free();
 	test_incremental_scan();
