@@ -23,6 +23,10 @@
 #define TOKEN_MAX_LIFETIME 3600
 #define TOKEN_MAX_RESPONSE (64 * 1024)
 #define TOKEN_MAX_ENTRIES 1024
+/* After a fetch failed, the site's requests fail at once for this long
+ * instead of each starting a fetch: a token service that is down, slow or
+ * refusing is asked about once per hold, not once per client request. */
+#define TOKEN_FAILURE_HOLD_MS 1000
 
 /* One token request in flight; its flight's waiters are the requests that
  * want the token. */
@@ -53,6 +57,10 @@ struct token_cache {
 	struct event *start_ev;
 	bool starting; /* in token_run_queue: a free is deferred to its end */
 	bool dead;
+	/* The last failed fetch, answered to every request until failed_until. */
+	uint64_t failed_until_ms;
+	enum token_failure failed_kind;
+	char failed_error[300];
 };
 
 static uint64_t token_now_ms(void)
@@ -269,6 +277,17 @@ static void token_wake(void *arg, void *result)
 	w->done(w->arg, r->authorization, r->error, r->failure);
 }
 
+static void token_hold_failure(struct token_cache *tc, const char *err, enum token_failure kind)
+{
+	if (!err) {
+		tc->failed_until_ms = 0;
+		return;
+	}
+	tc->failed_until_ms = token_now_ms() + TOKEN_FAILURE_HOLD_MS;
+	tc->failed_kind = kind;
+	snprintf(tc->failed_error, sizeof(tc->failed_error), "%s", err);
+}
+
 static void token_on_fetched(void *arg, const struct fetch_result *r)
 {
 	struct token_fetch *tf = arg;
@@ -308,6 +327,7 @@ static void token_on_fetched(void *arg, const struct fetch_result *r)
 	else
 		log_debug("token_fetched", "connector=%s scope=%s lifetime_s=%lld", c->id, scope,
 			  (long long)lifetime);
+	token_hold_failure(tc, err[0] ? err : NULL, failure);
 	token_fetch_unlink(tf);
 	free(tf->scope);
 	free(tf);
@@ -393,6 +413,11 @@ static void token_start(struct token_cache *tc, struct token_wait *w)
 		return;
 	}
 	struct auth_flight *f = auth_cache_flight(tc->cache, key);
+	if (!f && token_now_ms() < tc->failed_until_ms) {
+		w->tc = NULL;
+		w->done(w->arg, NULL, tc->failed_error, tc->failed_kind);
+		return;
+	}
 	if (!f)
 		f = token_start_fetch(tc, w->scope, key, err, sizeof(err));
 	if (!f) {

@@ -24,6 +24,7 @@ from tokenservice import Signer, TokenService  # noqa: E402
 NS = "team-a"
 TOK, ANON, BADPASS, BASIC = "tok", "anon", "tokbad", "basic"
 READ_TIMEOUT = 3          # ocigate's upstream.read_timeout, seconds
+FAILURE_HOLD = 1.0        # a failed token fetch is answered this long (token.c)
 N_LAYERS = 20
 ACCESS_RE = re.compile(r'"([A-Z]+) (/v2/\S*) HTTP/1\.[01]" (\d{3}) ')
 
@@ -368,8 +369,10 @@ class TokenAuthTest(T.CrashGuard):
         return mark, took
 
     def expect_recovered(self, repo):
-        """The same request now gets the registry's own answer (a 404 for
-        a repository that does not exist)."""
+        """Once the failure hold is over, the same request gets the
+        registry's own answer (a 404 for a repository that does not
+        exist)."""
+        time.sleep(FAILURE_HOLD + 0.2)
         up = self.reg.request("GET", "/v2/%s/manifests/v1" % repo,
                               {"Accept": T.ACCEPT_ALL})
         T.expect_eq(up.status, 404, "registry's own status for %s" % repo)
@@ -430,6 +433,39 @@ class TokenAuthTest(T.CrashGuard):
                     "token requests")
         time.sleep(1.0)
         self.expect_recovered("fail/slow")
+
+    def t_fail_hold(self):
+        """A failed fetch is answered to the site's next requests for a
+        second, whatever their scope, instead of each asking the failing
+        token service again; then the next request asks again."""
+        self.ts.set_mode("badjson")
+        try:
+            mark = self.ts.mark()
+            first = self.manifest("fail/hold")
+            T.expect_error(first, 502, "UNAVAILABLE", "first request, bad token answer")
+            results = []
+
+            def one(i):
+                results.append(self.manifest("fail/hold%d" % (i % 3)))
+            threads = [threading.Thread(target=one, args=(i,)) for i in range(10)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join(30)
+            T.expect_eq(len(results), 10, "answers to 10 concurrent requests")
+            for r in results:
+                msg = T.expect_error(r, 502, "UNAVAILABLE", "request during the hold")
+                T.expect("token" in msg.lower(), "held answer names the token service: %r" % msg)
+            n = self.ts.count(since=mark)
+            # 1; 2 only when the machine was too slow to send them within a second
+            T.expect(n <= 2, "token requests for 11 client requests in the hold: %d" % n)
+            time.sleep(FAILURE_HOLD + 0.2)
+            mark = self.ts.mark()
+            T.expect_error(self.manifest("fail/hold"), 502, "UNAVAILABLE", "after the hold")
+            T.expect_eq(self.ts.count(since=mark), 1, "token requests after the hold")
+        finally:
+            self.ts.set_mode("ok")
+        self.expect_recovered("fail/hold")
 
     def t_fail_badjson(self):
         self._failure("badjson", "fail/badjson", 502, "UNAVAILABLE")
@@ -519,6 +555,8 @@ def main():
              "fine", t.guard(t.t_fail_slow)),
             ("token service invalid JSON -> 502 UNAVAILABLE",
              t.guard(t.t_fail_badjson)),
+            ("a failed token fetch is answered for 1 s, not re-fetched per "
+             "request", t.guard(t.t_fail_hold)),
             ("token service JSON without token -> 502 UNAVAILABLE",
              t.guard(t.t_fail_notoken)),
             ("already expired token -> 502 UNAVAILABLE",
