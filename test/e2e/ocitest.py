@@ -1102,6 +1102,14 @@ class Connector:
         return "\n".join(lines) + "\n"
 
 
+def robot_registry(env):
+    """A PKI and a started TLS registry whose one user is "robot" with a
+    random password: (pki, password, registry)."""
+    pki = make_pki(env.path("pki"))
+    password = "robot-" + secrets.token_hex(8)
+    return pki, password, Registry(env, pki, users={"robot": password}).start()
+
+
 def registry_connector(name, registry, allow, password=None, ca=True, **kw):
     """A connector pointing at our test registry with its first user."""
     user, pw = next(iter(registry.users.items())) if registry.users else (None, None)

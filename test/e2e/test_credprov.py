@@ -74,9 +74,7 @@ class CredprovTest:
         env = self.env
         T.expect(os.access(self.args.credprov, os.X_OK),
                  "%s is an executable (build it first)" % self.args.credprov)
-        self.pki = T.make_pki(env.path("pki"))
-        self.robot_pw = "robot-" + os.urandom(8).hex()
-        self.reg = T.Registry(env, self.pki, users={"robot": self.robot_pw}).start()
+        self.pki, self.robot_pw, self.reg = T.robot_registry(env)
         self.lay = T.make_oci_layout(env.path("layout"), 2 * T.MiB)
         T.seed_registry(self.reg, self.lay, tags=("v1",), index_repo=None)
 

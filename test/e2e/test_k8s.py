@@ -84,9 +84,7 @@ class K8sTest:
 
     def setup(self):
         env = self.env
-        self.pki = T.make_pki(env.path("pki"))
-        self.robot_pw = "robot-" + secrets.token_hex(8)
-        self.reg = T.Registry(env, self.pki, users={"robot": self.robot_pw}).start()
+        self.pki, self.robot_pw, self.reg = T.robot_registry(env)
         self.lay = T.make_oci_layout(env.path("layout"), 2 * T.MiB)
         T.seed_registry(self.reg, self.lay, tags=("v1",), index_repo=None)
         self.many_dir = env.path("layout-many")

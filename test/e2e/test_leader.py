@@ -94,10 +94,7 @@ class LeaderTest:
 
     def setup(self):
         env = self.env
-        self.pki = T.make_pki(env.path("pki"))
-        self.robot_pw = "robot-" + secrets.token_hex(8)
-        self.reg = T.Registry(env, self.pki,
-                              users={"robot": self.robot_pw}).start()
+        self.pki, self.robot_pw, self.reg = T.robot_registry(env)
         self.api = FakeKubeAPI(self.pki).start()
         with open(self.pki.ca_pem, "rb") as f:
             self.api.add_secret(NS, "harbor-ca", {"ca.crt": f.read()})

@@ -69,10 +69,7 @@ class RefresherTest:
 
     def setup(self):
         env = self.env
-        self.pki = T.make_pki(env.path("pki"))
-        self.robot_pw = "robot-" + os.urandom(8).hex()
-        self.reg = T.Registry(env, self.pki,
-                              users={"robot": self.robot_pw}).start()
+        self.pki, self.robot_pw, self.reg = T.robot_registry(env)
         self.lay = T.make_oci_layout(env.path("layout"), 256 * 1024)
         T.seed_registry(self.reg, self.lay, tags=("v1",), index_repo=None)
         self.api = FakeKubeAPI(self.pki).start()

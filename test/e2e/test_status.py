@@ -20,7 +20,6 @@ single successful write per change.
 """
 
 import os
-import secrets
 import sys
 import time
 
@@ -59,10 +58,7 @@ class StatusTest:
 
     def setup(self):
         env = self.env
-        self.pki = T.make_pki(env.path("pki"))
-        self.robot_pw = "robot-" + secrets.token_hex(8)
-        self.reg = T.Registry(env, self.pki,
-                              users={"robot": self.robot_pw}).start()
+        self.pki, self.robot_pw, self.reg = T.robot_registry(env)
         self.api = FakeKubeAPI(self.pki).start()
         with open(self.pki.ca_pem, "rb") as f:
             self.ca = f.read()
