@@ -75,6 +75,12 @@ struct conn {
 	 * close (half-close). */
 	bool client_eof;
 	bool client_tls; /* accepted on the TLS listener */
+	/* Plain TCP with conn_out_changed watching the output: finished
+	 * responses are written straight to the socket (conn_flush). */
+	bool direct_write;
+	/* Write interest is off after such a write: the next queued byte
+	 * turns it on again. */
+	bool write_off;
 
 	/* The current request. */
 	char *head; /* copy of the request head, then its header array */
