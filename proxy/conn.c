@@ -110,6 +110,16 @@ static void conn_end_request(struct conn *c)
 	c->head = NULL;
 }
 
+static void conn_link(struct conn *c)
+{
+	struct proxy *px = c->px;
+
+	c->next = px->conns;
+	if (px->conns)
+		px->conns->prev = c;
+	px->conns = c;
+}
+
 static void conn_unlink(struct conn *c)
 {
 	struct proxy *px = c->px;
@@ -121,21 +131,14 @@ static void conn_unlink(struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	c->next = c->prev = NULL;
-	px->n_conns--;
 }
 
-/* Every close goes through here: it logs why, detaches everything, and
- * leaves the memory to the reaper so callers up the stack stay safe. */
-void conn_close(struct conn *c, const char *reason)
+/* Detaches c from the loop and the list, and leaves the memory to the
+ * reaper so callers up the stack stay safe. */
+static void conn_retire(struct conn *c)
 {
 	struct proxy *px = c->px;
 
-	if (c->state == CONN_CLOSED)
-		return;
-	log_debug("conn_close", "conn=%" PRIu64 " peer=%s state=%s reason=%s requests=%u age_ms=%.0f",
-		  c->id, c->peer, conn_state_name(c->state), reason, c->n_requests,
-		  conn_ms_since(&c->accepted_at));
-	conn_end_request(c);
 	conn_set_state(c, CONN_CLOSED);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
@@ -146,15 +149,37 @@ void conn_close(struct conn *c, const char *reason)
 	event_active(px->reap_ev, EV_TIMEOUT, 0);
 }
 
+static void conn_log_close(uint64_t id, const char *peer, const char *state, const char *reason,
+			   unsigned requests, const struct timespec *accepted_at)
+{
+	log_debug("conn_close", "conn=%" PRIu64 " peer=%s state=%s reason=%s requests=%u age_ms=%.0f",
+		  id, peer, state, reason, requests, conn_ms_since(accepted_at));
+}
+
+/* Every close goes through here (or, parked, through park.c): it logs
+ * why and retires the connection. */
+void conn_close(struct conn *c, const char *reason)
+{
+	if (c->state == CONN_CLOSED)
+		return;
+	conn_log_close(c->id, c->peer, conn_state_name(c->state), reason, c->n_requests,
+		       &c->accepted_at);
+	conn_end_request(c);
+	conn_retire(c);
+	c->px->n_conns--;
+}
+
 void conn_reap(struct proxy *px)
 {
 	while (px->reap_list) {
 		struct conn *c = px->reap_list;
+		bool closed = !c->parked; /* a parked one lives on in park.c */
 		px->reap_list = c->reap_next;
 		bufferevent_free(c->bev);
 		event_free(c->timer);
 		free(c);
-		proxy_conn_gone(px);
+		if (closed)
+			proxy_conn_gone(px);
 	}
 }
 
@@ -332,12 +357,12 @@ static bool conn_read_request(struct conn *c)
 	enum http1_error err = HTTP1_E_NONE;
 
 	if (avail == 0) {
-		c->head_timer_armed = false;
-		evtimer_add(c->timer, &px->idle_timeout);
+		c->timer_use = CONN_TIMER_PARK;
+		evtimer_add(c->timer, c->idle_wait);
 		return false;
 	}
-	if (!c->head_timer_armed) {
-		c->head_timer_armed = true;
+	if (c->timer_use != CONN_TIMER_HEAD) {
+		c->timer_use = CONN_TIMER_HEAD;
 		evtimer_add(c->timer, &px->header_timeout);
 	}
 	size_t n = OG_MIN(avail, px->req_limits.max_head_bytes);
@@ -346,7 +371,7 @@ static bool conn_read_request(struct conn *c)
 	if (r == 0)
 		return false;
 	evtimer_del(c->timer);
-	c->head_timer_armed = false;
+	c->timer_use = CONN_TIMER_IDLE;
 	clock_gettime(CLOCK_MONOTONIC, &c->req_start);
 	c->status = 0;
 	c->body_bytes = 0;
@@ -651,6 +676,78 @@ static void conn_client_event(struct bufferevent *bev, short events, void *arg)
 		conn_client_eof(c);
 }
 
+/* ---- parking (park.h) ------------------------------------------------- */
+
+/* No request in flight, none begun, none coming after an EOF, and nothing
+ * unread: all that would be lost by parking is what is left to write. */
+static bool conn_is_idle(struct conn *c)
+{
+	return c->state == CONN_READ_HEAD && !c->client_tls && !c->client_eof && !c->out_paused &&
+	       !c->in_process && c->timer_use != CONN_TIMER_HEAD && !c->px->shutting_down &&
+	       evbuffer_get_length(bufferevent_get_input(c->bev)) == 0;
+}
+
+/* Hands the socket to park.c and leaves the rest to the reaper. */
+static void conn_park(struct conn *c)
+{
+	struct park_ident who = {
+		.id = c->id,
+		.accepted_at = c->accepted_at,
+		.n_requests = c->n_requests,
+		.peer = c->peer_addr,
+	};
+
+	/* park_add registers its read event on the socket before the
+	 * bufferevent lets go of it (without closing it): epoll's
+	 * registration stays as it is. */
+	park_add(c->px, bufferevent_getfd(c->bev), &who);
+	bufferevent_setfd(c->bev, -1);
+	c->parked = true;
+	conn_retire(c);
+}
+
+/* The write callback of a connection that was idle for the park delay
+ * while its last response was still being written: it is parked once the
+ * client has read it, unless a request came in the meantime. */
+static void conn_client_write_then_park(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->n_requests == c->park_after && conn_is_idle(c) &&
+	    evbuffer_get_length(conn_out(c)) == 0) {
+		conn_park(c);
+		return;
+	}
+	if (c->n_requests != c->park_after)
+		bufferevent_setcb(bev, conn_client_read, conn_client_write, conn_client_event, c);
+	conn_client_write(bev, arg);
+}
+
+/* The client has said nothing for idle_wait since its last response. */
+static void conn_idle_wait_over(struct conn *c)
+{
+	struct proxy *px = c->px;
+
+	if (c->client_tls || px->cfg->server.idle_timeout_ms <= PARK_DELAY_MS) {
+		conn_close(c, "idle_timeout"); /* idle_wait was all of idle_timeout */
+		return;
+	}
+	if (conn_is_idle(c) && evbuffer_get_length(conn_out(c)) == 0) {
+		conn_park(c);
+		return;
+	}
+	/* Not parked now: the rest of idle_timeout runs as it did before
+	 * parking existed. A response still on its way is waited for, and
+	 * the connection parked when it is out. */
+	c->timer_use = CONN_TIMER_IDLE;
+	evtimer_add(c->timer, &px->idle_after_park);
+	if (conn_is_idle(c)) {
+		c->park_after = c->n_requests;
+		bufferevent_setcb(c->bev, conn_client_read, conn_client_write_then_park,
+				  conn_client_event, c);
+	}
+}
+
 static void conn_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
@@ -663,7 +760,11 @@ static void conn_timer(evutil_socket_t fd, short what, void *arg)
 	}
 	if (c->state != CONN_READ_HEAD)
 		return;
-	if (!c->head_timer_armed) {
+	if (c->timer_use == CONN_TIMER_PARK) {
+		conn_idle_wait_over(c);
+		return;
+	}
+	if (c->timer_use == CONN_TIMER_IDLE) {
 		conn_close(c, "idle_timeout");
 		return;
 	}
@@ -713,33 +814,24 @@ static struct bufferevent *conn_new_bev(struct proxy *px, evutil_socket_t fd, SS
 	return bev;
 }
 
-void conn_accept_ssl(struct proxy *px, evutil_socket_t fd, const struct sockaddr *addr,
-		     int addrlen, SSL *ssl)
+/* What a connection has while it is not parked: its timer, its
+ * bufferevent and a place in px->conns. On failure (out of resources)
+ * nothing is left of them, and fd is still the caller's. */
+static int conn_start(struct conn *c, evutil_socket_t fd, SSL *ssl)
 {
-	struct conn *c = x_new(struct conn);
+	struct proxy *px = c->px;
 	size_t watermark = px->cfg->server.body_buffer;
-	int one = 1;
 
-	(void)addrlen;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->px = px;
-	c->id = ++px->next_conn_id;
 	c->state = CONN_READ_HEAD;
-	clock_gettime(CLOCK_MONOTONIC, &c->accepted_at);
-	conn_format_peer(c->peer, sizeof(c->peer), addr);
-	c->bev = conn_new_bev(px, fd, ssl);
 	c->client_tls = ssl != NULL;
+	c->idle_wait = ssl ? &px->idle_timeout : &px->park_delay;
 	c->timer = evtimer_new(px->base, conn_timer, c);
-	if (!c->bev || !c->timer) {
-		log_error("accept_failed", "peer=%s reason=out_of_resources", c->peer);
-		if (c->bev)
-			bufferevent_free(c->bev);
-		else
-			evutil_closesocket(fd);
-		if (c->timer)
-			event_free(c->timer);
-		free(c);
-		return;
+	if (!c->timer)
+		return -1;
+	c->bev = conn_new_bev(px, fd, ssl);
+	if (!c->bev) {
+		event_free(c->timer);
+		return -1;
 	}
 	bufferevent_setcb(c->bev, conn_client_read, conn_client_write, conn_client_event, c);
 	c->direct_write = !ssl &&
@@ -749,20 +841,99 @@ void conn_accept_ssl(struct proxy *px, evutil_socket_t fd, const struct sockaddr
 	bufferevent_setwatermark(c->bev, EV_WRITE, c->out_low, 0);
 	bufferevent_set_max_single_write(c->bev, watermark);
 	bufferevent_set_timeouts(c->bev, NULL, &px->send_timeout);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	c->next = px->conns;
-	if (px->conns)
-		px->conns->prev = c;
-	px->conns = c;
+	/* Write interest with nothing to write is a wakeup for nothing: with
+	 * conn_out_changed watching, the first queued byte turns it on. */
+	c->write_off = c->direct_write;
+	bufferevent_enable(c->bev, c->direct_write ? EV_READ : EV_READ | EV_WRITE);
+	conn_link(c);
+	return 0;
+}
+
+static void conn_set_peer(struct conn *c, const struct sockaddr *addr, int addrlen)
+{
+	size_t n = addrlen > 0 ? OG_MIN((size_t)addrlen, sizeof(c->peer_addr)) : 0;
+
+	if (n)
+		memcpy(&c->peer_addr, addr, n);
+	conn_format_peer(c->peer, sizeof(c->peer), &c->peer_addr.sa);
+}
+
+void conn_accept_ssl(struct proxy *px, evutil_socket_t fd, const struct sockaddr *addr,
+		     int addrlen, SSL *ssl)
+{
+	struct conn *c = x_new(struct conn);
+	int one = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->px = px;
+	c->id = ++px->next_conn_id;
+	clock_gettime(CLOCK_MONOTONIC, &c->accepted_at);
+	conn_set_peer(c, addr, addrlen);
+	if (conn_start(c, fd, ssl) != 0) {
+		log_error("accept_failed", "peer=%s reason=out_of_resources", c->peer);
+		evutil_closesocket(fd);
+		free(c);
+		return;
+	}
 	px->n_conns++;
 	px->stats.accepted++;
 	evtimer_add(c->timer, &px->idle_timeout);
+}
+
+/* A socket bufferevent keeps the end of its input buffer frozen: only
+ * its own reads add there. */
+static int conn_add_input(struct conn *c, const char *bytes, size_t n)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	int rc;
+
+	evbuffer_unfreeze(in, 0);
+	rc = evbuffer_add(in, bytes, n);
+	evbuffer_freeze(in, 0);
+	return rc;
+}
+
+int conn_unpark(struct proxy *px, evutil_socket_t fd, const struct park_ident *who,
+		const char *bytes, size_t n)
+{
+	struct conn *c = x_new(struct conn);
+
+	c->px = px;
+	c->id = who->id;
+	c->accepted_at = who->accepted_at;
+	c->n_requests = who->n_requests;
+	c->peer_addr = who->peer;
+	conn_format_peer(c->peer, sizeof(c->peer), &c->peer_addr.sa);
+	if (conn_start(c, fd, NULL) != 0) {
+		log_error("unpark_failed", "conn=%" PRIu64 " peer=%s reason=out_of_resources", c->id,
+			  c->peer);
+		free(c);
+		return -1;
+	}
+	/* The slot in n_conns passes from the parked record to c. */
+	if (conn_add_input(c, bytes, n) != 0) {
+		conn_close(c, "out_of_resources");
+		return 0;
+	}
+	conn_process(c);
+	return 0;
+}
+
+void conn_log_parked_close(const struct park_ident *who, const char *reason)
+{
+	char peer[48];
+
+	if (!log_enabled(LOG_DEBUG))
+		return;
+	conn_format_peer(peer, sizeof(peer), &who->peer.sa);
+	conn_log_close(who->id, peer, "parked", reason, who->n_requests, &who->accepted_at);
 }
 
 void conn_shutdown_all(struct proxy *px)
 {
 	struct conn *c = px->conns;
 
+	park_close_all(px, "shutdown");
 	while (c) {
 		struct conn *next = c->next;
 		if (c->state == CONN_READ_HEAD &&
@@ -776,6 +947,7 @@ void conn_shutdown_all(struct proxy *px)
 
 void conn_close_all(struct proxy *px, const char *reason)
 {
+	park_close_all(px, reason);
 	while (px->conns)
 		conn_close(px->conns, reason);
 }

@@ -32,10 +32,20 @@ struct ssl_st;
 void conn_accept_ssl(struct proxy *px, evutil_socket_t fd, const struct sockaddr *addr,
 		     int addrlen, struct ssl_st *ssl);
 
-/* Closes idle keep-alive connections and marks busy ones to close after
- * their current response (graceful shutdown). */
+/* park.c: a parked connection's client sent bytes (n > 0, read from fd):
+ * rebuilds the connection around fd and processes them at once. Returns
+ * -1 when it could not be rebuilt (out of resources; fd is still the
+ * caller's). */
+struct park_ident;
+int conn_unpark(struct proxy *px, evutil_socket_t fd, const struct park_ident *who,
+		const char *bytes, size_t n);
+/* park.c: the conn_close log line of a parked connection. */
+void conn_log_parked_close(const struct park_ident *who, const char *reason);
+
+/* Closes idle keep-alive connections (parked ones too) and marks busy ones
+ * to close after their current response (graceful shutdown). */
 void conn_shutdown_all(struct proxy *px);
-/* Closes every connection now (shutdown deadline). */
+/* Closes every connection now, parked ones too (shutdown deadline). */
 void conn_close_all(struct proxy *px, const char *reason);
 /* Frees connections closed since the last call. */
 void conn_reap(struct proxy *px);

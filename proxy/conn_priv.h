@@ -10,6 +10,7 @@
 #include "auth/auth.h"
 #include "proxy/blobserve.h"
 #include "proxy/conn.h"
+#include "proxy/park.h"
 #include "proxy/route.h"
 #include "proxy/splice.h"
 #include "proxy/token.h"
@@ -55,18 +56,35 @@ struct exchange {
 	struct splice_relay *splice;
 };
 
+/* What the connection's timer is armed for (conn_timer). */
+enum conn_timer_use {
+	CONN_TIMER_IDLE, /* idle_timeout, or a request body's: expiry closes */
+	CONN_TIMER_HEAD, /* header_timeout of the head being read: expiry answers 408 */
+	/* The connection became idle after a response; armed for idle_wait.
+	 * Plain TCP: the park delay, expiry parks it (park.h). TLS, or an
+	 * idle_timeout no longer than the delay: the whole idle time, expiry
+	 * closes. */
+	CONN_TIMER_PARK,
+};
+
 struct conn {
 	struct proxy *px;
 	uint64_t id;
 	enum conn_state state;
 	struct bufferevent *bev;
 	struct event *timer;
+	enum conn_timer_use timer_use;
+	const struct timeval *idle_wait; /* &px->park_delay, or &px->idle_timeout on TLS */
 	struct timespec accepted_at;
 	char peer[48];
+	union park_addr peer_addr;
 	struct conn *next, *prev, *reap_next;
 	bool in_process;
-	bool head_timer_armed;
+	bool parked;       /* its socket went to park.c: the reaper frees the rest quietly */
 	unsigned n_requests;
+	/* Waiting for the client to read its last response before parking:
+	 * n_requests then (a request since cancels the wait). */
+	unsigned park_after;
 	/* Client backpressure: no new request is read while the responses
 	 * queued for the client exceed out_low (the write low watermark). */
 	size_t out_low;

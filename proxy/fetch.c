@@ -61,7 +61,7 @@ static void fetch_report(evutil_socket_t fd, short what, void *arg)
 static void fetch_finish(struct fetch *f, const char *error, bool reusable)
 {
 	if (error) {
-		snprintf(f->error, sizeof(f->error), "%s", error);
+		og_copy_cut(f->error, sizeof(f->error), error);
 		f->result.error = f->error;
 		f->result.status = 0;
 	}

@@ -293,6 +293,10 @@ static void metrics_render_process(const struct proxy *px, struct evbuffer *out)
 {
 	metrics_head(out, "ocigate_connections", "gauge", "Client connections open now.");
 	evbuffer_add_printf(out, "ocigate_connections %zu\n", px->n_conns);
+	metrics_head(out, "ocigate_parked_connections", "gauge",
+		     "Idle client connections parked: reduced to their socket until the client "
+		     "sends again (included in ocigate_connections).");
+	evbuffer_add_printf(out, "ocigate_parked_connections %zu\n", px->n_parked);
 	metrics_head(out, "ocigate_connections_accepted_total", "counter",
 		     "Client connections accepted.");
 	evbuffer_add_printf(out, "ocigate_connections_accepted_total %llu\n",

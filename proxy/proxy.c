@@ -19,6 +19,7 @@
 #include "proxy/conn.h"
 #include "proxy/listen.h"
 #include "proxy/metrics.h"
+#include "proxy/park.h"
 #include "proxy/proxy.h"
 #include "proxy/tls_listener.h"
 #include "util/log.h"
@@ -47,10 +48,15 @@ void proxy_apply_settings(struct proxy *px)
 	}
 	proxy_ms_to_tv(cfg->server.header_timeout_ms, &px->header_timeout);
 	proxy_ms_to_tv(cfg->server.idle_timeout_ms, &px->idle_timeout);
+	proxy_ms_to_tv(OG_MIN(cfg->server.idle_timeout_ms, (uint64_t)PARK_DELAY_MS), &px->park_delay);
+	proxy_ms_to_tv(cfg->server.idle_timeout_ms - OG_MIN(cfg->server.idle_timeout_ms,
+							     (uint64_t)PARK_DELAY_MS),
+		       &px->idle_after_park);
 	proxy_ms_to_tv(cfg->server.send_timeout_ms, &px->send_timeout);
 	proxy_ms_to_tv(cfg->upstream.connect_timeout_ms, &px->connect_timeout);
 	proxy_ms_to_tv(cfg->upstream.read_timeout_ms, &px->read_timeout);
 	proxy_ms_to_tv(cfg->upstream.pool_idle_timeout_ms, &px->pool_idle_timeout);
+	park_settings_changed(px);
 }
 
 /* ---- listener ---------------------------------------------------------- */
@@ -354,6 +360,7 @@ int proxy_init(struct proxy *px, struct config *cfg, struct auth_backend *auth)
 	if (!px->dns)
 		px->dns = evdns_base_new(px->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 	px->reap_ev = event_new(px->base, -1, 0, proxy_on_reap, px);
+	park_init(px);
 	for (size_t i = 0; i < OG_ARRAY_LEN(sigs); i++) {
 		px->sig_events[i] = evsignal_new(px->base, sigs[i], proxy_on_signal, px);
 		event_add(px->sig_events[i], NULL);
@@ -398,6 +405,7 @@ void proxy_free(struct proxy *px)
 		event_free(px->shutdown_timer);
 	if (px->reap_ev)
 		event_free(px->reap_ev);
+	park_free(px);
 	if (px->dns)
 		evdns_base_free(px->dns, 0);
 	if (px->base)

@@ -22,6 +22,7 @@ struct admin;
 struct tls_listener;
 struct blobcache;
 struct blobserve_orphan;
+struct park;
 
 struct proxy_stats {
 	uint64_t accepted;
@@ -44,6 +45,11 @@ struct proxy {
 	struct accept_guard accept_guard; /* pauses the listener: limit, out of fds */
 	struct conn *conns;      /* all live connections, doubly linked */
 	size_t n_conns;
+	/* Idle plain-TCP clients reduced to their socket (park.c), oldest
+	 * first; counted in n_conns too. */
+	struct park *parked, *parked_last;
+	size_t n_parked;
+	struct event *park_timer; /* closes parked connections at idle_timeout */
 	struct conn *reap_list;  /* closed, freed from the reap event */
 	struct event *reap_ev;
 	uint64_t next_conn_id;
@@ -56,6 +62,10 @@ struct proxy {
 	size_t scratch_cap;
 	struct http1_limits req_limits, resp_limits;
 	struct timeval header_timeout, idle_timeout, send_timeout;
+	/* How long a plain-TCP client is idle before it is parked (the
+	 * shorter of PARK_DELAY_MS and idle_timeout), and the rest of
+	 * idle_timeout for one that could not be parked then. */
+	struct timeval park_delay, idle_after_park;
 	struct timeval connect_timeout, read_timeout, pool_idle_timeout;
 	char listen_text[128];
 	struct proxy_stats stats;

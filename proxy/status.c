@@ -227,7 +227,7 @@ static void status_probe_done(struct status_entry *e, enum k8s_probe_outcome out
 {
 	e->outcome = outcome;
 	e->http_status = http;
-	snprintf(e->detail, sizeof(e->detail), "%s", detail ? detail : "");
+	og_copy_cut(e->detail, sizeof(e->detail), detail ? detail : "");
 	e->have_probe = true;
 	log_debug("connector_probe", "ns=%s name=%s outcome=%d http_status=%d", e->ns, e->name,
 		  (int)outcome, http);

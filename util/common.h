@@ -71,4 +71,14 @@ int og_hex_value(char c);
  * returns the number of bytes (1 to 4). */
 size_t og_utf8_encode(uint32_t cp, char out[4]);
 
+/* Copies the NUL-terminated src into dst[cap] (cap > 0), cut to fit:
+ * for messages kept in fixed fields, where a cut one is still useful. */
+static inline void og_copy_cut(char *dst, size_t cap, const char *src)
+{
+	size_t n = strnlen(src, cap - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 #endif
