@@ -226,10 +226,9 @@ static void conn_log_access(struct conn *c)
 static void conn_flush(struct conn *c)
 {
 	struct evbuffer *out = conn_out(c);
-
 	int n;
 
-	if (!c->direct_write || evbuffer_get_length(out) == 0)
+	if (c->client_tls || evbuffer_get_length(out) == 0)
 		return;
 	/* A socket bufferevent keeps its output's start frozen and thaws it
 	 * around its own writes; this write is one of those. */
@@ -834,8 +833,12 @@ static int conn_start(struct conn *c, evutil_socket_t fd, SSL *ssl)
 		return -1;
 	}
 	bufferevent_setcb(c->bev, conn_client_read, conn_client_write, conn_client_event, c);
-	c->direct_write = !ssl &&
-			  evbuffer_add_cb(bufferevent_get_output(c->bev), conn_out_changed, c);
+	if (!ssl && !evbuffer_add_cb(bufferevent_get_output(c->bev), conn_out_changed, c)) {
+		bufferevent_setfd(c->bev, -1); /* fd stays the caller's */
+		bufferevent_free(c->bev);
+		event_free(c->timer);
+		return -1;
+	}
 	bufferevent_setwatermark(c->bev, EV_READ, 0, px->req_limits.max_head_bytes);
 	c->out_low = watermark / 2;
 	bufferevent_setwatermark(c->bev, EV_WRITE, c->out_low, 0);
@@ -843,8 +846,8 @@ static int conn_start(struct conn *c, evutil_socket_t fd, SSL *ssl)
 	bufferevent_set_timeouts(c->bev, NULL, &px->send_timeout);
 	/* Write interest with nothing to write is a wakeup for nothing: with
 	 * conn_out_changed watching, the first queued byte turns it on. */
-	c->write_off = c->direct_write;
-	bufferevent_enable(c->bev, c->direct_write ? EV_READ : EV_READ | EV_WRITE);
+	c->write_off = !ssl;
+	bufferevent_enable(c->bev, ssl ? EV_READ | EV_WRITE : EV_READ);
 	conn_link(c);
 	return 0;
 }

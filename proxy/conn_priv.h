@@ -93,11 +93,9 @@ struct conn {
 	 * close (half-close). */
 	bool client_eof;
 	bool client_tls; /* accepted on the TLS listener */
-	/* Plain TCP with conn_out_changed watching the output: finished
-	 * responses are written straight to the socket (conn_flush). */
-	bool direct_write;
-	/* Write interest is off after such a write: the next queued byte
-	 * turns it on again. */
+	/* A plain client's finished responses are written straight to the
+	 * socket (conn_flush), after which write interest is off until
+	 * conn_out_changed sees the next queued byte. */
 	bool write_off;
 
 	/* The current request. */
