@@ -369,6 +369,7 @@ static void exchange_up_write(struct bufferevent *bev, void *arg)
 static void exchange_send(struct conn *c)
 {
 	exchange_write_request(c, bufferevent_get_output(c->ex.up->bev));
+	upstream_write_now(c->ex.up, exchange_sends_body(c));
 	c->ex.got_bytes = false;
 	if (exchange_sends_body(c))
 		exchange_start_request_body(c);

@@ -1,11 +1,15 @@
 #include "proxy/upstream.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "proxy/challenge.h"
 #include "proxy/token.h"
@@ -239,6 +243,44 @@ void upstream_attach(struct upstream_conn *u, bufferevent_data_cb read_cb,
 	bufferevent_set_timeouts(u->bev, &px->read_timeout, &px->read_timeout);
 	bufferevent_setcb(u->bev, read_cb, write_cb, event_cb, arg);
 	bufferevent_enable(u->bev, EV_READ | EV_WRITE);
+}
+
+/* Records from the start of the output, as libevent would write them.
+ * What SSL_write did not take stays first in the output, so libevent's
+ * retry passes the same bytes (it sets SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER)
+ * and meets any error itself. */
+static void upstream_ssl_write_now(SSL *ssl, struct evbuffer *out)
+{
+	struct evbuffer_iovec v;
+
+	while (evbuffer_peek(out, -1, NULL, &v, 1) >= 1 && v.iov_len > 0) {
+		ERR_clear_error();
+		int n = SSL_write(ssl, v.iov_base, (int)OG_MIN(v.iov_len, (size_t)INT_MAX));
+		if (n <= 0 || evbuffer_drain(out, (size_t)n) != 0) {
+			ERR_clear_error();
+			return;
+		}
+	}
+}
+
+void upstream_write_now(struct upstream_conn *u, bool more_follows)
+{
+	struct evbuffer *out = bufferevent_get_output(u->bev);
+	SSL *ssl = bufferevent_openssl_get_ssl(u->bev);
+
+	if (ssl) {
+		upstream_ssl_write_now(ssl, out);
+	} else {
+		/* A socket bufferevent keeps its output's start frozen and thaws
+		 * it around its own writes; this is one of those. */
+		evbuffer_unfreeze(out, 1);
+		evbuffer_write(out, bufferevent_getfd(u->bev));
+		evbuffer_freeze(out, 1);
+	}
+	/* The write event the bufferevent added is dropped before epoll sees
+	 * it (the loop's change list, proxy.c). */
+	if (!more_follows && evbuffer_get_length(out) == 0)
+		bufferevent_disable(u->bev, EV_WRITE);
 }
 
 void upstream_release(struct upstream_conn *u)

@@ -103,6 +103,13 @@ struct upstream_conn *upstream_connect(struct upstream_pool *pool, bufferevent_d
 void upstream_attach(struct upstream_conn *u, bufferevent_data_cb read_cb,
 		     bufferevent_data_cb write_cb, bufferevent_event_cb event_cb, void *arg);
 
+/* Writes what the borrower queued in the output now, where the
+ * bufferevent would wait for epoll to report the socket writable (an
+ * epoll_ctl to add write interest, a loop round, one to drop it). With
+ * nothing more to send (no request body follows) and everything written,
+ * write interest is dropped until the next upstream_attach. */
+void upstream_write_now(struct upstream_conn *u, bool more_follows);
+
 /* Returns a connection whose last response was read completely to the pool;
  * closes it when the pool is full. */
 void upstream_release(struct upstream_conn *u);
