@@ -2,11 +2,13 @@
 
 #include <assert.h>
 #include <arpa/inet.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include <event2/buffer.h>
@@ -28,6 +30,10 @@
 
 /* Longest decoded Basic credential we accept (the token limit plus a user). */
 #define CONN_CRED_BUF 8448
+/* Most one readv of a plain client takes: a whole head, or a good part of
+ * a pushed body, while the chain it reserves stays below malloc's mmap
+ * threshold. */
+#define CONN_READ_MAX (64 * 1024)
 
 static const char *const conn_state_names[CONN_N_STATES] = {
 	"read_head", "auth", "upstream_auth", "upstream_connect", "request_body", "upstream_head",
@@ -86,11 +92,136 @@ struct evbuffer *conn_out(struct conn *c)
 	return bufferevent_get_output(c->bev);
 }
 
+/* ---- reading from the client ------------------------------------------ */
+
+static struct event *conn_rd_event(struct conn *c)
+{
+	return (struct event *)(void *)c->ev_space;
+}
+
+static struct event *conn_flush_event(struct conn *c)
+{
+	return (struct event *)(void *)((char *)c->ev_space + event_get_struct_event_size());
+}
+
+/* rd_event is added while reading is wanted and the input is below its
+ * limit; a drain of the input (conn_in_changed) can lift the limit. */
+static void conn_rd_sync(struct conn *c)
+{
+	bool add = c->rd_wanted && evbuffer_get_length(bufferevent_get_input(c->bev)) < c->in_limit;
+
+	if (add == c->rd_added)
+		return;
+	c->rd_added = add;
+	if (add)
+		event_add(conn_rd_event(c), NULL);
+	else
+		event_del(conn_rd_event(c));
+}
+
+static void conn_read_on(struct conn *c)
+{
+	if (c->client_tls) {
+		bufferevent_enable(c->bev, EV_READ);
+		return;
+	}
+	c->rd_wanted = true;
+	conn_rd_sync(c);
+}
+
+void conn_read_off(struct conn *c)
+{
+	if (c->client_tls) {
+		bufferevent_disable(c->bev, EV_READ);
+		return;
+	}
+	c->rd_wanted = false;
+	conn_rd_sync(c);
+}
+
+void conn_set_read_limit(struct conn *c, size_t limit)
+{
+	if (c->client_tls) {
+		bufferevent_setwatermark(c->bev, EV_READ, 0, limit);
+		return;
+	}
+	c->in_limit = limit;
+	conn_rd_sync(c);
+}
+
 void conn_resume_read(struct conn *c)
 {
 	if (c->client_eof || c->out_paused || c->state == CONN_CLOSING || c->state == CONN_CLOSED)
 		return;
-	bufferevent_enable(c->bev, EV_READ);
+	conn_read_on(c);
+}
+
+static void conn_in_changed(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
+{
+	(void)in;
+	if (info->n_deleted)
+		conn_rd_sync(arg);
+}
+
+static void conn_client_read(struct bufferevent *bev, void *arg);
+static void conn_client_eof(struct conn *c);
+
+/* One readv into reserved input space, up to room bytes. Returns what
+ * readv returned. */
+static ssize_t conn_read_socket(struct conn *c, evutil_socket_t fd, size_t room)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer_iovec v[2];
+	struct iovec iov[2];
+	ssize_t n, left;
+	int nv = evbuffer_reserve_space(in, (ev_ssize_t)OG_MIN(room, CONN_READ_MAX), v, 2);
+
+	if (nv <= 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	for (int i = 0; i < nv; i++) {
+		iov[i].iov_base = v[i].iov_base;
+		iov[i].iov_len = v[i].iov_len;
+	}
+	n = readv(fd, iov, nv);
+	if (n <= 0)
+		return n; /* errno is readv's; the reservation lapses */
+	left = n;
+	for (int i = 0; i < nv; i++) {
+		v[i].iov_len = OG_MIN(v[i].iov_len, (size_t)left);
+		left -= (ssize_t)v[i].iov_len;
+	}
+	evbuffer_commit_space(in, v, nv);
+	return n;
+}
+
+/* rd_event's callback: it is added only while there is room in the
+ * input, but a callback before this one may have lowered the limit. */
+static void conn_on_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	size_t have = evbuffer_get_length(bufferevent_get_input(c->bev));
+	ssize_t n;
+
+	(void)what;
+	if (have >= c->in_limit) {
+		conn_rd_sync(c);
+		return;
+	}
+	n = conn_read_socket(c, fd, c->in_limit - have);
+	if (n > 0) {
+		conn_client_read(c->bev, c);
+		conn_rd_sync(c); /* the input may have reached its limit */
+	} else if (n == 0) {
+		c->rd_wanted = false;
+		conn_rd_sync(c);
+		conn_client_eof(c);
+	} else if (errno == ENOMEM) {
+		conn_close(c, "out_of_resources");
+	} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+		conn_close(c, "client_error");
+	}
 }
 
 /* ---- lifetime ---------------------------------------------------------- */
@@ -140,6 +271,9 @@ static void conn_retire(struct conn *c)
 	struct proxy *px = c->px;
 
 	conn_set_state(c, CONN_CLOSED);
+	conn_read_off(c);
+	if (!c->client_tls)
+		event_del(conn_flush_event(c));
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
 	evtimer_del(c->timer);
@@ -186,7 +320,7 @@ void conn_reap(struct proxy *px)
 static void conn_start_closing(struct conn *c)
 {
 	conn_set_state(c, CONN_CLOSING);
-	bufferevent_disable(c->bev, EV_READ);
+	conn_read_off(c);
 	evtimer_del(c->timer);
 	if (evbuffer_get_length(conn_out(c)) == 0)
 		conn_close(c, "done");
@@ -218,27 +352,60 @@ static void conn_log_access(struct conn *c)
 	log_line_end(&l);
 }
 
-/* A plain client's finished response goes out with one writev here,
- * before the loop waits again: with epoll's change list (proxy.c) the write
- * event the bufferevent added for it is dropped before it reaches the
- * kernel, so a response that fits the socket buffer costs no epoll_ctl and
- * no extra wakeup. What does not fit stays for the bufferevent. */
+/* Writes a plain client's output straight to the socket. What the socket
+ * does not take is left to the bufferevent, with write interest; once it
+ * has all gone, write interest is off again (with epoll's change list,
+ * proxy.c, an interest switched on and off in one loop round never reaches
+ * the kernel). */
 static void conn_flush(struct conn *c)
 {
 	struct evbuffer *out = conn_out(c);
-	int n;
 
-	if (c->client_tls || evbuffer_get_length(out) == 0)
+	if (c->client_tls)
 		return;
-	/* A socket bufferevent keeps its output's start frozen and thaws it
-	 * around its own writes; this write is one of those. */
-	evbuffer_unfreeze(out, 1);
-	n = evbuffer_write(out, bufferevent_getfd(c->bev));
-	evbuffer_freeze(out, 1);
-	if (n < 0 || evbuffer_get_length(out) > 0)
+	if (evbuffer_get_length(out) > 0) {
+		/* A socket bufferevent keeps its output's start frozen and thaws
+		 * it around its own writes; this write is one of those. */
+		evbuffer_unfreeze(out, 1);
+		(void)evbuffer_write(out, bufferevent_getfd(c->bev));
+		evbuffer_freeze(out, 1);
+	}
+	if (evbuffer_get_length(out) == 0) {
+		conn_writes_direct(c);
+	} else if (c->write_off) {
+		/* A socket error shows on the bufferevent's own write. */
+		c->write_off = false;
+		bufferevent_enable(c->bev, EV_WRITE);
+	}
+}
+
+void conn_writes_direct(struct conn *c)
+{
+	if (c->client_tls || c->write_off)
 		return;
 	c->write_off = true;
 	bufferevent_disable(c->bev, EV_WRITE);
+}
+
+/* The flush event: bytes were queued in this loop round while the
+ * bufferevent was not writing. After the write, the connection hears
+ * what the bufferevent's write callback would have told it. */
+static void conn_on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	bufferevent_data_cb write_cb = NULL;
+	size_t low = 0;
+
+	(void)fd;
+	(void)what;
+	c->flush_queued = false;
+	if (!c->write_off)
+		return;
+	conn_flush(c);
+	bufferevent_getwatermark(c->bev, EV_WRITE, &low, NULL);
+	bufferevent_getcb(c->bev, NULL, &write_cb, NULL, NULL);
+	if (c->write_off && write_cb && evbuffer_get_length(conn_out(c)) <= low)
+		write_cb(c->bev, c);
 }
 
 static void conn_out_changed(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
@@ -246,9 +413,9 @@ static void conn_out_changed(struct evbuffer *out, const struct evbuffer_cb_info
 	struct conn *c = arg;
 
 	(void)out;
-	if (info->n_added && c->write_off) {
-		c->write_off = false;
-		bufferevent_enable(c->bev, EV_WRITE);
+	if (info->n_added && c->write_off && !c->flush_queued) {
+		c->flush_queued = true;
+		event_active(conn_flush_event(c), EV_TIMEOUT, 0);
 	}
 }
 
@@ -346,6 +513,36 @@ static void conn_reject_head(struct conn *c, enum http1_error err)
 	conn_respond_error(c, status, status == 431 ? "SIZE_INVALID" : "UNSUPPORTED", msg);
 }
 
+/* The connection has answered everything it was sent: idle_wait runs
+ * from now. A keep-alive client's requests follow each other closely, so
+ * the wait armed after an earlier response is usually still pending; it
+ * is left to fire early and conn_timer re-arms it for the rest, which
+ * costs a timer update per idle_wait instead of two per request. */
+static void conn_wait_idle(struct conn *c)
+{
+	clock_gettime(CLOCK_MONOTONIC, &c->idle_from);
+	if (c->timer_use == CONN_TIMER_PARK && evtimer_pending(c->timer, NULL))
+		return;
+	c->timer_use = CONN_TIMER_PARK;
+	evtimer_add(c->timer, c->idle_wait);
+}
+
+/* The idle wait's timer fired: true when it fired early (see
+ * conn_wait_idle) and was re-armed for the rest of the wait. */
+static bool conn_idle_wait_rearmed(struct conn *c)
+{
+	double left_ms = (double)c->idle_wait->tv_sec * 1e3 + (double)c->idle_wait->tv_usec / 1e3 -
+			 conn_ms_since(&c->idle_from);
+	struct timeval tv;
+
+	if (left_ms < 1.0)
+		return false;
+	tv.tv_sec = (time_t)(left_ms / 1e3);
+	tv.tv_usec = (suseconds_t)((left_ms - (double)tv.tv_sec * 1e3) * 1e3);
+	evtimer_add(c->timer, &tv);
+	return true;
+}
+
 /* Returns true when a complete request head was parsed and stored. */
 static bool conn_read_request(struct conn *c)
 {
@@ -356,21 +553,27 @@ static bool conn_read_request(struct conn *c)
 	enum http1_error err = HTTP1_E_NONE;
 
 	if (avail == 0) {
-		c->timer_use = CONN_TIMER_PARK;
-		evtimer_add(c->timer, c->idle_wait);
+		conn_wait_idle(c);
 		return false;
-	}
-	if (c->timer_use != CONN_TIMER_HEAD) {
-		c->timer_use = CONN_TIMER_HEAD;
-		evtimer_add(c->timer, &px->header_timeout);
 	}
 	size_t n = OG_MIN(avail, px->req_limits.max_head_bytes);
 	const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
 	ssize_t r = http1_parse_request(p, n, &px->req_limits, &req, &err);
-	if (r == 0)
+	/* header_timeout runs from the read that brought a head's first
+	 * bytes; a head that came whole (nearly all) never needs it. */
+	if (r == 0) {
+		if (c->timer_use != CONN_TIMER_HEAD) {
+			c->timer_use = CONN_TIMER_HEAD;
+			evtimer_add(c->timer, &px->header_timeout);
+		}
 		return false;
-	evtimer_del(c->timer);
-	c->timer_use = CONN_TIMER_IDLE;
+	}
+	/* A pending idle wait stays: conn_timer ignores it while a request
+	 * is in flight, and conn_wait_idle moves it on afterwards. */
+	if (c->timer_use != CONN_TIMER_PARK) {
+		evtimer_del(c->timer);
+		c->timer_use = CONN_TIMER_IDLE;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &c->req_start);
 	c->status = 0;
 	c->body_bytes = 0;
@@ -582,7 +785,7 @@ static bool conn_output_backlogged(struct conn *c)
 		return false;
 	if (!c->out_paused) {
 		c->out_paused = true;
-		bufferevent_disable(c->bev, EV_READ);
+		conn_read_off(c);
 	}
 	return true;
 }
@@ -652,6 +855,8 @@ static void conn_client_write(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 
 	(void)bev;
+	if (evbuffer_get_length(conn_out(c)) == 0)
+		conn_writes_direct(c);
 	if (c->state == CONN_STREAM_BODY)
 		exchange_client_drained(c);
 	else if (c->state == CONN_CLOSING && evbuffer_get_length(conn_out(c)) == 0)
@@ -697,8 +902,8 @@ static void conn_park(struct conn *c)
 	};
 
 	/* park_add registers its read event on the socket before the
-	 * bufferevent lets go of it (without closing it): epoll's
-	 * registration stays as it is. */
+	 * bufferevent lets go of it (without closing it) and conn_retire
+	 * deletes the conn's own: epoll's registration stays as it is. */
 	park_add(c->px, bufferevent_getfd(c->bev), &who);
 	bufferevent_setfd(c->bev, -1);
 	c->parked = true;
@@ -760,7 +965,8 @@ static void conn_timer(evutil_socket_t fd, short what, void *arg)
 	if (c->state != CONN_READ_HEAD)
 		return;
 	if (c->timer_use == CONN_TIMER_PARK) {
-		conn_idle_wait_over(c);
+		if (!conn_idle_wait_rearmed(c))
+			conn_idle_wait_over(c);
 		return;
 	}
 	if (c->timer_use == CONN_TIMER_IDLE) {
@@ -813,6 +1019,35 @@ static struct bufferevent *conn_new_bev(struct proxy *px, evutil_socket_t fd, SS
 	return bev;
 }
 
+/* A plain client's reads (rd_event) and direct writes (write_off) are
+ * the conn's own; the bufferevent only writes what the socket did not
+ * take at once. */
+static int conn_start_plain(struct conn *c, evutil_socket_t fd)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+
+	/* Cannot fail: the base and the flags are valid. */
+	(void)event_assign(conn_rd_event(c), c->px->base, fd, EV_READ | EV_PERSIST,
+			   conn_on_readable, c);
+	(void)event_assign(conn_flush_event(c), c->px->base, -1, 0, conn_on_flush, c);
+	/* The socket bufferevent freezes the input's end for its own reads,
+	 * which never happen here. */
+	evbuffer_unfreeze(in, 0);
+	/* A new bufferevent has write interest enabled (it adds the event on
+	 * the first queued byte); here the flush event writes first. */
+	c->write_off = true;
+	bufferevent_disable(c->bev, EV_WRITE);
+	if (!evbuffer_add_cb(bufferevent_get_output(c->bev), conn_out_changed, c) ||
+	    !evbuffer_add_cb(in, conn_in_changed, c))
+		return -1;
+	return 0;
+}
+
+static struct conn *conn_alloc(void)
+{
+	return x_calloc(1, sizeof(struct conn) + 2 * event_get_struct_event_size());
+}
+
 /* What a connection has while it is not parked: its timer, its
  * bufferevent and a place in px->conns. On failure (out of resources)
  * nothing is left of them, and fd is still the caller's. */
@@ -833,21 +1068,20 @@ static int conn_start(struct conn *c, evutil_socket_t fd, SSL *ssl)
 		return -1;
 	}
 	bufferevent_setcb(c->bev, conn_client_read, conn_client_write, conn_client_event, c);
-	if (!ssl && !evbuffer_add_cb(bufferevent_get_output(c->bev), conn_out_changed, c)) {
+	if (!ssl && conn_start_plain(c, fd) != 0) {
 		bufferevent_setfd(c->bev, -1); /* fd stays the caller's */
 		bufferevent_free(c->bev);
 		event_free(c->timer);
 		return -1;
 	}
-	bufferevent_setwatermark(c->bev, EV_READ, 0, px->req_limits.max_head_bytes);
 	c->out_low = watermark / 2;
 	bufferevent_setwatermark(c->bev, EV_WRITE, c->out_low, 0);
 	bufferevent_set_max_single_write(c->bev, watermark);
 	bufferevent_set_timeouts(c->bev, NULL, &px->send_timeout);
-	/* Write interest with nothing to write is a wakeup for nothing: with
-	 * conn_out_changed watching, the first queued byte turns it on. */
-	c->write_off = !ssl;
-	bufferevent_enable(c->bev, ssl ? EV_READ | EV_WRITE : EV_READ);
+	if (ssl)
+		bufferevent_enable(c->bev, EV_WRITE);
+	conn_set_read_limit(c, px->req_limits.max_head_bytes);
+	conn_read_on(c);
 	conn_link(c);
 	return 0;
 }
@@ -864,7 +1098,7 @@ static void conn_set_peer(struct conn *c, const struct sockaddr *addr, int addrl
 void conn_accept_ssl(struct proxy *px, evutil_socket_t fd, const struct sockaddr *addr,
 		     int addrlen, SSL *ssl)
 {
-	struct conn *c = x_new(struct conn);
+	struct conn *c = conn_alloc();
 	int one = 1;
 
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -883,23 +1117,10 @@ void conn_accept_ssl(struct proxy *px, evutil_socket_t fd, const struct sockaddr
 	evtimer_add(c->timer, &px->idle_timeout);
 }
 
-/* A socket bufferevent keeps the end of its input buffer frozen: only
- * its own reads add there. */
-static int conn_add_input(struct conn *c, const char *bytes, size_t n)
-{
-	struct evbuffer *in = bufferevent_get_input(c->bev);
-	int rc;
-
-	evbuffer_unfreeze(in, 0);
-	rc = evbuffer_add(in, bytes, n);
-	evbuffer_freeze(in, 0);
-	return rc;
-}
-
 int conn_unpark(struct proxy *px, evutil_socket_t fd, const struct park_ident *who,
 		const char *bytes, size_t n)
 {
-	struct conn *c = x_new(struct conn);
+	struct conn *c = conn_alloc();
 
 	c->px = px;
 	c->id = who->id;
@@ -914,7 +1135,7 @@ int conn_unpark(struct proxy *px, evutil_socket_t fd, const struct park_ident *w
 		return -1;
 	}
 	/* The slot in n_conns passes from the parked record to c. */
-	if (conn_add_input(c, bytes, n) != 0) {
+	if (evbuffer_add(bufferevent_get_input(c->bev), bytes, n) != 0) {
 		conn_close(c, "out_of_resources");
 		return 0;
 	}

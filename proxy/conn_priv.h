@@ -60,10 +60,10 @@ struct exchange {
 enum conn_timer_use {
 	CONN_TIMER_IDLE, /* idle_timeout, or a request body's: expiry closes */
 	CONN_TIMER_HEAD, /* header_timeout of the head being read: expiry answers 408 */
-	/* The connection became idle after a response; armed for idle_wait.
-	 * Plain TCP: the park delay, expiry parks it (park.h). TLS, or an
-	 * idle_timeout no longer than the delay: the whole idle time, expiry
-	 * closes. */
+	/* The connection became idle after a response; armed for idle_wait
+	 * from idle_from (it may fire early: conn_wait_idle). Plain TCP: the
+	 * park delay, expiry parks it (park.h). TLS, or an idle_timeout no
+	 * longer than the delay: the whole idle time, expiry closes. */
 	CONN_TIMER_PARK,
 };
 
@@ -76,6 +76,7 @@ struct conn {
 	enum conn_timer_use timer_use;
 	const struct timeval *idle_wait; /* &px->park_delay, or &px->idle_timeout on TLS */
 	struct timespec accepted_at;
+	struct timespec idle_from; /* the end of the last response (conn_wait_idle) */
 	char peer[48];
 	union park_addr peer_addr;
 	struct conn *next, *prev, *reap_next;
@@ -93,10 +94,19 @@ struct conn {
 	 * close (half-close). */
 	bool client_eof;
 	bool client_tls; /* accepted on the TLS listener */
-	/* A plain client's finished responses are written straight to the
-	 * socket (conn_flush), after which write interest is off until
-	 * conn_out_changed sees the next queued byte. */
+	/* A plain client's output is written straight to the socket
+	 * (conn_flush): at the end of the loop round in which bytes were
+	 * queued (the flush event), or at once when a response is finished.
+	 * The bufferevent writes, with write interest, only what the socket
+	 * did not take; write_off is set while it does not. */
 	bool write_off;
+	bool flush_queued; /* the flush event is active */
+	/* A plain client is read with its own event (rd_event), not the
+	 * bufferevent's: one readv per wakeup into reserved input space, where
+	 * libevent 2.1 asks ioctl(FIONREAD) first and reads 4 KiB at most. */
+	bool rd_wanted;  /* reading is on (conn_read_on/off) */
+	bool rd_added;   /* rd_event is added: wanted, and the input below in_limit */
+	size_t in_limit; /* the input's read watermark */
 
 	/* The current request. */
 	char *head; /* copy of the request head, then its header array */
@@ -112,6 +122,9 @@ struct conn {
 	uint64_t body_bytes;
 
 	struct exchange ex; /* the upstream side of the current request */
+	/* The read and flush events of a plain client (their size is
+	 * libevent's, so they go last; see conn_alloc). */
+	void *ev_space[];
 };
 
 void conn_set_state(struct conn *c, enum conn_state to);
@@ -120,6 +133,12 @@ struct evbuffer *conn_out(struct conn *c);
 /* Reads from the client again unless something else keeps reading off
  * (output backpressure, end of the client's stream, closing). */
 void conn_resume_read(struct conn *c);
+void conn_read_off(struct conn *c);
+/* A plain client's output is empty: what is queued next goes out through
+ * the flush event (conn.c), not the bufferevent's write interest. */
+void conn_writes_direct(struct conn *c);
+/* The client's input is not read past limit bytes (its read watermark). */
+void conn_set_read_limit(struct conn *c, size_t limit);
 /* The response is complete in the client's output buffer (the exchange
  * has given its upstream connection back or closed it). */
 void conn_finish_response(struct conn *c);

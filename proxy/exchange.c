@@ -58,7 +58,7 @@ void exchange_end(struct conn *c)
 	free(ex->target);
 	free(ex->scope);
 	if (ex->client_paused || ex->req_body_started) {
-		bufferevent_setwatermark(c->bev, EV_READ, 0, c->px->req_limits.max_head_bytes);
+		conn_set_read_limit(c, c->px->req_limits.max_head_bytes);
 		ex->client_paused = ex->req_body_started = false;
 		conn_resume_read(c);
 	}
@@ -319,15 +319,16 @@ static void exchange_relay_request_body(struct conn *c)
 	} else if (done) {
 		c->ex.req_body_done = true;
 		evtimer_del(c->timer);
-		bufferevent_setwatermark(c->bev, EV_READ, 0, c->px->req_limits.max_head_bytes);
+		conn_set_read_limit(c, c->px->req_limits.max_head_bytes);
 		if (c->state == CONN_REQUEST_BODY)
 			conn_set_state(c, CONN_UPSTREAM_HEAD);
 	} else {
 		if (evbuffer_get_length(out) >= body_buffer) {
-			bufferevent_disable(c->bev, EV_READ);
+			conn_read_off(c);
 			c->ex.client_paused = true;
 		}
 		/* A client that stops sending its body is dropped after idle_timeout. */
+		c->timer_use = CONN_TIMER_IDLE;
 		evtimer_add(c->timer, &c->px->idle_timeout);
 	}
 }
@@ -342,7 +343,7 @@ static void exchange_start_request_body(struct conn *c)
 	conn_set_state(c, CONN_REQUEST_BODY);
 	if (c->req.expect_continue)
 		evbuffer_add(conn_out(c), "HTTP/1.1 100 Continue\r\n\r\n", 25);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, body_buffer);
+	conn_set_read_limit(c, body_buffer);
 	bufferevent_setwatermark(c->ex.up->bev, EV_WRITE, body_buffer / 2, 0);
 	exchange_relay_request_body(c);
 }
@@ -760,7 +761,6 @@ static void exchange_on_splice_done(void *arg, const char *reason)
 		return;
 	}
 	c->px->stats.spliced_bodies++;
-	bufferevent_enable(c->bev, EV_WRITE);
 	conn_resume_read(c);
 	exchange_body_done(c);
 }
@@ -773,14 +773,14 @@ static void exchange_splice_start(struct conn *c)
 
 	c->ex.splice_wait = false;
 	bufferevent_setwatermark(c->bev, EV_WRITE, c->out_low, 0);
-	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	conn_read_off(c);
+	conn_writes_direct(c);
 	bufferevent_disable(c->ex.up->bev, EV_READ | EV_WRITE);
 	c->ex.splice = splice_relay_start(px->base, bufferevent_getfd(c->ex.up->bev),
 					  bufferevent_getfd(c->bev), c->ex.body_left, &px->read_timeout,
 					  &px->send_timeout, exchange_on_splice_done, c);
 	if (c->ex.splice)
 		return;
-	bufferevent_enable(c->bev, EV_WRITE);
 	conn_resume_read(c);
 	bufferevent_enable(c->ex.up->bev, EV_READ | EV_WRITE);
 }

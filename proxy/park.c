@@ -11,7 +11,7 @@
 
 /* One recv takes a whole request head of the default max_header_bytes
  * (16k). A longer head or pipelined burst is not lost: the rebuilt
- * bufferevent reads the rest on the next loop round. */
+ * connection reads the rest on the next loop round. */
 #define PARK_READ_BYTES (16 * 1024)
 
 struct park {
@@ -124,8 +124,8 @@ static void park_on_readable(evutil_socket_t fd, short what, void *arg)
 		park_end(p, "out_of_resources");
 		return;
 	}
-	/* The connection's bufferevent has added its read event on fd by
-	 * now: deleting this one leaves epoll's registration alone. */
+	/* The connection has added its own read event on fd by now:
+	 * deleting this one leaves epoll's registration alone. */
 	event_del(park_event(p));
 	free(p);
 }
