@@ -504,18 +504,18 @@ static void framing_collect(const struct http1_header *headers, size_t n, struct
 	for (size_t i = 0; i < n; i++) {
 		const struct http1_header *h = &headers[i];
 
-		if (og_str_ieq(h->name, "content-length")) {
+		if (og_str_ieq(h->name, "Content-Length")) {
 			framing_add_cl(f, h->value);
-		} else if (og_str_ieq(h->name, "transfer-encoding")) {
+		} else if (og_str_ieq(h->name, "Transfer-Encoding")) {
 			f->has_te = true;
 			if (parse_transfer_encoding(h->value, &f->te) < 0)
 				f->bad_te = true;
-		} else if (og_str_ieq(h->name, "connection")) {
+		} else if (og_str_ieq(h->name, "Connection")) {
 			f->conn_close |= list_has_token(h->value, "close");
 			f->conn_keep_alive |= list_has_token(h->value, "keep-alive");
-		} else if (og_str_ieq(h->name, "expect")) {
+		} else if (og_str_ieq(h->name, "Expect")) {
 			f->expect_continue |= list_has_token(h->value, "100-continue");
-		} else if (og_str_ieq(h->name, "host")) {
+		} else if (og_str_ieq(h->name, "Host")) {
 			f->n_host++;
 			f->bad_host |= !host_value_ok(h->value);
 		}
@@ -720,7 +720,7 @@ bool http1_is_hop_by_hop(struct og_str name, const struct http1_header *headers,
 		struct og_str elem;
 		size_t pos = 0;
 
-		if (!og_str_ieq(headers[i].name, "connection"))
+		if (!og_str_ieq(headers[i].name, "Connection"))
 			continue;
 		while (list_next(headers[i].value, &pos, &elem))
 			if (str_ieq_str(elem, name))
