@@ -937,6 +937,7 @@ static void exchange_failed_before_head(struct conn *c, short events)
 	    httpc_may_retry(c->ex.reused, c->ex.got_bytes, c->ex.retried, events) &&
 	    (c->req.method == HTTP_M_GET || c->req.method == HTTP_M_HEAD)) {
 		exchange_drop_up(c, "stale_reused");
+		c->px->stats.upstream_stale_retries++;
 		c->ex.retried = true;
 		exchange_connect(c);
 		return;

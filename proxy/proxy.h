@@ -29,6 +29,7 @@ struct proxy_stats {
 	uint64_t requests;
 	uint64_t upstream_connects;
 	uint64_t upstream_reuses;
+	uint64_t upstream_stale_retries; /* sent again: the pooled connection was closed */
 	uint64_t spliced_bodies;  /* response bodies relayed with splice(2) */
 	uint64_t spliced_bytes;
 };

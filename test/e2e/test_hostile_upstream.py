@@ -12,6 +12,11 @@ test/e2e/redirector.py, whose blob redirects the tests point at an "evil"
 TLS host of this file (a valid certificate for localhost: the worst case).
 The evil host records every request it gets.
 
+Registries that hang up without answering (PoolRegistry, TLS and plain
+HTTP) check the one retry of a GET/HEAD sent on a pooled connection the
+registry had closed, and that nothing else is sent twice; they sit behind a
+second ocigate logging at debug level (the upstream_close reasons).
+
     python3 test/e2e/test_hostile_upstream.py --ocigate build/ocigate
 """
 
@@ -20,6 +25,8 @@ import json
 import os
 import re
 import secrets
+import socket
+import ssl
 import sys
 import threading
 import urllib.parse
@@ -41,6 +48,12 @@ MAX_RETRY_AFTER = 3600
 GROWTH_LIMIT_MIB = int(os.environ.get("OCIGATE_TEST_RSS_LIMIT_MIB", "16"))
 # a user name from a TokenReview or a tokens file may hold anything
 FORGED_USER = 'mallory" status=200 forged="1'
+# upstream connection reuse (PoolRegistry, one per connector): REUSE* hang
+# up on reused connections (TLS with close_notify, TLS cut without it, plain
+# HTTP), GONE* on every request once told to
+REUSE, REUSE_CUT, REUSE_PLAIN = "reuse", "reusecut", "reuseplain"
+GONE, GONE_CUT = "gone", "gonecut"
+EMPTY_JSON_DIGEST = T.sha256_bytes(b"{}")
 
 
 class Stub:
@@ -196,6 +209,119 @@ class Stub:
             h.wfile.write(b"0\r\n\r\n")
 
 
+class Hit:
+    """One request a PoolRegistry got: on which of its connections, the
+    how-many-th on that connection, and whether it was answered."""
+
+    def __init__(self, conn, nth, method, path, authorization, answered):
+        self.conn = conn
+        self.nth = nth
+        self.method = method
+        self.path = path
+        self.authorization = authorization
+        self.answered = answered
+
+    def key(self):
+        return (self.conn, self.nth, self.method, self.path, self.answered)
+
+    def __repr__(self):
+        return "<conn %d #%d %s %s %s>" % (self.conn, self.nth, self.method, self.path,
+                                           "answered" if self.answered else "hung up")
+
+
+class PoolRegistry(Stub):
+    """A minimal registry for one Basic connector: GET/HEAD /v2/ and
+    /v2/demo/app/manifests/v1, PUT of a manifest (201), keep-alive, 401 +
+    Basic challenge without the right credential.  It numbers its
+    connections (one handler instance each) and the requests on each.
+    mode "serve" answers everything; "close_reused" closes a connection
+    without a byte of answer when a second (or later) request arrives on it,
+    as a registry that drops an idle keep-alive connection just as the proxy
+    reuses it; "close_all" does so for every request, the first one on a
+    fresh connection too.  close_notify: the TLS close sends its alert before
+    the FIN (as Go's and nginx's idle closes do); without it the TLS stream
+    just ends."""
+
+    REPO, TAG = "demo/app", "v1"
+
+    def __init__(self, pki, name, user, password, tls=True, close_notify=True):
+        Stub.__init__(self, pki, name, tls=tls)
+        self.mode = "serve"
+        self.authorization = T.basic_auth(user, password)
+        self.close_notify = close_notify
+        self.conns = 0
+        self.hits = []
+        self.manifest = json.dumps({
+            "schemaVersion": 2,
+            "mediaType": T.MEDIA_OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                       "digest": EMPTY_JSON_DIGEST, "size": 2},
+            "layers": [{"mediaType": "application/vnd.oci.empty.v1+json",
+                        "digest": EMPTY_JSON_DIGEST, "size": 2}],
+            "annotations": {"stub": name},
+        }, sort_keys=True).encode()
+        self.digest = T.sha256_bytes(self.manifest)
+
+    def mark(self):
+        with self._lock:
+            return len(self.hits)
+
+    def hits_since(self, since=0):
+        with self._lock:
+            return self.hits[since:]
+
+    def _serve(self, h):
+        with self._lock:
+            if not hasattr(h, "pool_conn"):
+                self.conns += 1
+                h.pool_conn, h.pool_nth = self.conns, 0
+            h.pool_nth += 1
+            hang_up = (self.mode == "close_all" or
+                       (self.mode == "close_reused" and h.pool_nth > 1))
+            self.hits.append(Hit(h.pool_conn, h.pool_nth, h.command, h.path,
+                                 h.headers.get("Authorization"), not hang_up))
+        body = b""
+        n = int(h.headers.get("Content-Length") or 0)
+        if n:
+            # read it all: closing on unread bytes would be a reset, not an EOF
+            body = h.rfile.read(n)
+        if hang_up:
+            return self._hang_up(h)
+        if h.headers.get("Authorization") != self.authorization:
+            return self._send(h, 401, b'{"errors":[{"code":"UNAUTHORIZED",'
+                              b'"message":"stub: authentication required"}]}',
+                              [("WWW-Authenticate", 'Basic realm="%s"' % self.name)])
+        manifest_path = "/v2/%s/manifests/" % self.REPO
+        if h.path == "/v2/" and h.command in ("GET", "HEAD"):
+            return self._send(h, 200, b"{}")
+        if h.path == manifest_path + self.TAG and h.command in ("GET", "HEAD"):
+            return self._send(h, 200, self.manifest,
+                              [("Docker-Content-Digest", self.digest)],
+                              ctype=T.MEDIA_OCI_MANIFEST)
+        if h.path.startswith(manifest_path) and h.command == "PUT":
+            digest = T.sha256_bytes(body)
+            return self._send(h, 201, b"", [("Location", manifest_path + digest),
+                                            ("Docker-Content-Digest", digest)])
+        return self._send(h, 404, b'{"errors":[{"code":"NAME_UNKNOWN",'
+                          b'"message":"stub: unknown"}]}')
+
+    def _hang_up(self, h):
+        """Close this connection without answering (the handler's loop ends,
+        the server shuts the socket down)."""
+        h.close_connection = True
+        s = h.connection
+        if self.tls and self.close_notify:
+            s.setblocking(False)
+            try:
+                s.unwrap()      # sends close_notify, does not wait for the peer's
+            except (ssl.SSLError, OSError):
+                pass
+        try:
+            s.shutdown(socket.SHUT_RDWR)    # the FIN now, not when collected
+        except OSError:
+            pass
+
+
 class HostileTest(T.CrashGuard):
     def __init__(self, args, env):
         self.args = args
@@ -249,10 +375,41 @@ class HostileTest(T.CrashGuard):
                            password=pw, ca_file=self.pki.ca_pem,
                            allow=["alice"])
 
+    def setup_reuse(self):
+        """One PoolRegistry per connector behind a second ocigate that logs
+        at debug level: upstream_close lines (with their reason) are debug."""
+        self.rpw = "upw-reuse-" + secrets.token_hex(8)
+        self.pools = {}
+        for name, kw in ((REUSE, {}), (REUSE_CUT, {"close_notify": False}),
+                         (REUSE_PLAIN, {"tls": False}), (GONE, {}),
+                         (GONE_CUT, {"close_notify": False})):
+            reg = PoolRegistry(self.pki, name, "robot", self.rpw, **kw).start()
+            if name.startswith("reuse"):
+                reg.mode = "close_reused"
+            self.pools[name] = reg
+        conns = [T.Connector("%s/%s" % (NS, name), reg.ip_origin, username="robot",
+                             password=self.rpw,
+                             ca_file=self.pki.ca_pem if reg.tls else None,
+                             allow=["alice"], options={"allow_push": "alice"})
+                 for name, reg in self.pools.items()]
+        conns.append(self.connector(BASIC, self.brd, self.bpw))
+        self.og_reuse = T.Ocigate(self.env, self.args.ocigate, [self.alice], conns,
+                                  name="ocigate-reuse",
+                                  server={"admin_listen": "127.0.0.1:0"},
+                                  upstream={"pool_idle_timeout": "120s"},
+                                  sections={"log": {"level": "debug"}}).start()
+        T.diag("ocigate-reuse %s, %s" % (self.og_reuse.host, ", ".join(
+            "%s %s" % (n, r.ip_origin) for n, r in self.pools.items())))
+
+    def extra_ocigates(self):
+        return [self.og_reuse] if hasattr(self, "og_reuse") else []
+
     def teardown(self):
         for name in ("brd", "trd", "evil", "tsredir", "plain", "ts"):
             if hasattr(self, name):
                 getattr(self, name).stop()
+        for reg in getattr(self, "pools", {}).values():
+            reg.stop()
 
     # -- helpers ----------------------------------------------------------
 
@@ -553,8 +710,159 @@ class HostileTest(T.CrashGuard):
                  and "connector=%s/%s " % (NS, MOVE) not in l]
         T.expect_eq(moved, [], "realm changes on connectors only a storage host attacked")
 
+    # -- upstream connection reuse -----------------------------------------
+
+    MANIFEST_PATH = "/v2/%s/manifests/%s" % (PoolRegistry.REPO, PoolRegistry.TAG)
+
+    def via_reuse(self, conn, method="GET", ref=PoolRegistry.TAG, body=b"", ctype=None):
+        h = {"Authorization": self.alice.basic(), "Accept": T.ACCEPT_ALL}
+        if ctype:
+            h["Content-Type"] = ctype
+        return T.request(self.og_reuse.port, method,
+                         T.proxy_path(NS, conn, PoolRegistry.REPO, "manifests", ref),
+                         h, body=body, timeout=30)
+
+    def reuse_log(self, conn, pattern):
+        """ocigate-reuse's log lines about connector conn matching pattern."""
+        return [l for l in self.og_reuse.log.splitlines()
+                if re.search(pattern, l) and " connector=%s/%s " % (NS, conn) in l]
+
+    def stale_reused(self, conn):
+        return self.reuse_log(conn, r"event=upstream_close .*reason=stale_reused\b")
+
+    def stale_retries(self):
+        """ocigate-reuse's ocigate_upstream_stale_retries_total."""
+        fams, _ = T.scrape_metrics(self.og_reuse.listeners["admin"])
+        return T.metric_value(fams, "ocigate_upstream_stale_retries_total")
+
+    def upstream_errors(self, conn):
+        return self.reuse_log(conn, r"event=upstream_error ")
+
+    def expect_manifest(self, r, reg, method, what):
+        T.expect_status(r, 200, what)
+        T.expect_eq(r.header("Content-Type"), T.MEDIA_OCI_MANIFEST, what + ": Content-Type")
+        T.expect_eq(r.header("Docker-Content-Digest"), reg.digest,
+                    what + ": Docker-Content-Digest")
+        T.expect_eq(r.header("Content-Length"), str(len(reg.manifest)),
+                    what + ": Content-Length")
+        T.expect_eq(r.body, reg.manifest if method == "GET" else b"", what + ": body")
+
+    def t_reuse_retried(self):
+        """Each registry hangs up, without a byte, on every request that
+        arrives on a connection that already carried one.  Sequential GETs
+        and HEADs through ocigate all get 200 and the manifest: each went
+        first on the pooled connection, then once more on a new one, and
+        ocigate logged stale_reused for each dropped connection."""
+        methods = ["GET", "HEAD", "GET", "HEAD", "GET"]
+        for name in (REUSE, REUSE_CUT, REUSE_PLAIN):
+            reg = self.pools[name]
+            c0, mark = reg.conns, reg.mark()
+            stale0, err0 = len(self.stale_reused(name)), len(self.upstream_errors(name))
+            retries0 = self.stale_retries()
+            for i, m in enumerate(methods):
+                self.expect_manifest(self.via_reuse(name, m), reg, m,
+                                     "%s #%d via %s" % (m, i + 1, name))
+            # request i: on connection c0+i (the pooled one, hung up), then
+            # on the new connection c0+i+1, answered, pooled for the next
+            want = []
+            for i, m in enumerate(methods):
+                if i:
+                    want.append((c0 + i, 2, m, self.MANIFEST_PATH, False))
+                want.append((c0 + i + 1, 1, m, self.MANIFEST_PATH, True))
+            hits = reg.hits_since(mark)
+            T.expect_eq([h.key() for h in hits], want,
+                        "requests %s got (conn, nth on it, method, path, answered)" % name)
+            T.expect_eq({h.authorization for h in hits}, {reg.authorization},
+                        "Authorization of the first sends and of the retries to " + name)
+            T.wait_for(lambda: len(self.stale_reused(name)) - stale0 >= len(methods) - 1,
+                       5, what="stale_reused lines for " + name)
+            T.expect_eq(len(self.stale_reused(name)) - stale0, len(methods) - 1,
+                        "upstream_close reason=stale_reused lines for " + name)
+            T.expect_eq(self.upstream_errors(name)[err0:], [],
+                        "upstream_error lines for " + name)
+            T.expect_eq(self.stale_retries() - retries0, len(methods) - 1,
+                        "ocigate_upstream_stale_retries_total growth for " + name)
+
+    def t_fresh_not_retried(self):
+        """A registry that hangs up on every request: a GET that found a
+        pooled connection is sent once more on a new connection, and no
+        third time; a GET or HEAD on a fresh connection is sent once.  Each
+        gets 502 UNAVAILABLE naming the registry; the other connectors
+        keep working, and this one once its registry answers again."""
+        for name in (GONE, GONE_CUT):
+            reg = self.pools[name]
+            reg.mode = "serve"
+            self.expect_manifest(self.via_reuse(name), reg, "GET",
+                                 "GET via %s while it answers" % name)
+            reg.mode = "close_all"
+            try:
+                c0, mark = reg.conns, reg.mark()
+                stale0, err0 = len(self.stale_reused(name)), len(self.upstream_errors(name))
+                retries0 = self.stale_retries()
+                msgs = []
+                for m in ("GET", "GET", "HEAD"):
+                    r = self.via_reuse(name, m)
+                    what = "%s via %s hanging up" % (m, name)
+                    if m == "HEAD":
+                        T.expect_status(r, 502, what)
+                        T.expect_eq(r.body, b"", what + ": body")
+                    else:
+                        msgs.append(T.expect_error(r, 502, "UNAVAILABLE", what))
+                want = [(c0, 2, "GET", self.MANIFEST_PATH, False),       # pooled
+                        (c0 + 1, 1, "GET", self.MANIFEST_PATH, False),   # its one retry
+                        (c0 + 2, 1, "GET", self.MANIFEST_PATH, False),   # fresh: once
+                        (c0 + 3, 1, "HEAD", self.MANIFEST_PATH, False)]  # fresh: once
+                T.expect_eq([h.key() for h in reg.hits_since(mark)], want,
+                            "requests %s got (conn, nth on it, method, path, answered)" % name)
+                T.expect_eq(len(self.stale_reused(name)) - stale0, 1,
+                            "stale_reused lines for " + name)
+                T.expect_eq(self.stale_retries() - retries0, 1,
+                            "ocigate_upstream_stale_retries_total growth for " + name)
+                errs = self.upstream_errors(name)[err0:]
+                T.expect_eq(len(errs), 3, "upstream_error lines for %s: %r" % (name, errs))
+                T.expect(all("status=502 " in l for l in errs),
+                         "upstream_error lines for %s: %r" % (name, errs))
+                for msg in msgs:
+                    T.expect(msg.startswith("connector %s/%s: %s" % (NS, name, reg.ip_origin)),
+                             "502 message for %s: %r" % (name, msg))
+                    if reg.close_notify:
+                        T.expect_in("closed the connection", msg, "502 message for " + name)
+            finally:
+                reg.mode = "serve"
+            self.expect_manifest(self.via_reuse(name), reg, "GET",
+                                 "GET via %s answering again" % name)
+        T.expect_status(self.via_reuse(BASIC), 200, "manifest via %s afterwards" % BASIC)
+        for name in (REUSE, REUSE_PLAIN):
+            self.expect_manifest(self.via_reuse(name), self.pools[name], "GET",
+                                 "GET via %s afterwards" % name)
+
+    def t_put_not_retried(self):
+        """A manifest PUT on a pooled connection the registry closes is
+        not sent again (its body went out): 502, one PUT upstream, no
+        stale_reused.  The same PUT gets 201 once the registry answers."""
+        reg = self.pools[REUSE]
+        body = json.dumps({"schemaVersion": 2, "mediaType": T.MEDIA_OCI_MANIFEST,
+                           "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                                      "digest": EMPTY_JSON_DIGEST, "size": 2},
+                           "layers": []}).encode()
+        mark, stale0 = reg.mark(), len(self.stale_reused(REUSE))
+        r = self.via_reuse(REUSE, "PUT", "pushed", body, T.MEDIA_OCI_MANIFEST)
+        T.expect_error(r, 502, "UNAVAILABLE", "PUT on a connection the registry closes")
+        puts = [h for h in reg.hits_since(mark) if h.method == "PUT"]
+        T.expect_eq([(h.nth > 1, h.answered) for h in puts], [(True, False)],
+                    "PUTs the registry got (on a reused connection, answered): %r" % puts)
+        T.expect_eq(len(self.stale_reused(REUSE)) - stale0, 0, "stale_reused lines for the PUT")
+        reg.mode = "serve"
+        try:
+            r = self.via_reuse(REUSE, "PUT", "pushed", body, T.MEDIA_OCI_MANIFEST)
+        finally:
+            reg.mode = "close_reused"
+        T.expect_status(r, 201, "the same PUT with the registry answering")
+        T.expect_eq(r.header("Docker-Content-Digest"), T.sha256_bytes(body),
+                    "Docker-Content-Digest of the PUT")
+
     def t_log_clean(self):
-        for og in self.dead + [self.og]:
+        for og in self.dead + [self.og] + self.extra_ocigates():
             og.assert_log_clean(secrets=self.credentials())
 
 
@@ -592,6 +900,16 @@ def main():
                  t.guard(t.t_user_log)),
                 ("connectors still work; no credential ever reached the evil host",
                  t.guard(t.t_still_working)),
+                ("setup: registries hanging up on reused connections, ocigate-reuse",
+                 t.setup_reuse),
+                ("GET/HEAD on a pooled connection the registry closed: sent once "
+                 "more on a new one, 200, stale_reused (TLS, TLS cut, plain)",
+                 t.t_reuse_retried),
+                ("registry hanging up on every request: one retry for a pooled "
+                 "connection, none for a fresh one, 502; others keep working",
+                 t.t_fresh_not_retried),
+                ("PUT on a pooled connection the registry closed: not sent again, 502",
+                 t.t_put_not_retried),
                 ("ocigate never crashed", t.guard(t.t_no_crash)),
                 ("ocigate logs have no token or upstream password",
                  t.guard(t.t_log_clean)),
