@@ -30,10 +30,14 @@
 
 /* Longest decoded Basic credential we accept (the token limit plus a user). */
 #define CONN_CRED_BUF 8448
-/* Most one readv of a plain client takes: a whole head, or a good part of
- * a pushed body, while the chain it reserves stays below malloc's mmap
- * threshold. */
-#define CONN_READ_MAX (64 * 1024)
+/* What one readv of a plain client reserves in its input buffer: 4 KiB
+ * for a request head (nearly every head fits; a slow or idle client holds
+ * no more), 64 KiB for a request body. libevent rounds a chain up to a
+ * power of two with its header included, so the header's room is left
+ * out: the allocations are 4 and 64 KiB (below malloc's mmap threshold). */
+#define CONN_CHAIN_HEADER_ROOM 128
+#define CONN_HEAD_READ (4 * 1024 - CONN_CHAIN_HEADER_ROOM)
+#define CONN_BODY_READ (64 * 1024 - CONN_CHAIN_HEADER_ROOM)
 
 static const char *const conn_state_names[CONN_N_STATES] = {
 	"read_head", "auth", "upstream_auth", "upstream_connect", "request_body", "upstream_head",
@@ -174,7 +178,8 @@ static ssize_t conn_read_socket(struct conn *c, evutil_socket_t fd, size_t room)
 	struct evbuffer_iovec v[2];
 	struct iovec iov[2];
 	ssize_t n, left;
-	int nv = evbuffer_reserve_space(in, (ev_ssize_t)OG_MIN(room, CONN_READ_MAX), v, 2);
+	size_t most = c->state == CONN_REQUEST_BODY ? CONN_BODY_READ : CONN_HEAD_READ;
+	int nv = evbuffer_reserve_space(in, (ev_ssize_t)OG_MIN(room, most), v, 2);
 
 	if (nv <= 0) {
 		errno = ENOMEM;
