@@ -21,6 +21,10 @@ struct blobserve {
 	bool head_sent;                /* a follower's response head went out */
 	bool reading;                  /* fd is open on a cache file */
 	int fd;
+	/* Plain clients: one sendfile segment over the body's part of the
+	 * file (a dup of fd), which every queued range refers to. */
+	struct evbuffer_file_segment *seg;
+	uint64_t seg_from;             /* the body offset seg starts at */
 	uint64_t pos, end;             /* body offsets still to send */
 	size_t queue;                  /* file bytes kept queued for the client */
 	uint64_t avail;                /* what a follower may read so far */

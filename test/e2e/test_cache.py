@@ -172,10 +172,10 @@ class CacheTest(T.CrashGuard):
         self.small_digests = [push_blob(self.reg, "demo/small", d) for d in self.small]
         self.bad_data = os.urandom(2 * MiB + 17)
         self.bad_digest = "sha256:" + hashlib.sha256(self.bad_data).hexdigest()
-        # 0, 1, 5: 3 MiB; 2: 12 MiB; 3: 4 MiB; 4: 8 MiB (each for one case: uncached)
+        # 0, 1, 5: 3 MiB; 2, 6: 12 MiB; 3: 4 MiB; 4: 8 MiB (each for one case: uncached)
         self.slow_data = ([os.urandom(3 * MiB + i) for i in range(2)] + [os.urandom(12 * MiB)]
                           + [os.urandom(4 * MiB + 3), os.urandom(8 * MiB + 5)]
-                          + [os.urandom(3 * MiB + 7)])
+                          + [os.urandom(3 * MiB + 7), os.urandom(12 * MiB + 11)])
         self.slow_digests = ["sha256:" + hashlib.sha256(d).hexdigest() for d in self.slow_data]
         blobs = dict(zip(self.slow_digests, self.slow_data))
         blobs[self.bad_digest] = self.bad_data
@@ -704,6 +704,56 @@ class CacheTest(T.CrashGuard):
         T.expect_eq(self.tmp_files(d), [], "temp files left after the next pull")
         T.expect_eq(T.metric_value(fams, "ocigate_cache_entries"), 0, "entries")
 
+    def t_followers_one_descriptor_each(self):
+        """Followers that read slower than the fill queue what it writes
+        as it comes (64 KiB every 10 ms here): every queued range refers to
+        one descriptor per response, so 8 clients of a 12 MiB blob fit in
+        an open-files limit of 128 with room to spare, and all get the
+        exact blob. (With a descriptor per range, a slow follower's queue
+        held one per 64 KiB: 192 for this blob.)"""
+        limit = 128
+
+        def nofile():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+        og = self.start_ocigate("ocigate-fds", self.env.path("cache-fds"), preexec_fn=nofile)
+        self.others.append(og)
+        digest, data = self.slow_digests[6], self.slow_data[6]
+        fds, done = [], threading.Event()
+
+        def sample():
+            while not done.is_set():
+                try:
+                    fds.append(len(os.listdir("/proc/%d/fd" % og.pid)))
+                except OSError:
+                    pass
+                time.sleep(0.02)
+
+        def pull(delay=0.0, **kw):
+            def run():
+                time.sleep(delay)  # after the first client's request: followers
+                return self.stream(og, "bad", "x/y", digest, **kw)
+            return run
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            res = self.concurrently([pull()] + [pull(0.1)] * 2 +
+                                    [pull(0.1, rate=3 * MiB, rcvbuf=64 * 1024)] * 5)
+        finally:
+            done.set()
+            sampler.join(10)
+        for i, r in enumerate(res):
+            self.expect_blob(r, digest, len(data), "client %d" % i)
+        peak = max(fds) if fds else 0
+        T.diag("8 clients of a 12 MiB fill: peak %d open descriptors (limit %d)" % (peak, limit))
+        T.expect(fds, "no descriptor count sampled")
+        T.expect(peak <= 64, "peak open descriptors %d, more than 64 for 8 clients" % peak)
+        T.expect("Too many open files" not in og.log_text(), "EMFILE in the log")
+        fams = self.metrics(og)
+        T.expect_eq(T.metric_value(fams, "ocigate_cache_requests_total", result="miss"), 1,
+                    "cache misses")
+
     def t_head_and_range_during_fill(self):
         """While a fill is in flight, HEAD and single-range GETs of the
         blob are answered from it (headers from the fill, range bytes from
@@ -943,6 +993,8 @@ def main():
             ("exit while a fill carries on alone: clean", t.t_exit_while_fill_alone),
             ("disk full mid-fill: the first client gets the blob from upstream", t.t_disk_full_mid_fill),
             ("HEAD and Range during a fill: answered from it, not upstream", t.t_head_and_range_during_fill),
+            ("slow followers: one descriptor per response, 8 clients under a 128-file limit",
+             t.t_followers_one_descriptor_each),
             ("tenancy: a digest cached via registry A is not served via B", t.t_other_registry_never_gets_the_cached_copy),
             ("tenancy: another connector on the same registry fills its own copy",
              t.t_same_registry_other_connector_fills_its_own_copy),
