@@ -11,6 +11,7 @@
 #include <event2/util.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/ssl.h>
 
 static struct bufferevent *httpc_new_bev(const struct httpc_peer *p, char *err, size_t cap)
 {
@@ -80,6 +81,19 @@ bool httpc_may_retry(bool reused, bool got_bytes, bool retried, short events)
 	return reused && !got_bytes && !retried && !(events & BEV_EVENT_TIMEOUT);
 }
 
+/* OpenSSL 3 reports a TLS peer that closes without close_notify as an
+ * error; what the peer did is close the connection. */
+static bool httpc_eof_without_close_notify(unsigned long ssl_err)
+{
+#ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
+	return ssl_err && ERR_GET_LIB(ssl_err) == ERR_LIB_SSL &&
+	       ERR_GET_REASON(ssl_err) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
+#else
+	(void)ssl_err;
+	return false;
+#endif
+}
+
 void httpc_describe_error(const struct httpc_peer *p, struct bufferevent *bev, bool connected,
 			  short events, char *buf, size_t cap)
 {
@@ -98,6 +112,8 @@ void httpc_describe_error(const struct httpc_peer *p, struct bufferevent *bev, b
 	}
 	if (events & BEV_EVENT_TIMEOUT) {
 		snprintf(buf, cap, "%s %s timed out", p->name, connected ? "response" : "connect");
+	} else if (httpc_eof_without_close_notify(ssl_err)) {
+		snprintf(buf, cap, "%s closed the connection (without TLS close_notify)", p->name);
 	} else if (dns_err) {
 		snprintf(buf, cap, "cannot resolve %s: %s", p->host, evutil_gai_strerror(dns_err));
 	} else if (ssl_err || (ssl && SSL_get_verify_result(ssl) != X509_V_OK)) {

@@ -825,8 +825,10 @@ class HostileTest(T.CrashGuard):
                 for msg in msgs:
                     T.expect(msg.startswith("connector %s/%s: %s" % (NS, name, reg.ip_origin)),
                              "502 message for %s: %r" % (name, msg))
-                    if reg.close_notify:
-                        T.expect_in("closed the connection", msg, "502 message for " + name)
+                    T.expect_in("closed the connection", msg, "502 message for " + name)
+                    T.expect_eq("without TLS close_notify" in msg, not reg.close_notify,
+                                "502 message for %s says close_notify was missing: %r"
+                                % (name, msg))
             finally:
                 reg.mode = "serve"
             self.expect_manifest(self.via_reuse(name), reg, "GET",
