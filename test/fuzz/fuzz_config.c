@@ -10,8 +10,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void check_config(const struct config *cfg)
 {
-	if (!cfg->auth.tokens_file || cfg->auth.tokens_file[0] != '/')
+	if (cfg->kubernetes.enabled) {
+		if (cfg->auth.tokens_file || cfg->n_connectors)
+			abort(); /* refused in Kubernetes mode */
+	} else if (!cfg->auth.tokens_file || cfg->auth.tokens_file[0] != '/') {
 		abort(); /* required, and joined to the absolute base_dir */
+	}
 	if (!cfg->server.public_address || !*cfg->server.public_address)
 		abort();
 	if (config_unreloadable_change(cfg, cfg) != NULL)
