@@ -258,7 +258,7 @@ class PoolRegistry(Stub):
                        "digest": EMPTY_JSON_DIGEST, "size": 2},
             "layers": [{"mediaType": "application/vnd.oci.empty.v1+json",
                         "digest": EMPTY_JSON_DIGEST, "size": 2}],
-            "annotations": {"stub": name},
+            "annotations": {"registry": name},
         }, sort_keys=True).encode()
         self.digest = T.sha256_bytes(self.manifest)
 
@@ -289,7 +289,7 @@ class PoolRegistry(Stub):
             return self._hang_up(h)
         if h.headers.get("Authorization") != self.authorization:
             return self._send(h, 401, b'{"errors":[{"code":"UNAUTHORIZED",'
-                              b'"message":"stub: authentication required"}]}',
+                              b'"message":"pool registry: authentication required"}]}',
                               [("WWW-Authenticate", 'Basic realm="%s"' % self.name)])
         manifest_path = "/v2/%s/manifests/" % self.REPO
         if h.path == "/v2/" and h.command in ("GET", "HEAD"):
@@ -303,7 +303,7 @@ class PoolRegistry(Stub):
             return self._send(h, 201, b"", [("Location", manifest_path + digest),
                                             ("Docker-Content-Digest", digest)])
         return self._send(h, 404, b'{"errors":[{"code":"NAME_UNKNOWN",'
-                          b'"message":"stub: unknown"}]}')
+                          b'"message":"pool registry: unknown path"}]}')
 
     def _hang_up(self, h):
         """Close this connection without answering (the handler's loop ends,
