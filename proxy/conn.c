@@ -404,7 +404,9 @@ static void conn_on_flush(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	c->flush_queued = false;
-	if (!c->write_off)
+	/* Nothing left: conn_finish_response wrote it already, and the
+	 * bufferevent calls its write callback only after a write. */
+	if (!c->write_off || evbuffer_get_length(conn_out(c)) == 0)
 		return;
 	conn_flush(c);
 	bufferevent_getwatermark(c->bev, EV_WRITE, &low, NULL);
