@@ -404,10 +404,11 @@ static void conn_on_flush(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	c->flush_queued = false;
-	/* Nothing left: conn_finish_response wrote it already, and the
-	 * bufferevent calls its write callback only after a write. */
+	/* Nothing left: the bufferevent calls its write callback only
+	 * after a write of its own. */
 	if (!c->write_off || evbuffer_get_length(conn_out(c)) == 0)
 		return;
+	log_flush();
 	conn_flush(c);
 	bufferevent_getwatermark(c->bev, EV_WRITE, &low, NULL);
 	bufferevent_getcb(c->bev, NULL, &write_cb, NULL, NULL);
@@ -432,9 +433,12 @@ void conn_finish_response(struct conn *c)
 {
 	metrics_request_done(c->connector, c->head ? c->req.method : HTTP_M_OTHER, c->status,
 			     c->body_bytes, c->head ? conn_ms_since(&c->req_start) / 1e3 : 0.0);
-	/* Logged first: a client that has its response finds its line. */
+	/* A client that has its response finds its line: the line is held
+	 * (proxy.c) and the flush event writes it before the response. A
+	 * body that went out directly (splice) has its line now. */
 	conn_log_access(c);
-	conn_flush(c);
+	if (evbuffer_get_length(conn_out(c)) == 0)
+		log_flush();
 	conn_end_request(c);
 	if (!c->keep_alive) {
 		conn_start_closing(c);

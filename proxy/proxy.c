@@ -300,6 +300,31 @@ static void proxy_on_reap(evutil_socket_t fd, short what, void *arg)
 	conn_reap(arg);
 }
 
+/* Log lines are held (log_hold) for the rest of a loop round and written
+ * together; a plain client's flush event writes them before its response
+ * (conn.c), and this event, active from the first held line, writes what
+ * no response did. Active events run in the order they were activated,
+ * before the loop next waits. */
+static void proxy_on_log(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	log_flush();
+}
+
+static void proxy_wake_log(void *arg)
+{
+	event_active(arg, EV_TIMEOUT, 0);
+}
+
+static void proxy_hold_log(struct proxy *px)
+{
+	px->log_ev = event_new(px->base, -1, 0, proxy_on_log, px);
+	if (px->log_ev)
+		log_hold(proxy_wake_log, px->log_ev);
+}
+
 /* A cache directory that cannot be used is not a reason to refuse pulls:
  * ocigate then proxies without a cache. */
 static void proxy_open_cache(struct proxy *px)
@@ -360,6 +385,7 @@ int proxy_init(struct proxy *px, struct config *cfg, struct auth_backend *auth)
 	if (!px->dns)
 		px->dns = evdns_base_new(px->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 	px->reap_ev = event_new(px->base, -1, 0, proxy_on_reap, px);
+	proxy_hold_log(px);
 	park_init(px);
 	for (size_t i = 0; i < OG_ARRAY_LEN(sigs); i++) {
 		px->sig_events[i] = evsignal_new(px->base, sigs[i], proxy_on_signal, px);
@@ -405,6 +431,10 @@ void proxy_free(struct proxy *px)
 		event_free(px->shutdown_timer);
 	if (px->reap_ev)
 		event_free(px->reap_ev);
+	if (px->log_ev) {
+		log_hold(NULL, NULL);
+		event_free(px->log_ev);
+	}
 	park_free(px);
 	if (px->dns)
 		evdns_base_free(px->dns, 0);

@@ -53,6 +53,7 @@ struct proxy {
 	struct event *park_timer; /* closes parked connections at idle_timeout */
 	struct conn *reap_list;  /* closed, freed from the reap event */
 	struct event *reap_ev;
+	struct event *log_ev; /* writes the log lines held in a loop round */
 	uint64_t next_conn_id;
 	bool shutting_down;
 	struct event *shutdown_timer;

@@ -1,7 +1,9 @@
 #include "util/log.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -50,11 +52,55 @@ static size_t log_format_time(char *buf, size_t cap)
 	return sec_len + 5;
 }
 
-/* One write per line keeps lines whole when several processes share stderr. */
+/* Held lines (log_hold). PIPE_BUF bytes at most: a write of up to that
+ * much to a pipe is never interleaved with another process's. */
+static struct {
+	void (*wake)(void *);
+	void *arg;
+	size_t n;
+	char buf[PIPE_BUF];
+} log_held;
+
+static void log_write_now(const char *p, size_t n)
+{
+	fwrite(p, 1, n, stderr);
+	fflush(stderr);
+}
+
+void log_flush(void)
+{
+	if (log_held.n == 0)
+		return;
+	log_write_now(log_held.buf, log_held.n);
+	log_held.n = 0;
+}
+
+void log_hold(void (*wake)(void *), void *arg)
+{
+	static bool at_exit;
+
+	log_flush();
+	log_held.wake = wake;
+	log_held.arg = arg;
+	if (wake && !at_exit)
+		at_exit = atexit(log_flush) == 0;
+}
+
+/* One write per line (or per held batch of whole lines) keeps lines whole
+ * when several processes share stderr. */
 static void log_write(const char *line, size_t n)
 {
-	fwrite(line, 1, n, stderr);
-	fflush(stderr);
+	if (!log_held.wake || n > sizeof(log_held.buf)) {
+		log_flush();
+		log_write_now(line, n);
+		return;
+	}
+	if (log_held.n + n > sizeof(log_held.buf))
+		log_flush();
+	memcpy(log_held.buf + log_held.n, line, n);
+	if (log_held.n == 0)
+		log_held.wake(log_held.arg);
+	log_held.n += n;
 }
 
 void log_event(enum log_level level, const char *event, const char *fmt, ...)

@@ -33,6 +33,15 @@ void log_line_tenths(struct log_line *l, const char *key, double v);
 /* Adds the newline and writes the line. */
 void log_line_end(struct log_line *l);
 
+/* Holding: a busy loop would pay a write(2) per line, most of them access
+ * lines. While held, lines are kept (up to PIPE_BUF bytes, whole lines
+ * only) and wake(arg) is called when the first one is kept; the caller
+ * then calls log_flush, at the latest before it sends the response a line
+ * tells of. log_hold(NULL, NULL) writes what is kept and stops holding;
+ * what is kept at exit() is written then. */
+void log_hold(void (*wake)(void *), void *arg);
+void log_flush(void);
+
 /* Quotes a value for a key=value line when it holds spaces, quotes, '=' or
  * control characters; returns buf. Values longer than cap are cut. */
 const char *log_quote(char *buf, size_t cap, const char *p, size_t n);

@@ -1,11 +1,14 @@
 #include "util/xalloc.h"
 
+#include "util/log.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static void xalloc_die(size_t n)
 {
+	log_flush();
 	fprintf(stderr, "level=fatal event=out_of_memory bytes=%zu\n", n);
 	abort();
 }

@@ -1,10 +1,15 @@
 /* log_quote: foreign text (user names from TokenReview, realms, paths)
  * can never add a key=value field or a line to the log. log_line: the
  * access log's printf-free writer formats numbers as printf did and keeps
- * every line whole and newline-terminated, however long its values. */
+ * every line whole and newline-terminated, however long its values.
+ * log_hold: held lines go out in order, whole, at most PIPE_BUF bytes per
+ * write, only when flushed (or when the next would not fit). */
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "test/unit/check.h"
@@ -92,9 +97,90 @@ static void check_log_line(void)
 	CHECK(strstr(second + 1, "level=warn event=long k=xxx") != NULL);
 }
 
+static void count_wake(void *arg)
+{
+	(*(int *)arg)++;
+}
+
+/* One message of the SEQPACKET socket standing in for stderr: one write. */
+static ssize_t next_write(int fd, char *buf, size_t cap)
+{
+	ssize_t n = recv(fd, buf, cap - 1, MSG_DONTWAIT);
+
+	buf[n > 0 ? n : 0] = '\0';
+	return n;
+}
+
+/* The held writes of 40 lines of about 200 bytes: each whole lines, at
+ * most PIPE_BUF bytes; returns how many lines, checking their order. */
+static int held_batches(int fd, int *writes)
+{
+	static char buf[PIPE_BUF * 4];
+	int lines = 0;
+
+	while (next_write(fd, buf, sizeof(buf)) > 0 && strstr(buf, "event=batch")) {
+		++*writes;
+		CHECK(strlen(buf) <= PIPE_BUF);
+		CHECK(buf[strlen(buf) - 1] == '\n');
+		for (char *l = buf; *l; l = strchr(l, '\n') + 1) {
+			char want[32];
+			snprintf(want, sizeof(want), " n=%d pad=", lines);
+			CHECK_PREFIX(l, "ts=");
+			CHECK(strstr(l, want) != NULL && strstr(l, want) < strchr(l, '\n'));
+			lines++;
+		}
+	}
+	CHECK(strstr(buf, "event=direct k=3\n") != NULL);
+	return lines;
+}
+
+/* Failures are reported after stderr is back: the socket standing in for
+ * it is read only afterwards. */
+static void check_log_hold(void)
+{
+	int sv[2], saved = dup(2), wakes = 0, wakes_first, writes = 0;
+	char buf[PIPE_BUF * 2], pad[160];
+	bool held_until_flush, one_write, none_after;
+
+	CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) == 0);
+	fflush(stderr);
+	dup2(sv[0], 2);
+	log_hold(count_wake, &wakes);
+	log_event(LOG_INFO, "one", "k=1");
+	log_event(LOG_WARN, "two", "k=2");
+	wakes_first = wakes;
+	held_until_flush = next_write(sv[1], buf, sizeof(buf)) < 0 && errno == EAGAIN;
+	log_flush();
+	one_write = next_write(sv[1], buf, sizeof(buf)) > 0 &&
+		    strstr(buf, "event=one k=1\nts=") != NULL && strstr(buf, "event=two k=2\n") != NULL;
+	log_flush(); /* nothing held: no write */
+	none_after = next_write(sv[1], buf, sizeof(buf)) < 0;
+
+	memset(pad, 'p', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = '\0';
+	for (int i = 0; i < 40; i++)
+		log_event(LOG_INFO, "batch", "n=%d pad=%s", i, pad);
+	log_hold(NULL, NULL); /* writes what is held */
+	log_event(LOG_INFO, "direct", "k=3");
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+
+	CHECK_INT(wakes_first, 1);
+	CHECK(held_until_flush);
+	CHECK(one_write);
+	CHECK(none_after);
+	CHECK_INT(held_batches(sv[1], &writes), 40);
+	CHECK(writes >= 2);
+	CHECK_INT(wakes, 1 + writes);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	check_log_line();
+	check_log_hold();
 	char small[12];
 
 	quoted("alice", "alice");
