@@ -568,7 +568,7 @@ static void k8s_request_send(struct k8s_request *r, struct k8s_conn *conn)
 	if (conn->connected)
 		bufferevent_set_timeouts(conn->bev, NULL, NULL);
 	bufferevent_setcb(conn->bev, k8s_conn_on_read, NULL, k8s_conn_on_event, conn);
-	bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
+	httpc_enable(conn->bev, EV_READ | EV_WRITE);
 }
 
 /* Starts what the pool allows. Requests can finish (with an error) from

@@ -6,32 +6,72 @@
 #include <sys/socket.h>
 
 #include <event2/bufferevent_ssl.h>
+#include <event2/bufferevent_struct.h>
+#include <event2/buffer.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/ssl.h>
+
+/* TLS connections read ahead: OpenSSL takes a record's header, its body
+ * and often the records after it in one read(2), where it took two reads
+ * per record. libevent 2.1 stops reading once the record it decrypted is
+ * used up (SSL_pending), so records already read ahead would wait for an
+ * epoll event that never comes: whenever the input grows, and whenever
+ * reading is switched on again (httpc_enable), the bufferevent's read
+ * event is made active while OpenSSL holds bytes. A partial record held
+ * costs one read that finds nothing more. */
+static void httpc_tls_drain(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+	if (ssl && SSL_has_pending(ssl) && (bufferevent_get_enabled(bev) & EV_READ))
+		event_active(&bev->ev_read, EV_READ, 1);
+}
+
+static void httpc_tls_input_grew(struct evbuffer *in, const struct evbuffer_cb_info *info,
+				 void *arg)
+{
+	(void)in;
+	if (info->n_added)
+		httpc_tls_drain(arg);
+}
+
+void httpc_enable(struct bufferevent *bev, short events)
+{
+	bufferevent_enable(bev, events);
+	if (events & EV_READ)
+		httpc_tls_drain(bev);
+}
+
+static struct bufferevent *httpc_new_tls_bev(const struct httpc_peer *p, int opts)
+{
+	SSL *ssl = tls_client_new_ssl(p->tls, p->tls_name);
+	struct bufferevent *bev;
+
+	if (!ssl)
+		return NULL;
+	SSL_set_read_ahead(ssl, 1);
+	bev = bufferevent_openssl_socket_new(p->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, opts);
+	if (!bev)
+		return NULL;
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	evbuffer_add_cb(bufferevent_get_input(bev), httpc_tls_input_grew, bev);
+	return bev;
+}
 
 static struct bufferevent *httpc_new_bev(const struct httpc_peer *p, char *err, size_t cap)
 {
 	int opts = BEV_OPT_CLOSE_ON_FREE | p->bev_options;
 	struct bufferevent *bev;
 
-	if (!p->tls) {
+	if (p->tls)
+		bev = httpc_new_tls_bev(p, opts);
+	else
 		bev = bufferevent_socket_new(p->base, -1, opts);
-	} else {
-		SSL *ssl = tls_client_new_ssl(p->tls, p->tls_name);
-		if (!ssl) {
-			snprintf(err, cap, "cannot create a TLS session");
-			return NULL;
-		}
-		bev = bufferevent_openssl_socket_new(p->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, opts);
-		if (bev)
-			bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	}
 	if (!bev)
-		snprintf(err, cap, "cannot create a connection");
+		snprintf(err, cap, "cannot create a %sconnection", p->tls ? "TLS " : "");
 	return bev;
 }
 

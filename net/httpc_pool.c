@@ -1,5 +1,7 @@
 #include "net/httpc_pool.h"
 
+#include "net/httpc.h"
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -79,7 +81,7 @@ int httpc_pool_put(struct httpc_pool *p, struct httpc_idle *e, struct buffereven
 	}
 	bufferevent_setcb(bev, httpc_idle_read, NULL, httpc_idle_event, e);
 	bufferevent_set_timeouts(bev, idle_tv, NULL);
-	bufferevent_enable(bev, EV_READ);
+	httpc_enable(bev, EV_READ);
 	e->pool = p;
 	e->bev = bev;
 	e->prev = NULL;

@@ -782,7 +782,7 @@ static void exchange_splice_start(struct conn *c)
 	if (c->ex.splice)
 		return;
 	conn_resume_read(c);
-	bufferevent_enable(c->ex.up->bev, EV_READ | EV_WRITE);
+	httpc_enable(c->ex.up->bev, EV_READ | EV_WRITE);
 }
 
 /* What the upstream sent with the head is already in the client's output:
@@ -877,7 +877,7 @@ void exchange_client_drained(struct conn *c)
 	if (c->state != CONN_STREAM_BODY || !c->ex.up_paused)
 		return;
 	c->ex.up_paused = false;
-	bufferevent_enable(c->ex.up->bev, EV_READ);
+	httpc_enable(c->ex.up->bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_input(c->ex.up->bev)) > 0)
 		exchange_relay_body(c);
 }

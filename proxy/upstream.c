@@ -242,7 +242,7 @@ void upstream_attach(struct upstream_conn *u, bufferevent_data_cb read_cb,
 	}
 	bufferevent_set_timeouts(u->bev, &px->read_timeout, &px->read_timeout);
 	bufferevent_setcb(u->bev, read_cb, write_cb, event_cb, arg);
-	bufferevent_enable(u->bev, EV_READ | EV_WRITE);
+	httpc_enable(u->bev, EV_READ | EV_WRITE);
 }
 
 /* Records from the start of the output, as libevent would write them.

@@ -53,6 +53,8 @@ FORGED_USER = 'mallory" status=200 forged="1'
 # HTTP), GONE* on every request once told to
 REUSE, REUSE_CUT, REUSE_PLAIN = "reuse", "reusecut", "reuseplain"
 GONE, GONE_CUT = "gone", "gonecut"
+# a registry writing many small TLS records per TCP segment (RecordRegistry)
+RECORDS = "records"
 EMPTY_JSON_DIGEST = T.sha256_bytes(b"{}")
 
 
@@ -322,6 +324,41 @@ class PoolRegistry(Stub):
             pass
 
 
+class RecordRegistry(PoolRegistry):
+    """A PoolRegistry over TLS that writes every response as small TLS
+    records (RECORD bytes of plaintext each) corked into as few TCP
+    segments as loopback allows, so one read(2) of ocigate's brings many
+    records at once.  It also serves one blob (BLOB, random bytes)."""
+
+    RECORD = 1000
+    CORK = 60 * 1000     # plaintext per TCP segment, below loopback's MSS
+
+    def __init__(self, pki, name, user, password, blob):
+        PoolRegistry.__init__(self, pki, name, user, password)
+        self.blob = blob
+        self.blob_digest = T.sha256_bytes(blob)
+
+    def _serve(self, h):
+        if h.path == "/v2/%s/blobs/%s" % (self.REPO, self.blob_digest) and \
+                h.headers.get("Authorization") == self.authorization:
+            return self._send(h, 200, self.blob, ctype="application/octet-stream")
+        return PoolRegistry._serve(self, h)
+
+    def _send(self, h, status, body, headers=(), ctype="application/json"):
+        head = ["HTTP/1.1 %d %s" % (status, h.responses[status][0]),
+                "Content-Type: " + ctype, "Content-Length: %d" % len(body)]
+        head += ["%s: %s" % kv for kv in headers]
+        data = ("\r\n".join(head) + "\r\n\r\n").encode()
+        if h.command != "HEAD":
+            data += body
+        s = h.connection
+        for seg in range(0, len(data), self.CORK):
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+            for i in range(seg, min(seg + self.CORK, len(data)), self.RECORD):
+                s.sendall(data[i:min(i + self.RECORD, seg + self.CORK, len(data))])
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+
+
 class HostileTest(T.CrashGuard):
     def __init__(self, args, env):
         self.args = args
@@ -387,6 +424,9 @@ class HostileTest(T.CrashGuard):
             if name.startswith("reuse"):
                 reg.mode = "close_reused"
             self.pools[name] = reg
+        self.records_blob = os.urandom(8 * T.MiB)
+        self.pools[RECORDS] = RecordRegistry(self.pki, RECORDS, "robot", self.rpw,
+                                             self.records_blob).start()
         conns = [T.Connector("%s/%s" % (NS, name), reg.ip_origin, username="robot",
                              password=self.rpw,
                              ca_file=self.pki.ca_pem if reg.tls else None,
@@ -395,7 +435,7 @@ class HostileTest(T.CrashGuard):
         conns.append(self.connector(BASIC, self.brd, self.bpw))
         self.og_reuse = T.Ocigate(self.env, self.args.ocigate, [self.alice], conns,
                                   name="ocigate-reuse",
-                                  server={"admin_listen": "127.0.0.1:0"},
+                                  server={"admin_listen": "127.0.0.1:0", "body_buffer": "16k"},
                                   upstream={"pool_idle_timeout": "120s"},
                                   sections={"log": {"level": "debug"}}).start()
         T.diag("ocigate-reuse %s, %s" % (self.og_reuse.host, ", ".join(
@@ -863,6 +903,32 @@ class HostileTest(T.CrashGuard):
         T.expect_eq(r.header("Docker-Content-Digest"), T.sha256_bytes(body),
                     "Docker-Content-Digest of the PUT")
 
+    def t_many_records(self):
+        """Each response comes as many TLS records in one TCP segment, so
+        OpenSSL's read-ahead holds records after the one libevent asked
+        for.  Manifest GETs and HEADs on a kept-alive upstream connection
+        all complete, within seconds, not at ocigate's read timeout."""
+        reg = self.pools[RECORDS]
+        for i, m in enumerate(["GET", "HEAD", "GET", "GET", "HEAD", "GET"]):
+            self.expect_manifest(self.via_reuse(RECORDS, m), reg, m,
+                                 "%s #%d via %s" % (m, i + 1, RECORDS))
+        T.expect_eq(reg.conns, 1, "upstream connections used for 6 requests")
+
+    def t_many_records_slow_client(self):
+        """An 8 MiB blob in 1,000-byte records to a client reading at 4 MB/s:
+        ocigate stops reading the registry while a client's buffer is full
+        and starts again when it drains, with records still held by
+        OpenSSL; every client gets the exact blob."""
+        reg = self.pools[RECORDS]
+        path = T.proxy_path(NS, RECORDS, PoolRegistry.REPO, "blobs", reg.blob_digest)
+        for rate in (4 * 1000 * 1000, None):
+            res = T.stream_get(self.og_reuse.port, path,
+                               {"Authorization": self.alice.basic()}, rate=rate,
+                               timeout=20, rcvbuf=16 * 1024)
+            what = "blob at %s" % ("4 MB/s" if rate else "full speed")
+            T.expect_eq((res.status, res.error, res.nbytes, res.sha256),
+                        (200, None, len(reg.blob), reg.blob_digest), what)
+
     def t_log_clean(self):
         for og in self.dead + [self.og] + self.extra_ocigates():
             og.assert_log_clean(secrets=self.credentials())
@@ -912,6 +978,10 @@ def main():
                  t.t_fresh_not_retried),
                 ("PUT on a pooled connection the registry closed: not sent again, 502",
                  t.t_put_not_retried),
+                ("many TLS records per segment: manifests on a kept-alive "
+                 "connection complete", t.t_many_records),
+                ("many TLS records per segment: an 8 MiB blob to a slow and a "
+                 "fast client, exact", t.t_many_records_slow_client),
                 ("ocigate never crashed", t.guard(t.t_no_crash)),
                 ("ocigate logs have no token or upstream password",
                  t.guard(t.t_log_clean)),
