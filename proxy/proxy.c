@@ -320,7 +320,7 @@ static void proxy_wake_log(void *arg)
 
 static void proxy_hold_log(struct proxy *px)
 {
-	px->log_ev = event_new(px->base, -1, 0, proxy_on_log, px);
+	px->log_ev = event_new(px->base, -1, 0, proxy_on_log, NULL);
 	if (px->log_ev)
 		log_hold(proxy_wake_log, px->log_ev);
 }

@@ -61,6 +61,8 @@ static struct {
 	char buf[PIPE_BUF];
 } log_held;
 
+_Static_assert(sizeof(((struct log_line *)0)->buf) <= PIPE_BUF, "any line fits a held batch");
+
 static void log_write_now(const char *p, size_t n)
 {
 	fwrite(p, 1, n, stderr);
@@ -90,8 +92,7 @@ void log_hold(void (*wake)(void *), void *arg)
  * when several processes share stderr. */
 static void log_write(const char *line, size_t n)
 {
-	if (!log_held.wake || n > sizeof(log_held.buf)) {
-		log_flush();
+	if (!log_held.wake) {
 		log_write_now(line, n);
 		return;
 	}

@@ -413,8 +413,10 @@ class HostileTest(T.CrashGuard):
                            allow=["alice"])
 
     def setup_reuse(self):
-        """One PoolRegistry per connector behind a second ocigate that logs
-        at debug level: upstream_close lines (with their reason) are debug."""
+        """One PoolRegistry per connector (and a RecordRegistry) behind a
+        second ocigate that logs at debug level: upstream_close lines (with
+        their reason) are debug.  Its body_buffer is the smallest allowed,
+        16k, so a slow client switches upstream reading off and on often."""
         self.rpw = "upw-reuse-" + secrets.token_hex(8)
         self.pools = {}
         for name, kw in ((REUSE, {}), (REUSE_CUT, {"close_notify": False}),
