@@ -37,7 +37,6 @@ static int tls_client_setup(struct tls_client *t, bool system_trust, char *err, 
 	}
 	SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
 	SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, NULL);
-	SSL_CTX_set_mode(t->ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_alpn_protos(t->ctx, (const unsigned char *)"\x08http/1.1", 9);
 	if (system_trust && SSL_CTX_set_default_verify_paths(t->ctx) != 1)
 		ERR_clear_error();
