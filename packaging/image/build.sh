@@ -46,7 +46,7 @@ trap 'rm -rf "$work"' EXIT
 
 if [ -z "$build" ]; then
 	build=$work/build
-	meson setup "$build" "$root" --buildtype=release -Dstrip=true >"$work/meson.log" 2>&1 ||
+	meson setup "$build" "$root" --buildtype=release -Db_lto=true -Dstrip=true >"$work/meson.log" 2>&1 ||
 		{ cat "$work/meson.log" >&2; exit 1; }
 	ninja -C "$build" ocigate ocigate-credential-provider >"$work/ninja.log" 2>&1 ||
 		{ cat "$work/ninja.log" >&2; exit 1; }

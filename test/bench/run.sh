@@ -15,7 +15,7 @@ if [ "${OCIGATE_SKIP_INSTALL:-0}" != 1 ]; then
 	bash packaging/install-deps.sh
 fi
 if [ ! -d build-release ]; then
-	meson setup build-release --buildtype=release -De2e=disabled
+	meson setup build-release --buildtype=release -Db_lto=true -De2e=disabled
 fi
 ninja -C build-release
 exec python3 test/bench/bench.py --ocigate build-release/ocigate "$@"
