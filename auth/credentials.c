@@ -1,9 +1,15 @@
 #include "auth/credentials.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
 
 #include "util/ascii.h"
 #include "util/base64.h"
+#include "util/xalloc.h"
 
 static bool cred_is_ows(char c)
 {
@@ -86,4 +92,53 @@ enum cred_result cred_parse_authorization(struct og_str value, char *buf,
 		return CRED_MALFORMED;
 	*token = cred;
 	return CRED_OK;
+}
+
+struct cred_memo {
+	size_t n;
+	unsigned char sha[SHA256_DIGEST_LENGTH];
+	char value[];
+};
+
+/* OpenSSL 3's one-shot SHA256() looks the algorithm up on every call; the
+ * loop is single-threaded, so one fetched digest and context serve all. */
+static void cred_sha256(struct og_str token, unsigned char out[SHA256_DIGEST_LENGTH])
+{
+	static EVP_MD *md;
+	static EVP_MD_CTX *ctx;
+
+	if (!md) {
+		md = EVP_MD_fetch(NULL, "SHA256", NULL);
+		ctx = EVP_MD_CTX_new();
+	}
+	if (!md || !ctx || EVP_DigestInit_ex(ctx, md, NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, token.p, token.n) != 1 ||
+	    EVP_DigestFinal_ex(ctx, out, NULL) != 1)
+		SHA256((const unsigned char *)token.p, token.n, out);
+}
+
+void cred_token_sha256(struct cred_memo **memo, struct og_str value, struct og_str token,
+		       unsigned char out[32])
+{
+	struct cred_memo *m = *memo;
+
+	if (m && m->n == value.n && CRYPTO_memcmp(m->value, value.p, value.n) == 0) {
+		memcpy(out, m->sha, sizeof(m->sha));
+		return;
+	}
+	cred_sha256(token, out);
+	cred_memo_free(m);
+	m = x_malloc(sizeof(*m) + value.n);
+	m->n = value.n;
+	memcpy(m->sha, out, sizeof(m->sha));
+	memcpy(m->value, value.p, value.n);
+	*memo = m;
+}
+
+void cred_memo_free(struct cred_memo *m)
+{
+	if (!m)
+		return;
+	OPENSSL_cleanse(m, sizeof(*m) + m->n);
+	free(m);
 }

@@ -6,6 +6,8 @@
 
 #include "util/common.h"
 
+struct cred_memo;
+
 #define CRED_TOKEN_MAX 8192
 
 enum cred_result {
@@ -26,5 +28,15 @@ OG_WARN_UNUSED enum cred_result cred_parse_authorization(struct og_str value,
 							 char *buf,
 							 size_t buf_cap,
 							 struct og_str *token);
+
+/* The SHA-256 of token, parsed from the Authorization value `value`. A
+ * client sends the same value on every request of a connection, so the
+ * connection keeps the last value with its hash in *memo (the value is
+ * compared in constant time: requests of several clients may share a
+ * connection behind a proxy). */
+void cred_token_sha256(struct cred_memo **memo, struct og_str value, struct og_str token,
+		       unsigned char out[32]);
+/* Wipes and frees a memo (NULL is fine). */
+void cred_memo_free(struct cred_memo *memo);
 
 #endif

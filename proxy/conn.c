@@ -16,7 +16,6 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <openssl/ssl.h>
 
@@ -316,6 +315,7 @@ void conn_reap(struct proxy *px)
 		px->reap_list = c->reap_next;
 		bufferevent_free(c->bev);
 		event_free(c->timer);
+		cred_memo_free(c->auth_memo);
 		free(c);
 		if (closed)
 			proxy_conn_gone(px);
@@ -658,23 +658,6 @@ static void conn_on_authn(void *arg, const struct auth_decision *d)
 	conn_authorize(c);
 }
 
-/* OpenSSL 3's one-shot SHA256() looks the algorithm up on every call; the
- * loop is single-threaded, so one fetched digest and context serve all. */
-static void conn_token_sha256(struct og_str token, unsigned char out[SHA256_DIGEST_LENGTH])
-{
-	static EVP_MD *md;
-	static EVP_MD_CTX *ctx;
-
-	if (!md) {
-		md = EVP_MD_fetch(NULL, "SHA256", NULL);
-		ctx = EVP_MD_CTX_new();
-	}
-	if (!md || !ctx || EVP_DigestInit_ex(ctx, md, NULL) != 1 ||
-	    EVP_DigestUpdate(ctx, token.p, token.n) != 1 ||
-	    EVP_DigestFinal_ex(ctx, out, NULL) != 1)
-		SHA256((const unsigned char *)token.p, token.n, out);
-}
-
 static const char *conn_cred_message(enum cred_result r)
 {
 	switch (r) {
@@ -705,7 +688,7 @@ static void conn_authenticate(struct conn *c)
 		conn_respond_error(c, 401, "UNAUTHORIZED", conn_cred_message(r));
 		return;
 	}
-	conn_token_sha256(token, sha);
+	cred_token_sha256(&c->auth_memo, h->value, token, sha);
 	conn_set_state(c, CONN_AUTH);
 	struct auth_pending *p = b->ops->authenticate(b, token, sha, conn_on_authn, c);
 	OPENSSL_cleanse(buf, used);

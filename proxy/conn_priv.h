@@ -15,6 +15,8 @@
 #include "proxy/splice.h"
 #include "proxy/token.h"
 #include "proxy/upstream.h"
+
+struct cred_memo;
 #include "util/http1.h"
 
 struct fetch;
@@ -117,6 +119,7 @@ struct conn {
 	struct connector *connector;
 	struct auth_identity *identity;
 	struct auth_pending *pending;
+	struct cred_memo *auth_memo; /* the last Authorization value's token hash */
 	bool keep_alive;
 	int status;
 	uint64_t body_bytes;
