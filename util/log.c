@@ -146,44 +146,38 @@ void log_line_raw(struct log_line *l, const char *p, size_t n)
 	l->n += n;
 }
 
-static void log_line_key(struct log_line *l, const char *key)
+void log_line_str_(struct log_line *l, const char *key_eq, size_t key_n, const char *value)
 {
-	log_line_raw(l, " ", 1);
-	log_line_raw(l, key, strlen(key));
-	log_line_raw(l, "=", 1);
-}
-
-void log_line_str(struct log_line *l, const char *key, const char *value)
-{
-	log_line_key(l, key);
+	log_line_raw(l, key_eq, key_n);
 	log_line_raw(l, value, strlen(value));
 }
 
-void log_line_quoted(struct log_line *l, const char *key, const char *p, size_t n, size_t max)
-{
-	char buf[1024];
-	size_t cap = OG_MIN(max, sizeof(buf));
+static size_t log_quote_len(char *buf, size_t cap, const char *p, size_t n);
 
-	log_line_key(l, key);
-	log_quote(buf, cap, p, n);
-	log_line_raw(l, buf, strlen(buf));
+void log_line_quoted_(struct log_line *l, const char *key_eq, size_t key_n, const char *p,
+		      size_t n, size_t max)
+{
+	log_line_raw(l, key_eq, key_n);
+	/* Quoted straight into the line; the newline's byte takes the NUL. */
+	size_t cap = OG_MIN(OG_MIN(max, (size_t)1024), sizeof(l->buf) - l->n);
+	l->n += log_quote_len(l->buf + l->n, cap, p, n);
 }
 
-void log_line_u64(struct log_line *l, const char *key, uint64_t v)
+void log_line_u64_(struct log_line *l, const char *key_eq, size_t key_n, uint64_t v)
 {
 	char digits[20];
 	size_t n = og_u64_text(v, digits);
 
-	log_line_key(l, key);
+	log_line_raw(l, key_eq, key_n);
 	log_line_raw(l, digits, n);
 }
 
-void log_line_tenths(struct log_line *l, const char *key, double v)
+void log_line_tenths_(struct log_line *l, const char *key_eq, size_t key_n, double v)
 {
 	uint64_t t = v > 0 ? (uint64_t)(v * 10 + 0.5) : 0;
 	char frac[2] = { '.', (char)('0' + t % 10) };
 
-	log_line_u64(l, key, t / 10);
+	log_line_u64_(l, key_eq, key_n, t / 10);
 	log_line_raw(l, frac, 2);
 }
 
@@ -193,32 +187,59 @@ void log_line_end(struct log_line *l)
 	log_write(l->buf, l->n);
 }
 
+static bool log_byte_needs_quotes(unsigned char c)
+{
+	return c <= ' ' || c == '"' || c == '=' || c == '\\' || c >= 0x7f;
+}
+
+/* Eight bytes at a time (paths and user names are most of an access
+ * line), byte by byte only for a word that may hold one to quote. */
 static bool log_needs_quotes(const char *p, size_t n)
 {
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	size_t i = 0;
+
 	if (n == 0)
 		return true;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)p[i];
-		if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c >= 0x7f)
-			return true;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t x, q, e, b, d;
+
+		memcpy(&x, p + i, 8);
+		q = x ^ ('"' * ones);
+		e = x ^ ('=' * ones);
+		b = x ^ ('\\' * ones);
+		d = x ^ (0x7f * ones);
+		/* (y - ones) & ~y has a high bit set where y has a zero byte
+		 * (and perhaps above it): a test without false negatives. */
+		uint64_t maybe = ((x - 0x21 * ones) & ~x) | x | ((q - ones) & ~q) |
+				 ((e - ones) & ~e) | ((b - ones) & ~b) | ((d - ones) & ~d);
+		if (maybe & highs) {
+			for (size_t k = i; k < i + 8; k++)
+				if (log_byte_needs_quotes((unsigned char)p[k]))
+					return true;
+		}
 	}
+	for (; i < n; i++)
+		if (log_byte_needs_quotes((unsigned char)p[i]))
+			return true;
 	return false;
 }
 
-const char *log_quote(char *buf, size_t cap, const char *p, size_t n)
+/* log_quote, returning the length written (without the NUL). */
+static size_t log_quote_len(char *buf, size_t cap, const char *p, size_t n)
 {
 	size_t o = 0;
 
 	if (cap < 8) {
 		if (cap)
 			buf[0] = '\0';
-		return buf;
+		return 0;
 	}
 	if (!log_needs_quotes(p, n)) {
 		size_t k = n < cap - 1 ? n : cap - 1;
 		memcpy(buf, p, k);
 		buf[k] = '\0';
-		return buf;
+		return k;
 	}
 	buf[o++] = '"';
 	for (size_t i = 0; i < n && o + 5 < cap; i++) {
@@ -234,5 +255,11 @@ const char *log_quote(char *buf, size_t cap, const char *p, size_t n)
 	}
 	buf[o++] = '"';
 	buf[o] = '\0';
+	return o;
+}
+
+const char *log_quote(char *buf, size_t cap, const char *p, size_t n)
+{
+	log_quote_len(buf, cap, p, n);
 	return buf;
 }

@@ -23,13 +23,20 @@ struct log_line {
 
 void log_line_begin(struct log_line *l, enum log_level level, const char *event);
 void log_line_raw(struct log_line *l, const char *p, size_t n);
+/* The key is a string literal: " key=" is put together at compile time. */
+#define LOG_LINE_KEY(key) " " key "=", sizeof(" " key "=") - 1
 /* " key=value" */
-void log_line_str(struct log_line *l, const char *key, const char *value);
+#define log_line_str(l, key, value) log_line_str_((l), LOG_LINE_KEY(key), (value))
 /* " key=value", value quoted as log_quote does and cut at max bytes. */
-void log_line_quoted(struct log_line *l, const char *key, const char *p, size_t n, size_t max);
-void log_line_u64(struct log_line *l, const char *key, uint64_t v);
+#define log_line_quoted(l, key, p, n, max) log_line_quoted_((l), LOG_LINE_KEY(key), (p), (n), (max))
+#define log_line_u64(l, key, v) log_line_u64_((l), LOG_LINE_KEY(key), (v))
 /* " key=V.V": v with one decimal, negative as 0 */
-void log_line_tenths(struct log_line *l, const char *key, double v);
+#define log_line_tenths(l, key, v) log_line_tenths_((l), LOG_LINE_KEY(key), (v))
+void log_line_str_(struct log_line *l, const char *key_eq, size_t key_n, const char *value);
+void log_line_quoted_(struct log_line *l, const char *key_eq, size_t key_n, const char *p,
+		      size_t n, size_t max);
+void log_line_u64_(struct log_line *l, const char *key_eq, size_t key_n, uint64_t v);
+void log_line_tenths_(struct log_line *l, const char *key_eq, size_t key_n, double v);
 /* Adds the newline and writes the line. */
 void log_line_end(struct log_line *l);
 

@@ -6,6 +6,7 @@
  * write, only when flushed (or when the next would not fit). */
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,8 +178,33 @@ static void check_log_hold(void)
 	close(sv[1]);
 }
 
+/* Every byte that needs quotes, at every position of a value longer than
+ * the eight bytes log_quote tests at a time; and every byte that does
+ * not, which must stay as it is. */
+static void check_quote_every_byte(void)
+{
+	char in[24], buf[128];
+
+	for (int c = 1; c < 256; c++) {
+		bool special = c <= ' ' || c == '"' || c == '=' || c == '\\' || c >= 0x7f;
+		for (size_t pos = 0; pos < sizeof(in) - 1; pos++) {
+			memset(in, 'a', sizeof(in) - 1);
+			in[sizeof(in) - 1] = '\0';
+			in[pos] = (char)c;
+			log_quote(buf, sizeof(buf), in, sizeof(in) - 1);
+			if ((buf[0] == '"') != special) {
+				fprintf(stderr, "log_quote: byte 0x%02x at %zu %s quoted\n", c, pos,
+					special ? "not" : "wrongly");
+				check_failures++;
+				return;
+			}
+		}
+	}
+}
+
 int main(void)
 {
+	check_quote_every_byte();
 	check_log_line();
 	check_log_hold();
 	char small[12];
