@@ -26,13 +26,14 @@ class ProtocolTest:
         self.args = args
         self.env = env
         self.alice = T.Token("alice")
+        self.bob = T.Token("bob")
 
     def setup(self):
         self.w = T.World(self.env)
         self.lay = self.w.layout
         conn = T.registry_connector("%s/%s" % (NS, CONN), self.w.registry,
                                     allow=["alice"])
-        self.og = T.Ocigate(self.env, self.args.ocigate, [self.alice], [conn],
+        self.og = T.Ocigate(self.env, self.args.ocigate, [self.alice, self.bob], [conn],
                             server={"header_timeout": "%gs" % HEADER_TIMEOUT,
                                     "idle_timeout": "%gs" % IDLE_TIMEOUT,
                                     "shutdown_timeout": "%gs" % SHUTDOWN_TIMEOUT}
@@ -66,6 +67,31 @@ class ProtocolTest:
                         "manifest digest")
             T.expect(not c.closed_within(0.3),
                      "connection closed after two keep-alive requests")
+
+    def t_token_per_request(self):
+        """ocigate keeps the hash of a connection's last Authorization
+        value: every request must still be judged on its own token."""
+        manifest = self.path("demo/app", "manifests", "v1")
+        forged = self.alice.token[:-1] + ("0" if self.alice.token[-1] != "0" else "1")
+        steps = [
+            ("alice", self.alice.basic(), 200),
+            ("bob (valid token, not allowed on the connector)", self.bob.basic(), 403),
+            ("alice's token with its last byte changed", "Bearer " + forged, 401),
+            ("alice again", self.alice.basic(), 200),
+            ("alice as Bearer", self.alice.bearer(), 200),
+            ("no Authorization", None, 401),
+            ("alice once more", self.alice.basic(), 200),
+        ]
+        with self.conn() as c:
+            for what, auth, want in steps:
+                h = {"Accept": T.MEDIA_OCI_MANIFEST}
+                if auth:
+                    h["Authorization"] = auth
+                c.send(T.build_request("GET", manifest, self.og.host, h))
+                r = c.read_response()
+                T.expect_status(r, want, "same connection, %s" % what)
+                T.expect((r.header("connection") or "").lower() != "close",
+                         "connection closed after: %s" % what)
 
     def t_pipelined(self):
         big = self.lay.big
@@ -339,6 +365,8 @@ def main():
         cases = [
             ("setup: pki, registry, seed, ocigate", t.setup, True),
             ("two requests on one keep-alive connection", t.t_keepalive),
+            ("every request of a connection judged on its own token",
+             t.t_token_per_request),
             ("pipelined requests answered in order", t.t_pipelined),
             ("HEAD responses carry no body", t.t_head_no_body),
         ]
