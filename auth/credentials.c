@@ -95,9 +95,10 @@ enum cred_result cred_parse_authorization(struct og_str value, char *buf,
 }
 
 struct cred_memo {
-	size_t n;
+	size_t n;       /* the Authorization value, first in text */
+	size_t token_n; /* its token, after it */
 	unsigned char sha[SHA256_DIGEST_LENGTH];
-	char value[];
+	char text[];
 };
 
 /* OpenSSL 3's one-shot SHA256() looks the algorithm up on every call; the
@@ -117,28 +118,41 @@ static void cred_sha256(struct og_str token, unsigned char out[SHA256_DIGEST_LEN
 		SHA256((const unsigned char *)token.p, token.n, out);
 }
 
-void cred_token_sha256(struct cred_memo **memo, struct og_str value, struct og_str token,
-		       unsigned char out[32])
+static bool cred_memo_holds(const struct cred_memo *m, struct og_str value)
+{
+	return m && m->n == value.n && CRYPTO_memcmp(m->text, value.p, value.n) == 0;
+}
+
+enum cred_result cred_parse_remembered(struct cred_memo **memo, struct og_str value, char *buf,
+				       size_t buf_cap, struct og_str *token, unsigned char sha[32])
 {
 	struct cred_memo *m = *memo;
+	enum cred_result r;
 
-	if (m && m->n == value.n && CRYPTO_memcmp(m->value, value.p, value.n) == 0) {
-		memcpy(out, m->sha, sizeof(m->sha));
-		return;
+	if (cred_memo_holds(m, value)) {
+		*token = og_str_make(m->text + m->n, m->token_n);
+		memcpy(sha, m->sha, sizeof(m->sha));
+		return CRED_OK;
 	}
-	cred_sha256(token, out);
+	r = cred_parse_authorization(value, buf, buf_cap, token);
+	if (r != CRED_OK)
+		return r;
+	cred_sha256(*token, sha);
 	cred_memo_free(m);
-	m = x_malloc(sizeof(*m) + value.n);
+	m = x_malloc(sizeof(*m) + value.n + token->n);
 	m->n = value.n;
-	memcpy(m->sha, out, sizeof(m->sha));
-	memcpy(m->value, value.p, value.n);
+	m->token_n = token->n;
+	memcpy(m->sha, sha, sizeof(m->sha));
+	memcpy(m->text, value.p, value.n);
+	memcpy(m->text + value.n, token->p, token->n);
 	*memo = m;
+	return CRED_OK;
 }
 
 void cred_memo_free(struct cred_memo *m)
 {
 	if (!m)
 		return;
-	OPENSSL_cleanse(m, sizeof(*m) + m->n);
+	OPENSSL_cleanse(m, sizeof(*m) + m->n + m->token_n);
 	free(m);
 }

@@ -29,13 +29,16 @@ OG_WARN_UNUSED enum cred_result cred_parse_authorization(struct og_str value,
 							 size_t buf_cap,
 							 struct og_str *token);
 
-/* The SHA-256 of token, parsed from the Authorization value `value`. A
+/* cred_parse_authorization, and the SHA-256 of the token into sha. A
  * client sends the same value on every request of a connection, so the
- * connection keeps the last value with its hash in *memo (the value is
- * compared in constant time: requests of several clients may share a
- * connection behind a proxy). */
-void cred_token_sha256(struct cred_memo **memo, struct og_str value, struct og_str token,
-		       unsigned char out[32]);
+ * connection keeps its last good value with the token and the hash in
+ * *memo and a repeat takes them from there (the value is compared in
+ * constant time: requests of several clients may share a connection
+ * behind a proxy). On a repeat, token points into the memo. */
+OG_WARN_UNUSED enum cred_result cred_parse_remembered(struct cred_memo **memo, struct og_str value,
+						      char *buf, size_t buf_cap,
+						      struct og_str *token,
+						      unsigned char sha[32]);
 /* Wipes and frees a memo (NULL is fine). */
 void cred_memo_free(struct cred_memo *memo);
 

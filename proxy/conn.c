@@ -682,13 +682,12 @@ static void conn_authenticate(struct conn *c)
 	size_t used = h ? OG_MIN(sizeof(buf), h->value.n) : 0;
 
 	if (h)
-		r = cred_parse_authorization(h->value, buf, sizeof(buf), &token);
+		r = cred_parse_remembered(&c->auth_memo, h->value, buf, sizeof(buf), &token, sha);
 	if (r != CRED_OK) {
 		OPENSSL_cleanse(buf, used);
 		conn_respond_error(c, 401, "UNAUTHORIZED", conn_cred_message(r));
 		return;
 	}
-	cred_token_sha256(&c->auth_memo, h->value, token, sha);
 	conn_set_state(c, CONN_AUTH);
 	struct auth_pending *p = b->ops->authenticate(b, token, sha, conn_on_authn, c);
 	OPENSSL_cleanse(buf, used);

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/sha.h>
+
 #include "test/unit/check.h"
 #include "util/base64.h"
 
@@ -230,6 +232,43 @@ static void test_bearer(void)
 					   &tok), CRED_MALFORMED);
 }
 
+/* The connection's memo gives the same token and hash as parsing anew,
+ * for a repeat only; a different or bad value is parsed on its own. */
+static void test_remembered(void)
+{
+	struct cred_memo *memo = NULL;
+	unsigned char sha[32], want[32];
+	struct og_str tok;
+	const char *alice = "Basic eDp0b2stYWxpY2U=";   /* x:tok-alice */
+	const char *bob = "Bearer tok-bob";
+
+	CHECK_INT(cred_parse_remembered(&memo, og_str_make(alice, strlen(alice)), buf, sizeof(buf),
+					&tok, want), CRED_OK);
+	CHECK_MEM_STR(tok.p, tok.n, "tok-alice");
+	SHA256((const unsigned char *)"tok-alice", 9, sha);
+	CHECK(memcmp(sha, want, 32) == 0);
+	memset(buf, 0, sizeof(buf));
+	CHECK_INT(cred_parse_remembered(&memo, og_str_make(alice, strlen(alice)), buf, sizeof(buf),
+					&tok, sha), CRED_OK);
+	CHECK_MEM_STR(tok.p, tok.n, "tok-alice");
+	CHECK(memcmp(sha, want, 32) == 0);
+	CHECK_INT(cred_parse_remembered(&memo, og_str_make(bob, strlen(bob)), buf, sizeof(buf),
+					&tok, sha), CRED_OK);
+	CHECK_MEM_STR(tok.p, tok.n, "tok-bob");
+	SHA256((const unsigned char *)"tok-bob", 7, want);
+	CHECK(memcmp(sha, want, 32) == 0);
+	/* same length as bob's, one byte apart */
+	CHECK_INT(cred_parse_remembered(&memo, OG_STR_LIT("Bearer tok-bo!"), buf, sizeof(buf),
+					&tok, sha), CRED_MALFORMED);
+	CHECK_INT(cred_parse_remembered(&memo, OG_STR_LIT("Bearer tok-boc"), buf, sizeof(buf),
+					&tok, sha), CRED_OK);
+	CHECK_MEM_STR(tok.p, tok.n, "tok-boc");
+	SHA256((const unsigned char *)"tok-boc", 7, want);
+	CHECK(memcmp(sha, want, 32) == 0);
+	cred_memo_free(memo);
+	cred_memo_free(NULL);
+}
+
 static void test_other(void)
 {
 	struct og_str tok;
@@ -320,6 +359,7 @@ int main(void)
 	test_basic();
 	test_bearer();
 	test_other();
+	test_remembered();
 	test_long_tokens();
 	test_long_basic_ok();
 	CHECK_DONE();
