@@ -2,6 +2,7 @@
  * Bearer token from the registry's token service), sending the request and
  * the client's body, following blob redirects to storage hosts, and relaying
  * the response back with backpressure both ways. */
+#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -219,7 +220,7 @@ static void exchange_build_target(struct conn *c, int mount, const char *from)
 }
 
 /* Field names with their lengths: every header of every request and
- * response is looked up in these, and the length settles most. */
+ * response is looked up in these. */
 struct exchange_name {
 	const char *name;
 	size_t len;
@@ -227,25 +228,57 @@ struct exchange_name {
 };
 #define EXCHANGE_NAME(n) { n, sizeof(n) - 1, false }
 #define EXCHANGE_PREFIX(n) { n, sizeof(n) - 1, true }
+#define EXCHANGE_NAME_LEN_MAX 31
 
-static bool exchange_name_in(struct og_str name, const struct exchange_name *names, size_t n)
+/* A table of names, indexed by length on first use: a lookup compares
+ * only the names of the header's length and the prefixes (it scanned all
+ * 17 names for each of a response's ten headers). */
+struct exchange_names {
+	const struct exchange_name *names;
+	size_t n;
+	bool indexed;
+	uint32_t prefixes;                          /* a bit per prefix entry */
+	uint32_t by_len[EXCHANGE_NAME_LEN_MAX + 1]; /* a bit per exact entry */
+};
+#define EXCHANGE_NAMES(a) { a, OG_ARRAY_LEN(a), false, 0, { 0 } }
+
+static void exchange_names_index(struct exchange_names *t)
 {
-	for (size_t i = 0; i < n; i++) {
-		size_t len = names[i].len;
-		if (names[i].prefix ? name.n <= len : name.n != len)
-			continue;
-		if (og_str_ieq(og_str_make(name.p, len), names[i].name))
+	assert(t->n <= 32);
+	for (size_t i = 0; i < t->n; i++) {
+		const struct exchange_name *e = &t->names[i];
+		assert(e->len <= EXCHANGE_NAME_LEN_MAX);
+		if (e->prefix)
+			t->prefixes |= UINT32_C(1) << i;
+		else
+			t->by_len[e->len] |= UINT32_C(1) << i;
+	}
+	t->indexed = true;
+}
+
+static bool exchange_name_in(struct og_str name, struct exchange_names *t)
+{
+	if (!t->indexed)
+		exchange_names_index(t);
+	uint32_t cand = t->prefixes | (name.n <= EXCHANGE_NAME_LEN_MAX ? t->by_len[name.n] : 0);
+
+	while (cand) {
+		const struct exchange_name *e = &t->names[__builtin_ctz(cand)];
+		cand &= cand - 1;
+		if ((e->prefix ? name.n > e->len : name.n == e->len) &&
+		    og_mem_ieq(name.p, e->name, e->len))
 			return true;
 	}
 	return false;
 }
 
-static const struct exchange_name exchange_forward_request_headers[] = {
+static const struct exchange_name exchange_request_names[] = {
 	EXCHANGE_NAME("Accept"), EXCHANGE_NAME("Range"), EXCHANGE_NAME("If-Range"),
 	EXCHANGE_NAME("If-None-Match"), EXCHANGE_NAME("If-Match"), EXCHANGE_NAME("If-Modified-Since"),
 	EXCHANGE_NAME("If-Unmodified-Since"), EXCHANGE_NAME("User-Agent"), EXCHANGE_NAME("Content-Type"),
 	EXCHANGE_NAME("Content-Range"),
 };
+static struct exchange_names exchange_forward_request_headers = EXCHANGE_NAMES(exchange_request_names);
 
 static bool exchange_sends_body(const struct conn *c)
 {
@@ -281,8 +314,7 @@ static void exchange_write_request(struct conn *c, struct evbuffer *to)
 		http1_head_field(&out, "Authorization", 13, auth, strlen(auth));
 	for (size_t i = 0; i < c->req.n_headers; i++) {
 		const struct http1_header *h = &c->req.headers[i];
-		if (exchange_name_in(h->name, exchange_forward_request_headers,
-				     OG_ARRAY_LEN(exchange_forward_request_headers)))
+		if (exchange_name_in(h->name, &exchange_forward_request_headers))
 			http1_head_field(&out, h->name.p, h->name.n, h->value.p, h->value.n);
 	}
 	exchange_add_framing(c, &out);
@@ -380,7 +412,7 @@ static void exchange_send(struct conn *c)
 
 /* ---- the response head ------------------------------------------------------ */
 
-static const struct exchange_name exchange_forward_response_headers[] = {
+static const struct exchange_name exchange_response_names[] = {
 	EXCHANGE_NAME("Content-Type"), EXCHANGE_NAME("Content-Range"), EXCHANGE_NAME("Accept-Ranges"),
 	EXCHANGE_NAME("Content-Encoding"), EXCHANGE_NAME("Docker-Content-Digest"),
 	EXCHANGE_NAME("Docker-Distribution-Api-Version"), EXCHANGE_NAME("Docker-Upload-UUID"),
@@ -389,22 +421,25 @@ static const struct exchange_name exchange_forward_response_headers[] = {
 	EXCHANGE_NAME("Docker-RateLimit-Source"), EXCHANGE_PREFIX("OCI-"), EXCHANGE_PREFIX("RateLimit-"),
 };
 
-static const struct exchange_name exchange_storage_response_headers[] = {
+static const struct exchange_name exchange_storage_names[] = {
 	EXCHANGE_NAME("Content-Type"), EXCHANGE_NAME("Content-Range"), EXCHANGE_NAME("Accept-Ranges"),
 	EXCHANGE_NAME("Content-Encoding"), EXCHANGE_NAME("ETag"), EXCHANGE_NAME("Last-Modified"),
 	EXCHANGE_NAME("Cache-Control"), EXCHANGE_NAME("Expires"), EXCHANGE_NAME("Date"),
 };
 
+static struct exchange_names exchange_forward_response_headers =
+	EXCHANGE_NAMES(exchange_response_names);
+static struct exchange_names exchange_storage_response_headers =
+	EXCHANGE_NAMES(exchange_storage_names);
+
 static bool exchange_forward_response_header(struct og_str name)
 {
-	return exchange_name_in(name, exchange_forward_response_headers,
-				OG_ARRAY_LEN(exchange_forward_response_headers));
+	return exchange_name_in(name, &exchange_forward_response_headers);
 }
 
 static bool exchange_forward_storage_header(struct og_str name)
 {
-	return exchange_name_in(name, exchange_storage_response_headers,
-				OG_ARRAY_LEN(exchange_storage_response_headers));
+	return exchange_name_in(name, &exchange_storage_response_headers);
 }
 
 static void exchange_add_header(struct http1_head *out, struct og_str name, const char *v, size_t n)

@@ -40,22 +40,46 @@ static inline struct og_str og_str_make(const char *p, size_t n)
  * with a literal the length test is a constant compare, which settles
  * nearly every header-name lookup of the hot path without a loop, and the
  * exact compare of a name sent in its usual case is a few word compares. */
-static inline bool og_str_ieq(struct og_str s, const char *lit)
+static inline bool og_mem_ieq(const char *p, const char *q, size_t n)
 {
-	size_t n = strlen(lit);
-
-	if (n != s.n)
-		return false;
-	if (memcmp(s.p, lit, n) == 0)
+	if (memcmp(p, q, n) == 0)
 		return true;
 	for (size_t i = 0; i < n; i++) {
-		unsigned char a = (unsigned char)s.p[i], b = (unsigned char)lit[i];
+		unsigned char a = (unsigned char)p[i], b = (unsigned char)q[i];
 		if (a != b && (a | 0x20) != (b | 0x20))
 			return false;
 		if (a != b && ((a | 0x20) < 'a' || (a | 0x20) > 'z'))
 			return false;
 	}
 	return true;
+}
+
+static inline bool og_str_ieq(struct og_str s, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	return n == s.n && og_mem_ieq(s.p, lit, n);
+}
+
+/* Eight bytes at a time: the high bit of a byte of the result is set where
+ * x has a byte below n (n <= 128), and perhaps in bytes above such a one,
+ * never when x has none: a test without false negatives, for scanners
+ * that look at a word byte by byte only when it may hold one. */
+static inline uint64_t og_word_has_less(uint64_t x, unsigned char n)
+{
+	return (x - 0x0101010101010101ull * n) & ~x & 0x8080808080808080ull;
+}
+
+/* The same test for a byte equal to c. */
+static inline uint64_t og_word_has_byte(uint64_t x, unsigned char c)
+{
+	return og_word_has_less(x ^ (0x0101010101010101ull * c), 1);
+}
+
+/* The same test for a byte of 0x80 or above. */
+static inline uint64_t og_word_has_high(uint64_t x)
+{
+	return x & 0x8080808080808080ull;
 }
 
 /* Exact comparison of a range with a C string. */
