@@ -13,6 +13,28 @@ static bool route_is_path_byte(char c)
 	return c != '%' && c != '\\' && c != ';' && c != '#';
 }
 
+/* Eight bytes at a time: every request's path is checked. */
+static bool route_path_bytes_ok(struct og_str path)
+{
+	size_t i = 0;
+
+	for (; i + 8 <= path.n; i += 8) {
+		uint64_t x;
+
+		memcpy(&x, path.p + i, 8);
+		if (!(og_word_has_byte(x, '%') | og_word_has_byte(x, '\\') | og_word_has_byte(x, ';') |
+		      og_word_has_byte(x, '#')))
+			continue;
+		for (size_t k = i; k < i + 8; k++)
+			if (!route_is_path_byte(path.p[k]))
+				return false;
+	}
+	for (; i < path.n; i++)
+		if (!route_is_path_byte(path.p[i]))
+			return false;
+	return true;
+}
+
 static struct og_str route_sub(struct og_str s, size_t from, size_t to)
 {
 	return og_str_make(s.p + from, to - from);
@@ -52,21 +74,18 @@ static bool route_ends_with(struct og_str s, const char *suffix)
  * slash) is left for the caller: it is legal after "/v2" and "blobs/uploads". */
 static bool route_path_lexically_ok(struct og_str path)
 {
-	size_t start = 1;
+	if (!route_path_bytes_ok(route_sub(path, OG_MIN(path.n, (size_t)1), path.n)))
+		return false;
+	for (size_t start = 1; start <= path.n;) {
+		const char *slash = memchr(path.p + start, '/', path.n - start);
+		size_t end = slash ? (size_t)(slash - path.p) : path.n;
+		struct og_str seg = route_sub(path, start, end);
 
-	for (size_t i = 1; i <= path.n; i++) {
-		if (i < path.n) {
-			if (!route_is_path_byte(path.p[i]))
-				return false;
-			if (path.p[i] != '/')
-				continue;
-		}
-		struct og_str seg = route_sub(path, start, i);
-		if (seg.n == 0 && i < path.n)
+		if (seg.n == 0 && end < path.n)
 			return false;
 		if (og_str_eq(seg, ".") || og_str_eq(seg, ".."))
 			return false;
-		start = i + 1;
+		start = end + 1;
 	}
 	return true;
 }

@@ -290,18 +290,14 @@ static bool field_bytes_ok(const unsigned char *p, size_t n)
  * for a word that holds a control byte, DEL or a tab. */
 static bool field_value_ok(const unsigned char *p, size_t n)
 {
-	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
 	size_t i = 0;
 
 	for (; i + 8 <= n; i += 8) {
-		uint64_t x, del;
+		uint64_t x;
 
 		memcpy(&x, p + i, 8);
-		del = x ^ (0x7f * ones);
-		if ((((x - 0x20 * ones) & ~x) | ((del - ones) & ~del)) & highs) {
-			if (!field_bytes_ok(p + i, 8))
-				return false;
-		}
+		if ((og_word_has_less(x, 0x20) | og_word_has_byte(x, 0x7f)) && !field_bytes_ok(p + i, 8))
+			return false;
 	}
 	return field_bytes_ok(p + i, n - i);
 }

@@ -196,28 +196,20 @@ static bool log_byte_needs_quotes(unsigned char c)
  * line), byte by byte only for a word that may hold one to quote. */
 static bool log_needs_quotes(const char *p, size_t n)
 {
-	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
 	size_t i = 0;
 
 	if (n == 0)
 		return true;
 	for (; i + 8 <= n; i += 8) {
-		uint64_t x, q, e, b, d;
+		uint64_t x;
 
 		memcpy(&x, p + i, 8);
-		q = x ^ ('"' * ones);
-		e = x ^ ('=' * ones);
-		b = x ^ ('\\' * ones);
-		d = x ^ (0x7f * ones);
-		/* (y - ones) & ~y has a high bit set where y has a zero byte
-		 * (and perhaps above it): a test without false negatives. */
-		uint64_t maybe = ((x - 0x21 * ones) & ~x) | x | ((q - ones) & ~q) |
-				 ((e - ones) & ~e) | ((b - ones) & ~b) | ((d - ones) & ~d);
-		if (maybe & highs) {
-			for (size_t k = i; k < i + 8; k++)
-				if (log_byte_needs_quotes((unsigned char)p[k]))
-					return true;
-		}
+		if (!(og_word_has_less(x, 0x21) | og_word_has_high(x) | og_word_has_byte(x, '"') |
+		      og_word_has_byte(x, '=') | og_word_has_byte(x, '\\') | og_word_has_byte(x, 0x7f)))
+			continue;
+		for (size_t k = i; k < i + 8; k++)
+			if (log_byte_needs_quotes((unsigned char)p[k]))
+				return true;
 	}
 	for (; i < n; i++)
 		if (log_byte_needs_quotes((unsigned char)p[i]))

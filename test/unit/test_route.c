@@ -286,6 +286,31 @@ static enum route_error parse_fmt(const char *ns, const char *conn,
 	return route_parse(buf, (size_t)n, &r);
 }
 
+/* Each refused byte at every position of a long path (the path is checked
+ * eight bytes at a time), and a path of the allowed bytes around them. */
+static void test_refused_bytes_everywhere(void)
+{
+	const char *base = "/v2/namespaces/ns/connectors/c/library/nginx/manifests/latest";
+	size_t n = strlen(base);
+	char buf[128];
+	struct route r;
+
+	CHECK_INT(route_parse(base, n, &r), ROUTE_OK);
+	for (const char *bad = "%\\;#"; *bad; bad++) {
+		for (size_t pos = 1; pos < n; pos++) {
+			memcpy(buf, base, n);
+			buf[pos] = *bad;
+			enum route_error e = route_parse(buf, n, &r);
+			/* '#' and ';' may end the path at a parser that cuts there;
+			 * whatever it says, it must not be OK */
+			if (e == ROUTE_OK) {
+				fprintf(stderr, "route_parse: '%c' at %zu accepted\n", *bad, pos);
+				check_failures++;
+			}
+		}
+	}
+}
+
 static void test_lengths(void)
 {
 	char *s63 = repeat('a', 63), *s64 = repeat('a', 64);
@@ -459,6 +484,7 @@ int main(void)
 {
 	for (size_t i = 0; i < OG_ARRAY_LEN(route_cases); i++)
 		route_check_case(&route_cases[i]);
+	test_refused_bytes_everywhere();
 	test_lengths();
 		test_errors();
 	test_links();
