@@ -40,7 +40,13 @@ static void httpc_tls_input_grew(struct evbuffer *in, const struct evbuffer_cb_i
 
 void httpc_enable(struct bufferevent *bev, short events)
 {
-	bufferevent_enable(bev, events);
+	/* An event already on would only be added again, ~300 instructions
+	 * each (a pooled connection went through three per request); its
+	 * timeout restarts with bufferevent_set_timeouts, not here. */
+	short off = (short)(events & ~bufferevent_get_enabled(bev));
+
+	if (off)
+		bufferevent_enable(bev, off);
 	if (events & EV_READ)
 		httpc_tls_drain(bev);
 }

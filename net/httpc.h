@@ -44,8 +44,10 @@ struct bufferevent *httpc_connect(const struct httpc_peer *p, const struct timev
 /* Once BEV_EVENT_CONNECTED arrived: requests go out without delay. */
 void httpc_connected(struct bufferevent *bev);
 
-/* bufferevent_enable for a connection made here: it also hands the
- * bufferevent what OpenSSL read ahead while reading was off. */
+/* bufferevent_enable for a connection made here, for the events not on
+ * yet (it does not restart a timeout: bufferevent_set_timeouts does); it
+ * also hands the bufferevent what OpenSSL read ahead while reading was
+ * off. */
 void httpc_enable(struct bufferevent *bev, short events);
 
 /* Ends a connection without waiting for a TLS close_notify exchange. */
