@@ -123,9 +123,16 @@ static bool list_has_token(struct og_str v, const char *token)
 
 enum head_scan { HEAD_NEED_MORE, HEAD_FOUND, HEAD_ERROR };
 
+/* Lines whose ends head_find records for the parsers, which would look
+ * for each again: nearly every head has fewer. */
+#define HEAD_SPAN_LINES 48
+
 struct head_span {
 	size_t start; /* first byte of the start line, after skipped CRLFs */
 	size_t end;   /* one past the CRLF of the empty line */
+	size_t n_cr;  /* the CRs of the first n_cr lines from start */
+	size_t cr[HEAD_SPAN_LINES];
+	size_t next;  /* the line the parser takes next */
 };
 
 /* Every CR must start a CRLF and every LF must end one, so that this parser
@@ -141,6 +148,8 @@ static enum head_scan head_find(const char *buf, size_t len, size_t max_head, un
 
 	span->start = 0;
 	span->end = 0;
+	span->n_cr = 0;
+	span->next = 0;
 	/* memchr per line rather than a test per byte: heads are scanned on
 	 * every request and response. */
 	while (line < scan) {
@@ -159,6 +168,8 @@ static enum head_scan head_find(const char *buf, size_t len, size_t max_head, un
 		}
 		if (i > line) {
 			have_start_line = true;
+			if (span->n_cr < HEAD_SPAN_LINES)
+				span->cr[span->n_cr++] = i;
 		} else if (have_start_line) {
 			span->end = i + 2;
 			return HEAD_FOUND;
@@ -178,15 +189,23 @@ static enum head_scan head_find(const char *buf, size_t len, size_t max_head, un
 	return HEAD_NEED_MORE;
 }
 
-/* The head was validated by head_find: every line ends in CRLF before end. */
-static struct og_str head_next_line(const char *buf, size_t end, size_t *pos)
+/* The head was validated by head_find: every line ends in CRLF before
+ * span->end, and no line between start and end is empty. */
+static struct og_str head_next_line(const char *buf, struct head_span *span, size_t *pos)
 {
 	const char *p = buf + *pos;
-	const char *cr = memchr(p, '\r', end - *pos);
+	size_t cr;
 
-	assert(cr != NULL && (size_t)(cr - buf) + 1 < end);
-	*pos = (size_t)(cr - buf) + 2;
-	return og_str_make(p, (size_t)(cr - p));
+	if (span->next < span->n_cr) {
+		cr = span->cr[span->next++];
+	} else {
+		const char *c = memchr(p, '\r', span->end - *pos);
+		assert(c != NULL);
+		cr = (size_t)(c - buf);
+	}
+	assert(cr + 1 < span->end && cr >= *pos);
+	*pos = cr + 2;
+	return og_str_make(p, cr - (size_t)(p - buf));
 }
 
 /* ---- start lines ---- */
@@ -330,15 +349,16 @@ bad:
 	return -1;
 }
 
-static int parse_fields(const char *buf, size_t end, size_t *pos, const struct http1_limits *limits,
-			struct http1_header *headers, size_t *n_headers, enum http1_error *err)
+static int parse_fields(const char *buf, struct head_span *span, size_t *pos,
+			const struct http1_limits *limits, struct http1_header *headers,
+			size_t *n_headers, enum http1_error *err)
 {
 	*n_headers = 0;
 	for (;;) {
-		struct og_str line = head_next_line(buf, end, pos);
+		if (*pos + 2 == span->end)
+			return 0; /* the empty line */
+		struct og_str line = head_next_line(buf, span, pos);
 
-		if (line.n == 0)
-			return 0;
 		if (*n_headers == limits->max_headers) {
 			*err = HTTP1_E_TOO_MANY_HEADERS;
 			return -1;
@@ -631,13 +651,13 @@ ssize_t http1_parse_request(const char *buf, size_t len, const struct http1_limi
 	memset(req, 0, sizeof(*req));
 	req->headers = headers;
 	pos = span.start;
-	if (parse_request_line(head_next_line(buf, span.end, &pos), req, err) < 0)
+	if (parse_request_line(head_next_line(buf, &span, &pos), req, err) < 0)
 		goto out;
-	if (parse_fields(buf, span.end, &pos, limits, headers, &req->n_headers, err) < 0)
+	if (parse_fields(buf, &span, &pos, limits, headers, &req->n_headers, err) < 0)
 		goto out;
 	if (request_semantics(req, err) < 0)
 		goto out;
-	assert(pos == span.end);
+	assert(pos + 2 == span.end);
 	ret = (ssize_t)span.end;
 out:
 	return ret;
@@ -666,13 +686,13 @@ ssize_t http1_parse_response(const char *buf, size_t len, const struct http1_lim
 	memset(resp, 0, sizeof(*resp));
 	resp->headers = headers;
 	pos = span.start;
-	if (parse_status_line(head_next_line(buf, span.end, &pos), resp, err) < 0)
+	if (parse_status_line(head_next_line(buf, &span, &pos), resp, err) < 0)
 		goto out;
-	if (parse_fields(buf, span.end, &pos, limits, headers, &resp->n_headers, err) < 0)
+	if (parse_fields(buf, &span, &pos, limits, headers, &resp->n_headers, err) < 0)
 		goto out;
 	if (response_semantics(resp, request_method, err) < 0)
 		goto out;
-	assert(pos == span.end);
+	assert(pos + 2 == span.end);
 	ret = (ssize_t)span.end;
 out:
 	return ret;

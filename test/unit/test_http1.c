@@ -425,6 +425,42 @@ static void test_host(void)
 	REQ_OK("GET / HTTP/1.0\r\nHost: x.example\r\n\r\n", &r);
 }
 
+/* More lines than the parser's record of line ends (48): the rest are
+ * found as before, each name and value in its place. */
+static size_t many_lines_head(char *head, size_t cap, const char *first)
+{
+	size_t n = (size_t)snprintf(head, cap, "%s\r\n", first);
+
+	for (int i = 0; i < 70; i++)
+		n += (size_t)snprintf(head + n, cap - n, "H%d: v%d\r\n", i, i);
+	return n + (size_t)snprintf(head + n, cap - n, "\r\n");
+}
+
+static void test_many_lines(void)
+{
+	static struct http1_header many[100];
+	struct http1_limits lim = { 65536, 100 };
+	struct http1_request r = { .headers = many };
+	struct http1_response resp = { .headers = many };
+	enum http1_error err;
+	char head[4096], want[16];
+	size_t n = many_lines_head(head, sizeof(head), "GET / HTTP/1.1\r\nHost: a");
+
+	CHECK_INT(http1_parse_request(head, n, &lim, &r, &err), (ssize_t)n);
+	CHECK_INT(r.n_headers, 71);
+	for (int i = 0; i < 70 && r.n_headers == 71; i++) {
+		snprintf(want, sizeof(want), "H%d", i);
+		CHECK_MEM_STR(r.headers[i + 1].name.p, r.headers[i + 1].name.n, want);
+		snprintf(want, sizeof(want), "v%d", i);
+		CHECK_MEM_STR(r.headers[i + 1].value.p, r.headers[i + 1].value.n, want);
+	}
+	n = many_lines_head(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Length: 0");
+	CHECK_INT(http1_parse_response(head, n, &lim, HTTP_M_GET, &resp, &err), (ssize_t)n);
+	CHECK_INT(resp.n_headers, 71);
+	CHECK_MEM_STR(resp.headers[70].name.p, resp.headers[70].name.n, "H69");
+	CHECK_MEM_STR(resp.headers[70].value.p, resp.headers[70].value.n, "v69");
+}
+
 static void test_limits(void)
 {
 	struct http1_request r;
@@ -946,6 +982,7 @@ int main(void)
 	test_transfer_encoding_errors();
 	test_host();
 	test_limits();
+	test_many_lines();
 	test_response_basic();
 	test_response_framing();
 	test_status_line_errors();
