@@ -1,5 +1,6 @@
 #include "auth/credentials.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,9 +119,27 @@ static void cred_sha256(struct og_str token, unsigned char out[SHA256_DIGEST_LEN
 		SHA256((const unsigned char *)token.p, token.n, out);
 }
 
+/* Equal bytes, in a time that depends on n only; eight bytes at a time
+ * (CRYPTO_memcmp takes one per step, 500 instructions for a Basic value). */
+static bool cred_same_bytes(const char *a, const char *b, size_t n)
+{
+	uint64_t diff = 0;
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		uint64_t x, y;
+		memcpy(&x, a + i, 8);
+		memcpy(&y, b + i, 8);
+		diff |= x ^ y;
+	}
+	for (; i < n; i++)
+		diff |= (uint64_t)((unsigned char)a[i] ^ (unsigned char)b[i]);
+	return diff == 0;
+}
+
 static bool cred_memo_holds(const struct cred_memo *m, struct og_str value)
 {
-	return m && m->n == value.n && CRYPTO_memcmp(m->text, value.p, value.n) == 0;
+	return m && m->n == value.n && cred_same_bytes(m->text, value.p, value.n);
 }
 
 enum cred_result cred_parse_remembered(struct cred_memo **memo, struct og_str value, char *buf,

@@ -265,6 +265,14 @@ static void test_remembered(void)
 	CHECK_MEM_STR(tok.p, tok.n, "tok-boc");
 	SHA256((const unsigned char *)"tok-boc", 7, want);
 	CHECK(memcmp(sha, want, 32) == 0);
+	/* one byte apart inside the first and the second eight bytes */
+	CHECK_INT(cred_parse_remembered(&memo, OG_STR_LIT("Bearer tok-bob-0123456789"), buf,
+					sizeof(buf), &tok, sha), CRED_OK);
+	CHECK_INT(cred_parse_remembered(&memo, OG_STR_LIT("Bearer tok-bXb-0123456789"), buf,
+					sizeof(buf), &tok, sha), CRED_OK);
+	CHECK_MEM_STR(tok.p, tok.n, "tok-bXb-0123456789");
+	CHECK_INT(cred_parse_remembered(&memo, OG_STR_LIT("BeXrer tok-bXb-0123456789"), buf,
+					sizeof(buf), &tok, sha), CRED_UNSUPPORTED_SCHEME);
 	cred_memo_free(memo);
 	cred_memo_free(NULL);
 }
