@@ -81,6 +81,20 @@ void http1_head_status_line(struct http1_head *h, int status, const char *reason
 void http1_head_field(struct http1_head *h, const char *name, size_t name_n, const char *value,
 		      size_t value_n)
 {
+	/* Nearly every field fits: two copies instead of four. */
+	if (name_n + value_n + 4 <= sizeof(h->text) - h->n) {
+		char *p = h->text + h->n;
+		memcpy(p, name, name_n);
+		p += name_n;
+		*p++ = ':';
+		*p++ = ' ';
+		memcpy(p, value, value_n);
+		p += value_n;
+		*p++ = '\r';
+		*p++ = '\n';
+		h->n = (size_t)(p - h->text);
+		return;
+	}
 	http1_head_add(h, name, name_n);
 	http1_head_add(h, ": ", 2);
 	http1_head_add(h, value, value_n);

@@ -1,5 +1,6 @@
 /* Chunked bodies moved between evbuffers, fed in pieces that split the
  * framing anywhere (a size line split across reads once crashed this). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,8 +81,42 @@ static void test_rechunk_and_errors(void)
 	evbuffer_free(out);
 }
 
+/* A head built in the 2 KiB staging buffer comes out byte for byte: fields
+ * that fit, one that does not fit what is left, one larger than the
+ * buffer, numbers. */
+static void test_head_builder(void)
+{
+	struct evbuffer *out = evbuffer_new();
+	struct http1_head h;
+	char *big = malloc(3000), *mid = malloc(1500), *want = malloc(8192);
+	size_t n;
+
+	memset(big, 'b', 3000);
+	memset(mid, 'm', 1500);
+	http1_head_begin(&h, out);
+	http1_head_status_line(&h, 404, "Not Found");
+	http1_head_field(&h, "A", 1, "1", 1);
+	http1_head_field(&h, "Mid", 3, mid, 1000);
+	http1_head_field(&h, "Mid2", 4, mid, 1500);   /* does not fit the rest */
+	http1_head_field(&h, "Big", 3, big, 3000);    /* larger than the buffer */
+	http1_head_u64_field(&h, "Content-Length", 18446744073709551615ull);
+	http1_head_add(&h, "\r\n", 2);
+	http1_head_flush(&h);
+	n = (size_t)snprintf(want, 8192, "HTTP/1.1 404 Not Found\r\nA: 1\r\nMid: %.*s\r\n"
+			     "Mid2: %.*s\r\nBig: %.*s\r\nContent-Length: 18446744073709551615\r\n\r\n",
+			     1000, mid, 1500, mid, 3000, big);
+	CHECK_INT(evbuffer_get_length(out), n);
+	if (evbuffer_get_length(out) == n)
+		CHECK(memcmp(evbuffer_pullup(out, -1), want, n) == 0);
+	evbuffer_free(out);
+	free(big);
+	free(mid);
+	free(want);
+}
+
 int main(void)
 {
+	test_head_builder();
 	test_split_everywhere();
 	test_rechunk_and_errors();
 	CHECK_DONE();
