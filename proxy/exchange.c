@@ -401,6 +401,10 @@ static void exchange_up_write(struct bufferevent *bev, void *arg)
 
 static void exchange_send(struct conn *c)
 {
+	/* A blob is the long wait and the long body: its connection holds
+	 * TLS buffers only while they are in use, from the request on. */
+	if (c->route.kind == ROUTE_BLOB && c->req.method == HTTP_M_GET)
+		upstream_lean_buffers(c->ex.up);
 	exchange_write_request(c, bufferevent_get_output(c->ex.up->bev));
 	upstream_write_now(c->ex.up, exchange_sends_body(c));
 	c->ex.got_bytes = false;
@@ -703,6 +707,11 @@ static void exchange_begin_body(struct conn *c, const struct http1_response *res
 	http1_chunked_init(&c->ex.chunk);
 	conn_set_state(c, CONN_STREAM_BODY);
 	c->ex.splice_wait = exchange_may_splice(c);
+	/* A body that is not all here yet will take reads and waits. */
+	if (resp->body != HTTP1_BODY_NONE &&
+	    (resp->body != HTTP1_BODY_LENGTH ||
+	     c->ex.body_left > evbuffer_get_length(bufferevent_get_input(c->ex.up->bev))))
+		upstream_lean_buffers(c->ex.up);
 }
 
 /* Returns true when the head was forwarded and the body (if any) follows. */

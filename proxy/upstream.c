@@ -284,11 +284,36 @@ void upstream_write_now(struct upstream_conn *u, bool more_follows)
 		bufferevent_disable(u->bev, EV_WRITE);
 }
 
+static void upstream_set_lean(struct upstream_conn *u, bool lean)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(u->bev);
+
+	if (!ssl || u->lean == lean)
+		return;
+	u->lean = lean;
+	if (lean) {
+		SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+		/* The write buffer would wait for the next write to go; both go
+		 * now unless OpenSSL holds bytes in one. */
+		(void)SSL_free_buffers(ssl);
+	} else {
+		SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+	}
+}
+
+void upstream_lean_buffers(struct upstream_conn *u)
+{
+	upstream_set_lean(u, true);
+}
+
 void upstream_release(struct upstream_conn *u)
 {
 	struct upstream_pool *pool = u->pool;
 	struct proxy *px = pool->site->px;
 	const char *why = "shutting_down";
+
+	if (u->lean)
+		upstream_set_lean(u, false);
 
 	u->requests++;
 	if (px->shutting_down ||

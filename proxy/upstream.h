@@ -60,6 +60,7 @@ struct upstream_conn {
 	unsigned requests;                 /* served on this connection so far */
 	uint64_t conn_id;                  /* the client connection borrowing it, for logs (0: none) */
 	bool connected;
+	bool lean;                         /* upstream_lean_buffers is on */
 };
 
 /* The site of connector c (created on first use). Returns NULL with a reason
@@ -102,6 +103,15 @@ struct upstream_conn *upstream_connect(struct upstream_pool *pool, bufferevent_d
 /* Switches a connected connection to read timeouts and the borrower's callbacks. */
 void upstream_attach(struct upstream_conn *u, bufferevent_data_cb read_cb,
 		     bufferevent_data_cb write_cb, bufferevent_event_cb event_cb, void *arg);
+
+/* OpenSSL keeps a TLS connection's read and write buffers (~34 KiB)
+ * between requests: freeing and allocating them again was 1,400
+ * instructions of a manifest request. For a blob GET, and while any other
+ * long body streams, they are freed whenever empty instead
+ * (SSL_MODE_RELEASE_BUFFERS), so hundreds of concurrent blob pulls, mostly
+ * waiting on the registry or on their clients, do not all hold them. Off
+ * again when the connection is released. */
+void upstream_lean_buffers(struct upstream_conn *u);
 
 /* Writes what the borrower queued in the output now, where the
  * bufferevent would wait for epoll to report the socket writable (an
