@@ -294,6 +294,8 @@ static void conn_log_close(uint64_t id, const char *peer, const char *state, con
 		  id, peer, state, reason, requests, conn_ms_since(accepted_at));
 }
 
+static void conn_log_access(struct conn *c, const char *aborted);
+
 /* Every close goes through here (or, parked, through park.c): it logs
  * why and retires the connection. */
 void conn_close(struct conn *c, const char *reason)
@@ -302,6 +304,8 @@ void conn_close(struct conn *c, const char *reason)
 		return;
 	conn_log_close(c->id, c->peer, conn_state_name(c->state), reason, c->n_requests,
 		       &c->accepted_at);
+	if (c->head)
+		conn_log_access(c, reason); /* a request cut short has its line too */
 	conn_end_request(c);
 	conn_retire(c);
 	c->px->n_conns--;
@@ -333,9 +337,13 @@ static void conn_start_closing(struct conn *c)
 
 /* ---- finishing a request ----------------------------------------------- */
 
-static void conn_log_access(struct conn *c)
+/* aborted: why a request ended without its whole response (the close
+ * reason); its status is what went out, or 499 when nothing did (as
+ * nginx logs a request its client gave up on). */
+static void conn_log_access(struct conn *c, const char *aborted)
 {
 	const char *who = c->identity ? c->identity->user : "-";
+	int status = aborted && !c->status ? 499 : c->status;
 	struct log_line l;
 
 	if (!c->px->cfg->log.access_log || !log_enabled(LOG_INFO))
@@ -348,12 +356,16 @@ static void conn_log_access(struct conn *c)
 		log_line_quoted(&l, "path", c->req.target.p, c->req.target.n, 512);
 	else
 		log_line_str(&l, "path", "-");
-	log_line_u64(&l, "status", (uint64_t)c->status);
-	log_line_u64(&l, "bytes", c->body_bytes);
+	log_line_u64(&l, "status", (uint64_t)status);
+	/* A body cut mid-splice has not counted what the pipe moved yet. */
+	uint64_t bytes = c->body_bytes + (c->ex.splice ? splice_relay_moved(c->ex.splice) : 0);
+	log_line_u64(&l, "bytes", bytes);
 	log_line_tenths(&l, "ms", c->head ? conn_ms_since(&c->req_start) : 0.0);
 	log_line_str(&l, "connector", c->connector ? c->connector->id : "-");
 	/* TokenReview user names may hold quotes, spaces or newlines. */
 	log_line_quoted(&l, "user", who, strlen(who), 300);
+	if (aborted)
+		log_line_str(&l, "aborted", aborted);
 	log_line_end(&l);
 }
 
@@ -436,7 +448,7 @@ void conn_finish_response(struct conn *c)
 	/* A client that has its response finds its line: the line is held
 	 * (proxy.c) and the flush event writes it before the response. A
 	 * body that went out directly (splice) has its line now. */
-	conn_log_access(c);
+	conn_log_access(c, NULL);
 	if (evbuffer_get_length(conn_out(c)) == 0)
 		log_flush();
 	conn_end_request(c);

@@ -931,6 +931,27 @@ class HostileTest(T.CrashGuard):
             T.expect_eq((res.status, res.error, res.nbytes, res.sha256),
                         (200, None, len(reg.blob), reg.blob_digest), what)
 
+    def aborted_lines(self, og, path):
+        """og's access lines for path of requests cut short."""
+        return [l for l in og.log.splitlines()
+                if "event=access " in l and " path=%s " % path in l and " aborted=" in l]
+
+    def t_abandoned_logged(self):
+        """A client that leaves mid-body still gets its access line: the
+        status sent, the body bytes so far, and aborted= saying why."""
+        reg = self.pools[RECORDS]
+        blob = T.proxy_path(NS, RECORDS, PoolRegistry.REPO, "blobs", reg.blob_digest)
+        res = T.stream_get(self.og_reuse.port, blob, {"Authorization": self.alice.basic()},
+                           max_bytes=256 * 1024, timeout=20, rcvbuf=16 * 1024)
+        T.expect_eq(res.status, 200, "blob cut by its client")
+        lines = T.wait_for(lambda: self.aborted_lines(self.og_reuse, blob), 10,
+                           what="an access line for the cut blob")
+        T.expect_eq(len(lines), 1, "access lines for the cut blob: %r" % lines)
+        m = re.search(r" status=200 bytes=(\d+) .* user=alice aborted=client_\w+$", lines[0])
+        T.expect(m is not None, "cut blob line: %r" % lines[0])
+        T.expect(0 < int(m.group(1)) < len(reg.blob),
+                 "bytes of the cut blob: %s of %d" % (m.group(1), len(reg.blob)))
+
     def t_log_clean(self):
         for og in self.dead + [self.og] + self.extra_ocigates():
             og.assert_log_clean(secrets=self.credentials())
@@ -984,6 +1005,9 @@ def main():
                  "connection complete", t.t_many_records),
                 ("many TLS records per segment: an 8 MiB blob to a slow and a "
                  "fast client, exact", t.t_many_records_slow_client),
+                ("a blob its client leaves mid-body has its access line: status, "
+                 "bytes so far, aborted=",
+                 t.guard(t.t_abandoned_logged)),
                 ("ocigate never crashed", t.guard(t.t_no_crash)),
                 ("ocigate logs have no token or upstream password",
                  t.guard(t.t_log_clean)),
