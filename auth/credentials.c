@@ -104,7 +104,7 @@ struct cred_memo {
 
 /* OpenSSL 3's one-shot SHA256() looks the algorithm up on every call; the
  * loop is single-threaded, so one fetched digest and context serve all. */
-static void cred_sha256(struct og_str token, unsigned char out[SHA256_DIGEST_LENGTH])
+int cred_token_sha256(struct og_str token, unsigned char out[32])
 {
 	static EVP_MD *md;
 	static EVP_MD_CTX *ctx;
@@ -113,10 +113,10 @@ static void cred_sha256(struct og_str token, unsigned char out[SHA256_DIGEST_LEN
 		md = EVP_MD_fetch(NULL, "SHA256", NULL);
 		ctx = EVP_MD_CTX_new();
 	}
-	if (!md || !ctx || EVP_DigestInit_ex(ctx, md, NULL) != 1 ||
-	    EVP_DigestUpdate(ctx, token.p, token.n) != 1 ||
-	    EVP_DigestFinal_ex(ctx, out, NULL) != 1)
-		SHA256((const unsigned char *)token.p, token.n, out);
+	if (md && ctx && EVP_DigestInit_ex(ctx, md, NULL) == 1 &&
+	    EVP_DigestUpdate(ctx, token.p, token.n) == 1 && EVP_DigestFinal_ex(ctx, out, NULL) == 1)
+		return 0;
+	return SHA256((const unsigned char *)token.p, token.n, out) ? 0 : -1;
 }
 
 /* Equal bytes, in a time that depends on n only; eight bytes at a time
@@ -156,7 +156,8 @@ enum cred_result cred_parse_remembered(struct cred_memo **memo, struct og_str va
 	r = cred_parse_authorization(value, buf, buf_cap, token);
 	if (r != CRED_OK)
 		return r;
-	cred_sha256(*token, sha);
+	if (cred_token_sha256(*token, sha) != 0)
+		return CRED_MALFORMED;
 	cred_memo_free(m);
 	m = x_malloc(sizeof(*m) + value.n + token->n);
 	m->n = value.n;

@@ -29,6 +29,10 @@ OG_WARN_UNUSED enum cred_result cred_parse_authorization(struct og_str value,
 							 size_t buf_cap,
 							 struct og_str *token);
 
+/* The SHA-256 of a token: the key every lookup of it uses (the tokens
+ * file, the TokenReview cache). -1 when OpenSSL cannot compute it. */
+OG_WARN_UNUSED int cred_token_sha256(struct og_str token, unsigned char out[32]);
+
 /* cred_parse_authorization, and the SHA-256 of the token into sha. A
  * client sends the same value on every request of a connection, so the
  * connection keeps its last good value with the token and the hash in

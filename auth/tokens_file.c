@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
+#include "auth/credentials.h"
 #include "util/ascii.h"
 #include "util/xalloc.h"
 
@@ -177,15 +177,6 @@ static void tokens_entry_free(struct token_entry *e)
 	memset(e, 0, sizeof(*e));
 }
 
-static int tokens_hash(const char *token, size_t n, unsigned char out[32])
-{
-	unsigned int len = 0;
-
-	if (EVP_Digest(token, n, out, &len, EVP_sha256(), NULL) != 1 || len != 32)
-		return -1;
-	return 0;
-}
-
 static int tokens_make_entry(struct tokens_parser *tp, struct tokens_fields *fs,
 			     struct token_entry *e)
 {
@@ -202,7 +193,7 @@ static int tokens_make_entry(struct tokens_parser *tp, struct tokens_fields *fs,
 		tokens_errorf(tp, "empty user name");
 		return -1;
 	}
-	if (tokens_hash(fs->f[0], fs->len[0], e->token_sha256) < 0) {
+	if (cred_token_sha256(og_str_make(fs->f[0], fs->len[0]), e->token_sha256) < 0) {
 		tokens_errorf(tp, "cannot compute SHA-256");
 		return -1;
 	}

@@ -312,9 +312,7 @@ void upstream_release(struct upstream_conn *u)
 	struct proxy *px = pool->site->px;
 	const char *why = "shutting_down";
 
-	if (u->lean)
-		upstream_set_lean(u, false);
-
+	upstream_set_lean(u, false);
 	u->requests++;
 	if (px->shutting_down ||
 	    httpc_pool_put(&pool->idle, &u->idle, u->bev, px->cfg->upstream.pool_max_idle,
