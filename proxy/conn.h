@@ -47,6 +47,10 @@ void conn_log_parked_close(const struct park_ident *who, const char *reason);
 void conn_shutdown_all(struct proxy *px);
 /* Closes every connection now, parked ones too (shutdown deadline). */
 void conn_close_all(struct proxy *px, const char *reason);
+
+/* Body bytes held in memory by the bodies being relayed now (the
+ * ocigate_body_bytes_queued gauge; walks every connection). */
+size_t conn_body_bytes_queued(const struct proxy *px);
 /* Frees connections closed since the last call. */
 void conn_reap(struct proxy *px);
 

@@ -40,6 +40,7 @@ struct exchange {
 	bool auth_retried;
 	bool keep_alive;              /* the upstream connection may carry another request */
 	bool up_paused;
+	bool streaming;               /* counted in px->body_streams */
 	bool client_chunked;
 	enum http1_body body;
 	uint64_t body_left;

@@ -46,10 +46,61 @@ static void exchange_drop_up(struct conn *c, const char *reason)
 	c->ex.up = NULL;
 }
 
+/* ---- memory for bodies in flight ------------------------------------------ */
+
+/* The least a body may queue: one TLS record. */
+#define EXCHANGE_SHARE_MIN ((size_t)16 * 1024)
+
+/* How much one body relayed through memory may queue now: an equal share
+ * of body_memory, at most body_buffer. A read may add as much again before
+ * the limit is seen (reads are capped at the share), hence the halving. */
+static size_t exchange_body_share(const struct proxy *px)
+{
+	const struct config *cfg = px->cfg;
+	size_t share = cfg->server.body_memory / 2 / OG_MAX(px->body_streams, (size_t)1);
+
+	return OG_MAX(OG_MIN(share, cfg->server.body_buffer), EXCHANGE_SHARE_MIN);
+}
+
+static void exchange_stream_begin(struct conn *c)
+{
+	if (c->ex.streaming)
+		return;
+	c->ex.streaming = true;
+	c->px->body_streams++;
+}
+
+static void exchange_stream_end(struct conn *c)
+{
+	if (!c->ex.streaming)
+		return;
+	c->ex.streaming = false;
+	c->px->body_streams--;
+	if (c->ex.up)
+		bufferevent_set_max_single_read(c->ex.up->bev, c->px->cfg->server.body_buffer);
+}
+
+size_t conn_body_bytes_queued(const struct proxy *px)
+{
+	size_t n = 0;
+
+	for (const struct conn *c = px->conns; c; c = c->next) {
+		if (!c->ex.streaming)
+			continue;
+		n += evbuffer_get_length(bufferevent_get_input(c->bev)) +
+		     evbuffer_get_length(bufferevent_get_output(c->bev));
+		if (c->ex.up)
+			n += evbuffer_get_length(bufferevent_get_input(c->ex.up->bev)) +
+			     evbuffer_get_length(bufferevent_get_output(c->ex.up->bev));
+	}
+	return n;
+}
+
 void exchange_end(struct conn *c)
 {
 	struct exchange *ex = &c->ex;
 
+	exchange_stream_end(c);
 	blobserve_end(c);
 	splice_relay_free(ex->splice);
 	token_wait_cancel(&ex->token_wait);
@@ -328,7 +379,6 @@ static void exchange_relay_request_body(struct conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	struct evbuffer *out = bufferevent_get_output(c->ex.up->bev);
-	size_t body_buffer = c->px->cfg->server.body_buffer;
 	uint64_t moved = 0;
 	int done;
 
@@ -350,12 +400,13 @@ static void exchange_relay_request_body(struct conn *c)
 		conn_close(c, "client_closed_mid_request");
 	} else if (done) {
 		c->ex.req_body_done = true;
+		exchange_stream_end(c);
 		evtimer_del(c->timer);
 		conn_set_read_limit(c, c->px->req_limits.max_head_bytes);
 		if (c->state == CONN_REQUEST_BODY)
 			conn_set_state(c, CONN_UPSTREAM_HEAD);
 	} else {
-		if (evbuffer_get_length(out) >= body_buffer) {
+		if (evbuffer_get_length(out) >= exchange_body_share(c->px)) {
 			conn_read_off(c);
 			c->ex.client_paused = true;
 		}
@@ -369,13 +420,14 @@ static void exchange_start_request_body(struct conn *c)
 {
 	size_t body_buffer = c->px->cfg->server.body_buffer;
 
+	exchange_stream_begin(c);
 	c->ex.req_body_started = true;
 	c->ex.req_left = c->req.content_length;
 	http1_chunked_init(&c->ex.req_chunk);
 	conn_set_state(c, CONN_REQUEST_BODY);
 	if (c->req.expect_continue)
 		evbuffer_add(conn_out(c), "HTTP/1.1 100 Continue\r\n\r\n", 25);
-	conn_set_read_limit(c, body_buffer);
+	conn_set_read_limit(c, exchange_body_share(c->px));
 	bufferevent_setwatermark(c->ex.up->bev, EV_WRITE, body_buffer / 2, 0);
 	exchange_relay_request_body(c);
 }
@@ -389,11 +441,15 @@ void exchange_client_readable(struct conn *c)
 static void exchange_up_write(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
+	size_t share;
 
-	(void)bev;
 	if (!c->ex.client_paused)
 		return;
+	share = exchange_body_share(c->px);
+	if (evbuffer_get_length(bufferevent_get_output(bev)) > share / 2)
+		return; /* a smaller share than at the pause: wait for more to go */
 	c->ex.client_paused = false;
+	conn_set_read_limit(c, share);
 	conn_resume_read(c);
 	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
 		exchange_relay_request_body(c);
@@ -707,11 +763,15 @@ static void exchange_begin_body(struct conn *c, const struct http1_response *res
 	http1_chunked_init(&c->ex.chunk);
 	conn_set_state(c, CONN_STREAM_BODY);
 	c->ex.splice_wait = exchange_may_splice(c);
-	/* A body that is not all here yet will take reads and waits. */
+	/* A body that is not all here yet will take reads and waits, and
+	 * (unless spliced) a share of body_memory. */
 	if (resp->body != HTTP1_BODY_NONE &&
 	    (resp->body != HTTP1_BODY_LENGTH ||
-	     c->ex.body_left > evbuffer_get_length(bufferevent_get_input(c->ex.up->bev))))
+	     c->ex.body_left > evbuffer_get_length(bufferevent_get_input(c->ex.up->bev)))) {
 		upstream_lean_buffers(c->ex.up);
+		if (!c->ex.splice_wait)
+			exchange_stream_begin(c);
+	}
 }
 
 /* Returns true when the head was forwarded and the body (if any) follows. */
@@ -770,6 +830,7 @@ static void exchange_body_done(struct conn *c)
 	bool reusable = c->ex.keep_alive && c->ex.body != HTTP1_BODY_UNTIL_CLOSE &&
 			evbuffer_get_length(in) == 0;
 
+	exchange_stream_end(c);
 	if (c->ex.client_chunked)
 		evbuffer_add(conn_out(c), "0\r\n\r\n", 5);
 	if (reusable) {
@@ -825,6 +886,7 @@ static void exchange_splice_start(struct conn *c)
 					  &px->send_timeout, exchange_on_splice_done, c);
 	if (c->ex.splice)
 		return;
+	exchange_stream_begin(c);
 	conn_resume_read(c);
 	httpc_enable(c->ex.up->bev, EV_READ | EV_WRITE);
 }
@@ -842,8 +904,11 @@ static void exchange_splice_when_drained(struct conn *c)
 
 static void exchange_pause_if_full(struct conn *c)
 {
-	if (!c->ex.bs.reading &&
-	    evbuffer_get_length(conn_out(c)) >= c->px->cfg->server.body_buffer) {
+	size_t share = exchange_body_share(c->px);
+
+	/* The next read may add at most one share. */
+	bufferevent_set_max_single_read(c->ex.up->bev, share);
+	if (!c->ex.bs.reading && evbuffer_get_length(conn_out(c)) >= share) {
 		bufferevent_disable(c->ex.up->bev, EV_READ);
 		c->ex.up_paused = true;
 	}
@@ -920,6 +985,8 @@ void exchange_client_drained(struct conn *c)
 		return;
 	if (c->state != CONN_STREAM_BODY || !c->ex.up_paused)
 		return;
+	if (evbuffer_get_length(conn_out(c)) > exchange_body_share(c->px) / 2)
+		return; /* a smaller share than at the pause: wait for more to go */
 	c->ex.up_paused = false;
 	httpc_enable(c->ex.up->bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_input(c->ex.up->bev)) > 0)

@@ -8,6 +8,7 @@
 #include "auth/connector.h"
 #include "k8s/lease.h"
 #include "proxy/blobcache.h"
+#include "proxy/conn.h"
 #include "proxy/proxy.h"
 
 #ifndef OCIGATE_VERSION
@@ -297,6 +298,13 @@ static void metrics_render_process(const struct proxy *px, struct evbuffer *out)
 		     "Idle client connections parked: reduced to their socket until the client "
 		     "sends again (included in ocigate_connections).");
 	evbuffer_add_printf(out, "ocigate_parked_connections %zu\n", px->n_parked);
+	metrics_head(out, "ocigate_body_streams", "gauge",
+		     "Bodies being relayed through memory now, in either direction; they share "
+		     "[server] body_memory.");
+	evbuffer_add_printf(out, "ocigate_body_streams %zu\n", px->body_streams);
+	metrics_head(out, "ocigate_body_bytes_queued", "gauge",
+		     "Bytes those bodies hold in ocigate's buffers now.");
+	evbuffer_add_printf(out, "ocigate_body_bytes_queued %zu\n", conn_body_bytes_queued(px));
 	metrics_head(out, "ocigate_connections_accepted_total", "counter",
 		     "Client connections accepted.");
 	evbuffer_add_printf(out, "ocigate_connections_accepted_total %llu\n",

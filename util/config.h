@@ -85,6 +85,7 @@ struct config {
 		size_t max_header_bytes;
 		unsigned max_headers;
 		size_t body_buffer;
+		size_t body_memory;
 	} server;
 	struct {
 		uint64_t connect_timeout_ms, read_timeout_ms;

@@ -64,6 +64,11 @@ const struct config_option config_table[] = {
 	  .default_value = "256k", .reloadable = true, .min = 16 * KIB, .max = 64 * MIB,
 	  .offset = G(server.body_buffer, size_t),
 	  .doc = "bytes queued towards one client before ocigate stops reading from the upstream" },
+	{ .section = "server", .name = "body_memory", .type = CFG_SIZE,
+	  .default_value = "32m", .reloadable = true, .min = MIB, .max = 64ULL * 1024 * MIB,
+	  .offset = G(server.body_memory, size_t),
+	  .doc = "bytes all relayed bodies together may hold queued; each gets an equal "
+		 "share of it, at most body_buffer, at least 16k" },
 
 	{ .section = "upstream", .name = "connect_timeout", .type = CFG_DURATION,
 	  .default_value = "10s", .reloadable = true, .min = 1, .max = MAX_DURATION_MS,

@@ -16,7 +16,7 @@
 
 /* The rows of config_table, as a constant so that per-option arrays can be
  * sized by it; config_options.c asserts it matches. */
-#define CONFIG_N_OPTIONS 61
+#define CONFIG_N_OPTIONS 62
 
 extern const struct config_option config_table[CONFIG_N_OPTIONS];
 

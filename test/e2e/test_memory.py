@@ -12,6 +12,7 @@ closed at idle_timeout, when they half-close or reset, and at SIGTERM.
     python3 test/e2e/test_memory.py --ocigate build/ocigate
 """
 
+import hashlib
 import os
 import resource
 import signal
@@ -42,6 +43,40 @@ IDLE_CLIENTS = 2000
 # ASan's redzones and quarantine are not ocigate's: its setup raises this.
 IDLE_CONN_KIB = float(os.environ.get("OCIGATE_TEST_IDLE_CONN_KIB", "1.25"))
 SHORT_IDLE = 2.0            # idle_timeout of the instance that expires them
+# Clients that stop reading a 100 MB pull: they share body_memory.
+STALLED = 20
+BUDGET = 4 * T.MiB          # body_memory of that instance
+BUDGET_BODY_BUFFER = 8 * T.MiB
+BUDGET_READ = 16 * T.MiB    # what each then reads, across many pauses
+
+
+def read_prefix(sock, n):
+    """Reads a response head and n body bytes from sock, closes it, and
+    returns "sha256:..." of those bytes (or what went wrong)."""
+    h = hashlib.sha256()
+    try:
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            b = sock.recv(65536)
+            if not b:
+                return "closed before the head ended"
+            buf += b
+        head, _, body = buf.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 200 "):
+            return head[:100]
+        got = len(body[:n])
+        h.update(body[:n])
+        while got < n:
+            b = sock.recv(min(1 << 20, n - got))
+            if not b:
+                return "closed after %d of %d bytes" % (got, n)
+            h.update(b)
+            got += len(b)
+        return "sha256:" + h.hexdigest()
+    except OSError as e:
+        return "%s: %s" % (type(e).__name__, e)
+    finally:
+        sock.close()
 
 
 def run_threads(fns):
@@ -149,6 +184,73 @@ class MemoryTest:
         nbytes = sum(r.nbytes for r in fast_results + slow_results if r)
         self.report(s, wall, nbytes, "%d slow + %d fast" % (SLOW_CLIENTS,
                                                             FAST_DURING_SLOW))
+
+    # -- many stalled pulls share body_memory -----------------------------
+
+    def t_body_memory(self):
+        """Clients that stop reading hold at most their share of
+        body_memory, not body_buffer each; read again, they get every
+        byte."""
+        conn = T.registry_connector("%s/%s" % (NS, CONN), self.w.registry,
+                                    allow=["alice"])
+        og = T.Ocigate(self.env, self.args.ocigate, [self.alice], [conn],
+                       name="ocigate-budget",
+                       server={"admin_listen": "127.0.0.1:0",
+                               "body_buffer": "%dm" % (BUDGET_BODY_BUFFER // T.MiB),
+                               "body_memory": "%dm" % (BUDGET // T.MiB)}).start()
+        admin = og.listeners["admin"]
+        rss_before = og.rss_kib()
+        socks = []
+        for _ in range(STALLED):
+            sk = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sk.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            sk.settimeout(60)
+            sk.connect(("127.0.0.1", og.port))
+            sk.sendall(T.build_request("GET", self.blob_path, og.host,
+                                       {"Authorization": self.alice.basic()}))
+            socks.append(sk)
+
+        def gauges():
+            fams, _ = T.scrape_metrics(admin)
+            return (T.metric_value(fams, "ocigate_body_streams"),
+                    T.metric_value(fams, "ocigate_body_bytes_queued"))
+        T.wait_for(lambda: gauges()[0] == STALLED, 30,
+                   what="%d bodies streaming (ocigate_body_streams, last %r)"
+                   % (STALLED, gauges()))
+        # Let the registry fill whatever ocigate and the kernel will take.
+        queued = []
+        for _ in range(10):
+            time.sleep(0.3)
+            queued.append(gauges()[1])
+        hwm = T.vm_hwm_kib(og.pid)
+        # A share may be exceeded by the TLS record being decrypted.
+        bound = BUDGET + STALLED * 16 * 1024
+        T.diag("  %d stalled pulls: ocigate_body_bytes_queued %s (bound %d), "
+               "VmHWM %.1f MiB (%.1f at the start); without the shared "
+               "budget each could queue %d MiB"
+               % (STALLED, queued, bound, hwm / 1024, rss_before / 1024,
+                  BUDGET_BODY_BUFFER // T.MiB))
+        T.expect(max(queued) > 0, "nothing queued: the clients did not stall")
+        T.expect(max(queued) <= bound, "ocigate_body_bytes_queued %d > %d"
+                 % (max(queued), bound))
+        T.expect(hwm - rss_before < RSS_LIMIT_MIB * 1024,
+                 "VmHWM grew %.1f MiB" % ((hwm - rss_before) / 1024))
+        prefix = "sha256:" + T.sha256_file(self.big.path, BUDGET_READ)
+        threads, results = run_threads([lambda sk=sk: read_prefix(sk, BUDGET_READ)
+                                        for sk in socks])
+        for t in threads:
+            t.join(120)
+        bad = ["client #%d: %r" % (i, r) for i, r in enumerate(results)
+               if r != prefix]
+        T.expect(not bad, "after the stall:\n" + "\n".join(bad[:5]))
+        T.wait_for(lambda: gauges() == (0, 0), 10,
+                   what="no body streaming once the clients left (last %r)"
+                   % (gauges(),))
+        r = T.stream_get(og.port, self.blob_path,
+                         {"Authorization": self.alice.basic()}, timeout=120)
+        T.expect(r.status == 200 and r.sha256 == self.big.digest,
+                 "a whole pull after: %s %s %s" % (r.status, r.sha256, r.error))
+        T.expect_eq(og.stop(), 0, "exit status after SIGTERM")
 
     # -- parked idle connections ------------------------------------------
 
@@ -380,6 +482,8 @@ def main():
              % (CONCURRENT, RSS_LIMIT_MIB), t.t_concurrent),
             ("%d slow readers + %d fast pulls, peak RSS < %d MiB"
              % (SLOW_CLIENTS, FAST_DURING_SLOW, RSS_LIMIT_MIB), t.t_slow_and_fast),
+            ("%d stalled pulls hold at most body_memory, then read on "
+             "correctly" % STALLED, t.t_body_memory),
             ("still serving, exit 0, log clean", t.t_still_serving),
             ("parking: two more instances", t.start_parking, True),
             ("%d idle clients parked, < %.2f KiB RSS each"

@@ -93,6 +93,7 @@ static void test_defaults(void)
 	CHECK_INT(cfg.server.max_header_bytes, 16384);
 	CHECK_INT(cfg.server.max_headers, 100);
 	CHECK_INT(cfg.server.body_buffer, 262144);
+	CHECK_INT(cfg.server.body_memory, 32 * 1048576);
 	CHECK_INT(cfg.upstream.connect_timeout_ms, 10000);
 	CHECK_INT(cfg.upstream.read_timeout_ms, 60000);
 	CHECK_INT(cfg.upstream.pool_max_idle, 64);
@@ -117,7 +118,7 @@ static void test_table(void)
 						"connector", "webhook", "status", "pull_secrets", "tls",
 						"cache" };
 
-	CHECK_INT(n, 61);
+	CHECK_INT(n, 62);
 	for (size_t i = 0; i < n; i++) {
 		const struct config_option *o = &opts[i];
 		bool known = false;
@@ -249,7 +250,9 @@ static void size_is_at(int line, const char *key, const char *value, uint64_t by
 
 	if (!parse_value_at(line, "server", key, value, &cfg))
 		return;
-	got = strcmp(key, "body_buffer") == 0 ? cfg.server.body_buffer : cfg.server.max_header_bytes;
+	got = strcmp(key, "body_buffer") == 0   ? cfg.server.body_buffer
+	      : strcmp(key, "body_memory") == 0 ? cfg.server.body_memory
+						: cfg.server.max_header_bytes;
 	if (got != bytes) {
 		fprintf(stderr, "%s:%d: %s = %s gave %llu, expected %llu\n", __FILE__, line, key,
 			value, (unsigned long long)got, (unsigned long long)bytes);
@@ -269,6 +272,8 @@ static void test_size(void)
 	SIZE_IS("body_buffer", "256K", 262144);
 	SIZE_IS("body_buffer", "64m", 67108864);
 	SIZE_IS("body_buffer", "16384", 16384);
+	SIZE_IS("body_memory", "1m", 1048576);
+	SIZE_IS("body_memory", "64g", 68719476736ULL);
 	SIZE_IS("max_header_bytes", "1m", 1048576);
 	SIZE_IS("max_header_bytes", "1M", 1048576);
 	SIZE_IS("max_header_bytes", "1k", 1024);
@@ -286,6 +291,8 @@ static void test_size(void)
 	VALUE_ERROR("server", "max_header_bytes", "", malformed);
 	VALUE_ERROR("server", "body_buffer", "1g",
 		    "t.conf:2: body_buffer: must be between 16k and 64m");
+	VALUE_ERROR("server", "body_memory", "512k",
+		    "t.conf:2: body_memory: must be between 1m and 64g");
 	VALUE_ERROR("upstream", "max_response_header_bytes", "2m",
 		    "t.conf:2: max_response_header_bytes: must be between 1k and 1m");
 }
