@@ -131,8 +131,8 @@ class Results:
 
 
 ROW_ORDER = ["s1.tls", "s1.cpu.tls", "s1.sys.tls", "s1.plain", "s1.cpu.plain",
-             "s1.sys.plain", "s2.", "s3.rps", "s3.cpu", "s3.sys", "s4.rps",
-             "s4.cpu", "s4.sys", "s5.rss", "s5.per", "s6.", "s7.", "s8."]
+             "s1.sys.plain", "s2.", "s3.rps", "s3.cpu", "s3.cpuk", "s3.cpuu", "s3.cpuw",
+             "s3.sys", "s4.rps", "s4.cpu", "s4.cpuk", "s4.cpuw", "s4.sys", "s5.rss", "s5.per", "s6.", "s7.", "s8."]
 
 
 def row_rank(key):
@@ -693,11 +693,12 @@ class Bench:
 
     # 3 ----------------------------------------------------------------------
 
-    def wrk_pair(self, prefix, labels, urls, seconds):
+    def wrk_pair(self, prefix, labels, urls, seconds, upstream_pid=None):
         """urls: system -> (url, pid, headers).  One untimed warm-up run
         per system (counting the server's system calls when perf works),
         then alternated timed runs: requests/s and the server's CPU seconds
-        per 1,000 requests."""
+        per 1,000 requests, and where those and the other processes' go
+        (labels "cpuk", "cpuu", "cpuw": kernel, upstream, wrk)."""
         env, res = self.env, self.res
         conns = self.mode["wrk_connections"]
         for system, (url, pid, hdr) in urls.items():
@@ -718,9 +719,15 @@ class Bench:
         for rep in range(self.mode["reps"]):
             for system in rotate(list(urls), rep):
                 url, pid, hdr = urls[system]
-                r, cpu = B.wrk_measured(env, url, pid, conns, seconds, hdr)
+                r, cpu, split = B.wrk_measured(env, url, pid, conns, seconds,
+                                               hdr, upstream_pid)
                 res.add(prefix + ".rps", labels["rps"], system, r.rps)
                 res.add(prefix + ".cpu", labels["cpu"], system, cpu)
+                for key, part in (("cpuk", "kernel"), ("cpuu", "upstream"),
+                                  ("cpuw", "wrk")):
+                    if key in labels and part in split:
+                        res.add(prefix + "." + key, labels[key], system,
+                                split[part])
                 self.progress("%s rep %d %s: %.0f req/s, %.4f CPU s/1000"
                               % (prefix, rep + 1, system, r.rps, cpu))
 
@@ -737,8 +744,11 @@ class Bench:
             "rps": "manifest GET, %d connections, fast TLS upstream: "
                    "requests/s" % conns,
             "cpu": "same: proxy CPU seconds per 1,000 requests",
+            "cpuk": "same: of which in the kernel (system time)",
+            "cpuu": "same: the upstream's CPU seconds per 1,000 requests",
+            "cpuw": "same: wrk's CPU seconds per 1,000 requests",
             "sys": "same: proxy system calls per request"},
-            urls, self.mode["s3_seconds"])
+            urls, self.mode["s3_seconds"], upstream_pid=w.fast.pid)
         T.expect(self.res.has("s3."), "scenario 3 produced no numbers")
 
     # 4 ----------------------------------------------------------------------
@@ -754,6 +764,8 @@ class Bench:
             "rps": "GET /v2/ with a valid token, %d connections: "
                    "requests/s" % conns,
             "cpu": "same: CPU seconds per 1,000 requests",
+            "cpuk": "same: of which in the kernel (system time)",
+            "cpuw": "same: wrk's CPU seconds per 1,000 requests",
             "sys": "same: system calls per request"},
             urls, self.mode["s4_seconds"])
         T.expect(self.res.has("s4."), "scenario 4 produced no numbers")

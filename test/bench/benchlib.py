@@ -17,6 +17,7 @@ is an ocitest Proc, killed when the script exits.
 
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -65,13 +66,18 @@ def reset_hwm(pid):
         return False
 
 
-def cpu_seconds(pid):
-    """utime + stime of pid (all its threads), in seconds."""
+def cpu_split(pid):
+    """(utime, stime) of pid (all its threads), in seconds."""
     with open("/proc/%d/stat" % pid) as f:
         data = f.read()
     # the command name may hold blanks and parentheses: split after the last ')'
     fields = data[data.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def cpu_seconds(pid):
+    """utime + stime of pid (all its threads), in seconds."""
+    return sum(cpu_split(pid))
 
 
 def children_of(pid):
@@ -96,7 +102,6 @@ RssSampler = T.RssSampler
 
 def raise_nofile(n):
     """Raise this process's RLIMIT_NOFILE (children inherit it)."""
-    import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft >= n:
         return soft
@@ -476,15 +481,26 @@ def wrk(env, url, connections, seconds, headers=None, threads=1):
     return WrkResult(int(m.group(1)), secs, float(r.group(1)), text)
 
 
-def wrk_measured(env, url, pid, connections, seconds, headers=None):
-    """wrk against a server whose CPU time (pid's utime+stime) is read
-    before and after: (WrkResult, CPU seconds per 1000 requests)."""
-    c0 = cpu_seconds(pid)
+def wrk_measured(env, url, pid, connections, seconds, headers=None,
+                 upstream_pid=None):
+    """wrk against a server whose CPU time is read before and after:
+    (WrkResult, CPU seconds per 1000 requests, and a dict of the same per
+    1000 split: "kernel" (the server's system time), "upstream" (the
+    process behind it, when given) and "wrk" (the client itself))."""
+    def snapshot():
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return (cpu_split(pid), cpu_seconds(upstream_pid) if upstream_pid else 0.0,
+                ru.ru_utime + ru.ru_stime)
+    (u0, k0), up0, w0 = snapshot()
     res = wrk(env, url, connections, seconds, headers)
-    c1 = cpu_seconds(pid)
+    (u1, k1), up1, w1 = snapshot()
     if not res.requests:
         T.fail("wrk completed no request in %g s against %s" % (seconds, url))
-    return res, (c1 - c0) / (res.requests / 1000.0)
+    per = res.requests / 1000.0
+    split = {"kernel": (k1 - k0) / per, "wrk": (w1 - w0) / per}
+    if upstream_pid:
+        split["upstream"] = (up1 - up0) / per
+    return res, (u1 - u0 + k1 - k0) / per, split
 
 
 # --------------------------------------------------------------------------
