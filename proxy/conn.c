@@ -295,6 +295,7 @@ static void conn_log_close(uint64_t id, const char *peer, const char *state, con
 }
 
 static void conn_log_access(struct conn *c, const char *aborted);
+static void conn_count_request(struct conn *c, const char *aborted);
 
 /* Every close goes through here (or, parked, through park.c): it logs
  * why and retires the connection. */
@@ -304,8 +305,10 @@ void conn_close(struct conn *c, const char *reason)
 		return;
 	conn_log_close(c->id, c->peer, conn_state_name(c->state), reason, c->n_requests,
 		       &c->accepted_at);
-	if (c->head)
-		conn_log_access(c, reason); /* a request cut short has its line too */
+	if (c->head) { /* a request cut short has its line and its count too */
+		conn_log_access(c, reason);
+		conn_count_request(c, reason);
+	}
 	conn_end_request(c);
 	conn_retire(c);
 	c->px->n_conns--;
@@ -340,10 +343,28 @@ static void conn_start_closing(struct conn *c)
 /* aborted: why a request ended without its whole response (the close
  * reason); its status is what went out, or 499 when nothing did (as
  * nginx logs a request its client gave up on). */
+/* The status of a request cut short before its status line went out. */
+static int conn_status_sent(const struct conn *c, const char *aborted)
+{
+	return aborted && !c->status ? 499 : c->status;
+}
+
+/* A body cut mid-splice has not counted what the pipe moved yet. */
+static uint64_t conn_body_sent(const struct conn *c)
+{
+	return c->body_bytes + (c->ex.splice ? splice_relay_moved(c->ex.splice) : 0);
+}
+
+static void conn_count_request(struct conn *c, const char *aborted)
+{
+	metrics_request_done(c->connector, c->head ? c->req.method : HTTP_M_OTHER,
+			     conn_status_sent(c, aborted), conn_body_sent(c),
+			     c->head ? conn_ms_since(&c->req_start) / 1e3 : 0.0);
+}
+
 static void conn_log_access(struct conn *c, const char *aborted)
 {
 	const char *who = c->identity ? c->identity->user : "-";
-	int status = aborted && !c->status ? 499 : c->status;
 	struct log_line l;
 
 	if (!c->px->cfg->log.access_log || !log_enabled(LOG_INFO))
@@ -356,10 +377,8 @@ static void conn_log_access(struct conn *c, const char *aborted)
 		log_line_quoted(&l, "path", c->req.target.p, c->req.target.n, 512);
 	else
 		log_line_str(&l, "path", "-");
-	log_line_u64(&l, "status", (uint64_t)status);
-	/* A body cut mid-splice has not counted what the pipe moved yet. */
-	uint64_t bytes = c->body_bytes + (c->ex.splice ? splice_relay_moved(c->ex.splice) : 0);
-	log_line_u64(&l, "bytes", bytes);
+	log_line_u64(&l, "status", (uint64_t)conn_status_sent(c, aborted));
+	log_line_u64(&l, "bytes", conn_body_sent(c));
 	log_line_tenths(&l, "ms", c->head ? conn_ms_since(&c->req_start) : 0.0);
 	log_line_str(&l, "connector", c->connector ? c->connector->id : "-");
 	/* TokenReview user names may hold quotes, spaces or newlines. */
@@ -443,8 +462,7 @@ static void conn_out_changed(struct evbuffer *out, const struct evbuffer_cb_info
  * request (exchange_end) and wait for the next request or close. */
 void conn_finish_response(struct conn *c)
 {
-	metrics_request_done(c->connector, c->head ? c->req.method : HTTP_M_OTHER, c->status,
-			     c->body_bytes, c->head ? conn_ms_since(&c->req_start) / 1e3 : 0.0);
+	conn_count_request(c, NULL);
 	/* A client that has its response finds its line: the line is held
 	 * (proxy.c) and the flush event writes it before the response. A
 	 * body that went out directly (splice) has its line now. */

@@ -26,7 +26,7 @@
  * under its class ("1xx".."5xx"). */
 static const int m_codes[] = {
 	200, 201, 202, 204, 206, 301, 302, 303, 307, 308, 400, 401, 403, 404, 405, 408, 409,
-	413, 416, 429, 431, 500, 501, 502, 503, 504,
+	413, 416, 429, 431, 499, 500, 501, 502, 503, 504,
 };
 #define M_N_CODES OG_ARRAY_LEN(m_codes)
 #define M_CODE_SLOTS (M_N_CODES + 5)
@@ -177,10 +177,11 @@ static void metrics_conn_label(struct evbuffer *out, const char *family, unsigne
 
 static void metrics_render_requests(struct evbuffer *out)
 {
-	char code[8];
+	char code[16];
 
 	metrics_head(out, "ocigate_http_requests_total", "counter",
-		     "Client requests answered, by connector, method and status code.");
+		     "Client requests answered, by connector, method and status code; a request "
+		     "cut short counts with the status that went out, 499 if none did.");
 	for (unsigned i = 0; i < M_SLOTS; i++) {
 		for (unsigned meth = 0; meth < M_METHODS; meth++) {
 			for (unsigned k = 0; k < M_CODE_SLOTS; k++) {
@@ -227,7 +228,7 @@ static void metrics_render_durations(struct evbuffer *out)
 
 static void metrics_render_bytes_upstream(struct evbuffer *out)
 {
-	char code[8];
+	char code[16];
 
 	metrics_head(out, "ocigate_http_response_bytes_total", "counter",
 		     "Response body bytes sent to clients, by connector.");

@@ -941,6 +941,7 @@ class HostileTest(T.CrashGuard):
         status sent, the body bytes so far, and aborted= saying why."""
         reg = self.pools[RECORDS]
         blob = T.proxy_path(NS, RECORDS, PoolRegistry.REPO, "blobs", reg.blob_digest)
+        counted = self.requests_counted()
         res = T.stream_get(self.og_reuse.port, blob, {"Authorization": self.alice.basic()},
                            max_bytes=256 * 1024, timeout=20, rcvbuf=16 * 1024)
         T.expect_eq(res.status, 200, "blob cut by its client")
@@ -951,6 +952,16 @@ class HostileTest(T.CrashGuard):
         T.expect(m is not None, "cut blob line: %r" % lines[0])
         T.expect(0 < int(m.group(1)) < len(reg.blob),
                  "bytes of the cut blob: %s of %d" % (m.group(1), len(reg.blob)))
+        # ... and is counted like any other request, with the status sent.
+        T.expect_eq(self.requests_counted() - counted, 1,
+                    "ocigate_http_requests_total{method=GET,code=200} for %s/%s "
+                    "after the cut blob" % (NS, RECORDS))
+
+    def requests_counted(self):
+        fams, _ = T.scrape_metrics(self.og_reuse.listeners["admin"])
+        return T.metric_value(fams, "ocigate_http_requests_total",
+                              connector="%s/%s" % (NS, RECORDS), method="GET",
+                              code="200") or 0
 
     def t_log_clean(self):
         for og in self.dead + [self.og] + self.extra_ocigates():
