@@ -1043,10 +1043,13 @@ static void exchange_failed_before_head(struct conn *c, short events)
 	bool timeout = (events & BEV_EVENT_TIMEOUT) != 0;
 
 	/* A pooled connection the registry closed just as we reused it: the
-	 * request never reached it, and GET/HEAD are safe to send again. */
+	 * request never reached it. GET, HEAD and DELETE are idempotent (RFC
+	 * 9110, 9.2.2) and without a body are safe to send again; a request
+	 * with a body is not (its body is gone). */
 	if (c->state == CONN_UPSTREAM_HEAD && !c->ex.req_body_started &&
 	    httpc_may_retry(c->ex.reused, c->ex.got_bytes, c->ex.retried, events) &&
-	    (c->req.method == HTTP_M_GET || c->req.method == HTTP_M_HEAD)) {
+	    (c->req.method == HTTP_M_GET || c->req.method == HTTP_M_HEAD ||
+	     c->req.method == HTTP_M_DELETE)) {
 		exchange_drop_up(c, "stale_reused");
 		c->px->stats.upstream_stale_retries++;
 		c->ex.retried = true;

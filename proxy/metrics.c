@@ -317,7 +317,7 @@ static void metrics_render_process(const struct proxy *px, struct evbuffer *out)
 			    (unsigned long long)px->stats.upstream_connects,
 			    (unsigned long long)px->stats.upstream_reuses);
 	metrics_head(out, "ocigate_upstream_stale_retries_total", "counter",
-		     "GET and HEAD requests sent again on a new upstream connection because the "
+		     "GET, HEAD and DELETE requests sent again on a new upstream connection because the "
 		     "registry closed the pooled one they were sent on without answering.");
 	evbuffer_add_printf(out, "ocigate_upstream_stale_retries_total %llu\n",
 			    (unsigned long long)px->stats.upstream_stale_retries);

@@ -120,7 +120,7 @@ class Stub:
                 except OSError:
                     self.close_connection = True
 
-            do_GET = do_HEAD = do_POST = do_PUT = _any
+            do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = _any
 
         return Handler
 
@@ -233,7 +233,8 @@ class Hit:
 
 class PoolRegistry(Stub):
     """A minimal registry for one Basic connector: GET/HEAD /v2/ and
-    /v2/demo/app/manifests/v1, PUT of a manifest (201), keep-alive, 401 +
+    /v2/demo/app/manifests/v1, PUT of a manifest (201), DELETE of its
+    manifest by digest (202), keep-alive, 401 +
     Basic challenge without the right credential.  It numbers its
     connections (one handler instance each) and the requests on each.
     mode "serve" answers everything; "close_reused" closes a connection
@@ -300,6 +301,8 @@ class PoolRegistry(Stub):
             return self._send(h, 200, self.manifest,
                               [("Docker-Content-Digest", self.digest)],
                               ctype=T.MEDIA_OCI_MANIFEST)
+        if h.path == manifest_path + self.digest and h.command == "DELETE":
+            return self._send(h, 202, b"")
         if h.path.startswith(manifest_path) and h.command == "PUT":
             digest = T.sha256_bytes(body)
             return self._send(h, 201, b"", [("Location", manifest_path + digest),
@@ -825,6 +828,28 @@ class HostileTest(T.CrashGuard):
             T.expect_eq(self.stale_retries() - retries0, len(methods) - 1,
                         "ocigate_upstream_stale_retries_total growth for " + name)
 
+    def t_delete_retried(self):
+        """A manifest DELETE (idempotent, no body) on a pooled connection
+        the registry closes without a byte is sent once more on a new
+        connection, like a GET: 202, stale_reused logged and counted."""
+        for name in (REUSE, REUSE_PLAIN):
+            reg = self.pools[name]
+            self.expect_manifest(self.via_reuse(name), reg, "GET",
+                                 "GET via %s, pooling a connection" % name)
+            c0, mark = reg.conns, reg.mark()
+            stale0, retries0 = len(self.stale_reused(name)), self.stale_retries()
+            r = self.via_reuse(name, "DELETE", reg.digest)
+            T.expect_status(r, 202, "DELETE via %s on a connection it closes" % name)
+            path = "/v2/%s/manifests/%s" % (PoolRegistry.REPO, reg.digest)
+            T.expect_eq([h.key() for h in reg.hits_since(mark)],
+                        [(c0, 2, "DELETE", path, False), (c0 + 1, 1, "DELETE", path, True)],
+                        "requests %s got (conn, nth on it, method, path, answered)" % name)
+            T.wait_for(lambda: len(self.stale_reused(name)) - stale0 >= 1, 5,
+                       what="a stale_reused line for the DELETE via " + name)
+            T.expect_eq(self.stale_retries() - retries0, 1,
+                        "ocigate_upstream_stale_retries_total growth for the DELETE via "
+                        + name)
+
     def t_fresh_not_retried(self):
         """A registry that hangs up on every request: a GET that found a
         pooled connection is sent once more on a new connection, and no
@@ -1007,6 +1032,8 @@ def main():
                 ("GET/HEAD on a pooled connection the registry closed: sent once "
                  "more on a new one, 200, stale_reused (TLS, TLS cut, plain)",
                  t.t_reuse_retried),
+                ("DELETE on a pooled connection the registry closed: sent once more, "
+                 "202, stale_reused (TLS, plain)", t.t_delete_retried),
                 ("registry hanging up on every request: one retry for a pooled "
                  "connection, none for a fresh one, 502; others keep working",
                  t.t_fresh_not_retried),
