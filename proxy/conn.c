@@ -343,7 +343,6 @@ static void conn_start_closing(struct conn *c)
 /* aborted: why a request ended without its whole response (the close
  * reason); its status is what went out, or 499 when nothing did (as
  * nginx logs a request its client gave up on). */
-/* The status of a request cut short before its status line went out. */
 static int conn_status_sent(const struct conn *c, const char *aborted)
 {
 	return aborted && !c->status ? 499 : c->status;
