@@ -564,14 +564,14 @@ static void conn_wait_idle(struct conn *c)
 	if (c->timer_use == CONN_TIMER_PARK && evtimer_pending(c->timer, NULL))
 		return;
 	c->timer_use = CONN_TIMER_PARK;
-	evtimer_add(c->timer, c->idle_wait);
+	evtimer_add(c->timer, &c->px->park_delay);
 }
 
 /* The idle wait's timer fired: true when it fired early (see
  * conn_wait_idle) and was re-armed for the rest of the wait. */
 static bool conn_idle_wait_rearmed(struct conn *c)
 {
-	double left_ms = (double)c->idle_wait->tv_sec * 1e3 + (double)c->idle_wait->tv_usec / 1e3 -
+	double left_ms = (double)c->px->park_delay.tv_sec * 1e3 + (double)c->px->park_delay.tv_usec / 1e3 -
 			 conn_ms_since(&c->idle_from);
 	struct timeval tv;
 
@@ -913,6 +913,19 @@ static bool conn_is_idle(struct conn *c)
 	       evbuffer_get_length(bufferevent_get_input(c->bev)) == 0;
 }
 
+/* A TLS connection cannot be parked (its session lives in the SSL), but
+ * once idle it need not hold OpenSSL's read and write buffers (34 KiB
+ * together); the next record allocates them again. OpenSSL keeps them
+ * while they hold anything. */
+static void conn_lighten_tls(struct conn *c)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+
+	if (ssl && SSL_is_init_finished(ssl) && evbuffer_get_length(conn_out(c)) == 0 &&
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+		SSL_free_buffers(ssl);
+}
+
 /* Hands the socket to park.c and leaves the rest to the reaper. */
 static void conn_park(struct conn *c)
 {
@@ -954,8 +967,14 @@ static void conn_idle_wait_over(struct conn *c)
 {
 	struct proxy *px = c->px;
 
-	if (c->client_tls || px->cfg->server.idle_timeout_ms <= PARK_DELAY_MS) {
+	if (px->cfg->server.idle_timeout_ms <= PARK_DELAY_MS) {
 		conn_close(c, "idle_timeout"); /* idle_wait was all of idle_timeout */
+		return;
+	}
+	if (c->client_tls) {
+		conn_lighten_tls(c);
+		c->timer_use = CONN_TIMER_IDLE;
+		evtimer_add(c->timer, &px->idle_after_park);
 		return;
 	}
 	if (conn_is_idle(c) && evbuffer_get_length(conn_out(c)) == 0) {
@@ -1080,7 +1099,6 @@ static int conn_start(struct conn *c, evutil_socket_t fd, SSL *ssl)
 
 	c->state = CONN_READ_HEAD;
 	c->client_tls = ssl != NULL;
-	c->idle_wait = ssl ? &px->idle_timeout : &px->park_delay;
 	c->timer = evtimer_new(px->base, conn_timer, c);
 	if (!c->timer)
 		return -1;

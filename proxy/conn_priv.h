@@ -64,9 +64,10 @@ enum conn_timer_use {
 	CONN_TIMER_IDLE, /* idle_timeout, or a request body's: expiry closes */
 	CONN_TIMER_HEAD, /* header_timeout of the head being read: expiry answers 408 */
 	/* The connection became idle after a response; armed for idle_wait
-	 * from idle_from (it may fire early: conn_wait_idle). Plain TCP: the
-	 * park delay, expiry parks it (park.h). TLS, or an idle_timeout no
-	 * longer than the delay: the whole idle time, expiry closes. */
+	 * (the park delay) from idle_from (it may fire early: conn_wait_idle).
+	 * Expiry parks a plain TCP one (park.h) and frees a TLS one's OpenSSL
+	 * buffers; the rest of idle_timeout follows. With an idle_timeout no
+	 * longer than the delay, expiry closes. */
 	CONN_TIMER_PARK,
 };
 
@@ -77,7 +78,6 @@ struct conn {
 	struct bufferevent *bev;
 	struct event *timer;
 	enum conn_timer_use timer_use;
-	const struct timeval *idle_wait; /* &px->park_delay, or &px->idle_timeout on TLS */
 	struct timespec accepted_at;
 	struct timespec idle_from; /* the end of the last response (conn_wait_idle) */
 	char peer[48];
