@@ -40,7 +40,12 @@ struct exchange {
 	bool auth_retried;
 	bool keep_alive;              /* the upstream connection may carry another request */
 	bool up_paused;
-	bool streaming;               /* counted in px->body_streams */
+	/* Counted in px->body_streams: the body queues in queue_buf, which
+	 * holds queued bytes of px->body_queued (exchange_queue_changed). */
+	bool streaming;
+	struct evbuffer *queue_buf;
+	struct evbuffer_cb_entry *queue_cb;
+	size_t queued;
 	bool client_chunked;
 	enum http1_body body;
 	uint64_t body_left;

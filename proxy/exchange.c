@@ -38,22 +38,15 @@ static void exchange_free_secret(char **s)
 	}
 }
 
-/* Every upstream connection the exchange holds ends here or in
- * exchange_body_done (given back to the pool). */
-static void exchange_drop_up(struct conn *c, const char *reason)
-{
-	upstream_close(c->ex.up, reason);
-	c->ex.up = NULL;
-}
-
 /* ---- memory for bodies in flight ------------------------------------------ */
 
 /* The least a body may queue: one TLS record. */
 #define EXCHANGE_SHARE_MIN ((size_t)16 * 1024)
 
 /* How much one body relayed through memory may queue now: an equal share
- * of body_memory, at most body_buffer. A read may add as much again before
- * the limit is seen (reads are capped at the share), hence the halving. */
+ * of half of body_memory, at most body_buffer. A read may add as much
+ * again before the limit is seen (reads are capped at the share), hence
+ * the half. */
 static size_t exchange_body_share(const struct proxy *px)
 {
 	const struct config *cfg = px->cfg;
@@ -62,11 +55,53 @@ static size_t exchange_body_share(const struct proxy *px)
 	return OG_MAX(OG_MIN(share, cfg->server.body_buffer), EXCHANGE_SHARE_MIN);
 }
 
-static void exchange_stream_begin(struct conn *c)
+/* Shares are computed for the streams there are now; streams that filled
+ * theirs when there were fewer (clients that stopped reading) may hold
+ * more. So once all queues together reach body_memory, a stream reads
+ * only into an empty queue, and one TLS record at a time: it always gets
+ * going again once its client has read what it holds, and the queues grow
+ * past body_memory by at most a record or two per stream. Streams that
+ * share fairly stay below body_memory and never meet this. */
+static bool exchange_over_budget(const struct proxy *px)
+{
+	return px->body_queued >= px->cfg->server.body_memory;
+}
+
+static bool exchange_may_queue(const struct proxy *px, size_t queued, size_t share)
+{
+	return queued < share && (queued == 0 || !exchange_over_budget(px));
+}
+
+/* What the next read of a stream may add. */
+static size_t exchange_read_cap(const struct proxy *px, size_t share)
+{
+	return exchange_over_budget(px) ? EXCHANGE_SHARE_MIN : share;
+}
+
+static void exchange_queue_changed(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+				   void *arg)
+{
+	struct conn *c = arg;
+	size_t gone = OG_MIN(info->n_deleted, c->ex.queued + info->n_added);
+
+	(void)buf;
+	c->ex.queued = c->ex.queued + info->n_added - gone;
+	c->px->body_queued = c->px->body_queued + info->n_added - gone;
+}
+
+/* watch: where the body queues (the client's output, or the upstream's
+ * for a request body); its changes keep px->body_queued. */
+static void exchange_stream_begin(struct conn *c, struct evbuffer *watch)
 {
 	if (c->ex.streaming)
 		return;
+	c->ex.queue_cb = evbuffer_add_cb(watch, exchange_queue_changed, c);
+	if (!c->ex.queue_cb)
+		return; /* out of memory: the body goes on with body_buffer alone */
 	c->ex.streaming = true;
+	c->ex.queue_buf = watch;
+	c->ex.queued = evbuffer_get_length(watch);
+	c->px->body_queued += c->ex.queued;
 	c->px->body_streams++;
 }
 
@@ -74,10 +109,25 @@ static void exchange_stream_end(struct conn *c)
 {
 	if (!c->ex.streaming)
 		return;
-	c->ex.streaming = false;
+	evbuffer_remove_cb_entry(c->ex.queue_buf, c->ex.queue_cb);
+	c->px->body_queued -= c->ex.queued;
 	c->px->body_streams--;
+	c->ex.streaming = false;
+	c->ex.queue_cb = NULL;
+	c->ex.queue_buf = NULL;
+	c->ex.queued = 0;
 	if (c->ex.up)
 		bufferevent_set_max_single_read(c->ex.up->bev, c->px->cfg->server.body_buffer);
+}
+
+/* Every upstream connection the exchange holds ends here or in
+ * exchange_body_done (given back to the pool). A request body queued in
+ * it is gone with it. */
+static void exchange_drop_up(struct conn *c, const char *reason)
+{
+	exchange_stream_end(c);
+	upstream_close(c->ex.up, reason);
+	c->ex.up = NULL;
 }
 
 size_t conn_body_bytes_queued(const struct proxy *px)
@@ -406,7 +456,7 @@ static void exchange_relay_request_body(struct conn *c)
 		if (c->state == CONN_REQUEST_BODY)
 			conn_set_state(c, CONN_UPSTREAM_HEAD);
 	} else {
-		if (evbuffer_get_length(out) >= exchange_body_share(c->px)) {
+		if (!exchange_may_queue(c->px, evbuffer_get_length(out), exchange_body_share(c->px))) {
 			conn_read_off(c);
 			c->ex.client_paused = true;
 		}
@@ -420,14 +470,14 @@ static void exchange_start_request_body(struct conn *c)
 {
 	size_t body_buffer = c->px->cfg->server.body_buffer;
 
-	exchange_stream_begin(c);
+	exchange_stream_begin(c, bufferevent_get_output(c->ex.up->bev));
 	c->ex.req_body_started = true;
 	c->ex.req_left = c->req.content_length;
 	http1_chunked_init(&c->ex.req_chunk);
 	conn_set_state(c, CONN_REQUEST_BODY);
 	if (c->req.expect_continue)
 		evbuffer_add(conn_out(c), "HTTP/1.1 100 Continue\r\n\r\n", 25);
-	conn_set_read_limit(c, exchange_body_share(c->px));
+	conn_set_read_limit(c, exchange_read_cap(c->px, exchange_body_share(c->px)));
 	bufferevent_setwatermark(c->ex.up->bev, EV_WRITE, body_buffer / 2, 0);
 	exchange_relay_request_body(c);
 }
@@ -446,10 +496,10 @@ static void exchange_up_write(struct bufferevent *bev, void *arg)
 	if (!c->ex.client_paused)
 		return;
 	share = exchange_body_share(c->px);
-	if (evbuffer_get_length(bufferevent_get_output(bev)) > share / 2)
-		return; /* a smaller share than at the pause: wait for more to go */
+	if (!exchange_may_queue(c->px, evbuffer_get_length(bufferevent_get_output(bev)) * 2, share))
+		return; /* wait until half of the share is free */
 	c->ex.client_paused = false;
-	conn_set_read_limit(c, share);
+	conn_set_read_limit(c, exchange_read_cap(c->px, share));
 	conn_resume_read(c);
 	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
 		exchange_relay_request_body(c);
@@ -770,7 +820,7 @@ static void exchange_begin_body(struct conn *c, const struct http1_response *res
 	     c->ex.body_left > evbuffer_get_length(bufferevent_get_input(c->ex.up->bev)))) {
 		upstream_lean_buffers(c->ex.up);
 		if (!c->ex.splice_wait)
-			exchange_stream_begin(c);
+			exchange_stream_begin(c, conn_out(c));
 	}
 }
 
@@ -886,7 +936,7 @@ static void exchange_splice_start(struct conn *c)
 					  &px->send_timeout, exchange_on_splice_done, c);
 	if (c->ex.splice)
 		return;
-	exchange_stream_begin(c);
+	exchange_stream_begin(c, conn_out(c));
 	conn_resume_read(c);
 	httpc_enable(c->ex.up->bev, EV_READ | EV_WRITE);
 }
@@ -906,9 +956,8 @@ static void exchange_pause_if_full(struct conn *c)
 {
 	size_t share = exchange_body_share(c->px);
 
-	/* The next read may add at most one share. */
-	bufferevent_set_max_single_read(c->ex.up->bev, share);
-	if (!c->ex.bs.reading && evbuffer_get_length(conn_out(c)) >= share) {
+	bufferevent_set_max_single_read(c->ex.up->bev, exchange_read_cap(c->px, share));
+	if (!c->ex.bs.reading && !exchange_may_queue(c->px, evbuffer_get_length(conn_out(c)), share)) {
 		bufferevent_disable(c->ex.up->bev, EV_READ);
 		c->ex.up_paused = true;
 	}
@@ -976,6 +1025,8 @@ static void exchange_relay_body(struct conn *c)
 
 void exchange_client_drained(struct conn *c)
 {
+	size_t share;
+
 	if (c->state == CONN_STREAM_BODY && c->ex.splice_wait) {
 		if (evbuffer_get_length(conn_out(c)) == 0)
 			exchange_splice_start(c);
@@ -985,8 +1036,10 @@ void exchange_client_drained(struct conn *c)
 		return;
 	if (c->state != CONN_STREAM_BODY || !c->ex.up_paused)
 		return;
-	if (evbuffer_get_length(conn_out(c)) > exchange_body_share(c->px) / 2)
-		return; /* a smaller share than at the pause: wait for more to go */
+	share = exchange_body_share(c->px);
+	if (!exchange_may_queue(c->px, evbuffer_get_length(conn_out(c)) * 2, share))
+		return; /* wait until half of the share is free */
+	bufferevent_set_max_single_read(c->ex.up->bev, exchange_read_cap(c->px, share));
 	c->ex.up_paused = false;
 	httpc_enable(c->ex.up->bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_input(c->ex.up->bev)) > 0)

@@ -55,9 +55,11 @@ struct proxy {
 	struct event *reap_ev;
 	struct event *log_ev; /* writes the log lines held in a loop round */
 	uint64_t next_conn_id;
-	/* Bodies relayed through memory now, in either direction: they
-	 * share [server] body_memory (exchange_body_share). */
+	/* Bodies relayed through memory now, in either direction, and the
+	 * bytes they queue: they share [server] body_memory
+	 * (exchange_body_share, exchange_may_queue). */
 	size_t body_streams;
+	size_t body_queued;
 	bool shutting_down;
 	struct event *shutdown_timer;
 	struct event *sig_events[4];

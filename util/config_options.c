@@ -68,7 +68,8 @@ const struct config_option config_table[] = {
 	  .default_value = "32m", .reloadable = true, .min = MIB, .max = 64ULL * 1024 * MIB,
 	  .offset = G(server.body_memory, size_t),
 	  .doc = "bytes all relayed bodies together may hold queued; each gets an equal "
-		 "share of it, at most body_buffer, at least 16k" },
+		 "share of half of it (at most body_buffer, at least 16k), and past it bodies "
+		 "are read only into empty queues, a TLS record at a time" },
 
 	{ .section = "upstream", .name = "connect_timeout", .type = CFG_DURATION,
 	  .default_value = "10s", .reloadable = true, .min = 1, .max = MAX_DURATION_MS,
