@@ -1,23 +1,16 @@
 #include "proxy/conn.h"
 
 #include <assert.h>
-#include <arpa/inet.h>
-#include <errno.h>
 #include <inttypes.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/uio.h>
 #include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
-#include <openssl/ssl.h>
 
 #include "auth/credentials.h"
 #include "proxy/admin.h"
@@ -29,14 +22,6 @@
 
 /* Longest decoded Basic credential we accept (the token limit plus a user). */
 #define CONN_CRED_BUF 8448
-/* What one readv of a plain client reserves in its input buffer: 4 KiB
- * for a request head (nearly every head fits; a slow or idle client holds
- * no more), 64 KiB for a request body. libevent rounds a chain up to a
- * power of two with its header included, so the header's room is left
- * out: the allocations are 4 and 64 KiB (below malloc's mmap threshold). */
-#define CONN_CHAIN_HEADER_ROOM 128
-#define CONN_HEAD_READ (4 * 1024 - CONN_CHAIN_HEADER_ROOM)
-#define CONN_BODY_READ (64 * 1024 - CONN_CHAIN_HEADER_ROOM)
 
 static const char *const conn_state_names[CONN_N_STATES] = {
 	"read_head", "auth", "upstream_auth", "upstream_connect", "request_body", "upstream_head",
@@ -80,9 +65,7 @@ void conn_set_state(struct conn *c, enum conn_state to)
 	c->state = to;
 }
 
-static void conn_process(struct conn *c);
-
-static double conn_ms_since(const struct timespec *t)
+double conn_ms_since(const struct timespec *t)
 {
 	struct timespec now;
 
@@ -93,139 +76,6 @@ static double conn_ms_since(const struct timespec *t)
 struct evbuffer *conn_out(struct conn *c)
 {
 	return bufferevent_get_output(c->bev);
-}
-
-/* ---- reading from the client ------------------------------------------ */
-
-static struct event *conn_rd_event(struct conn *c)
-{
-	return (struct event *)(void *)c->ev_space;
-}
-
-static struct event *conn_flush_event(struct conn *c)
-{
-	return (struct event *)(void *)((char *)c->ev_space + event_get_struct_event_size());
-}
-
-/* rd_event is added while reading is wanted and the input is below its
- * limit; a drain of the input (conn_in_changed) can lift the limit. */
-static void conn_rd_sync(struct conn *c)
-{
-	bool add = c->rd_wanted && evbuffer_get_length(bufferevent_get_input(c->bev)) < c->in_limit;
-
-	if (add == c->rd_added)
-		return;
-	c->rd_added = add;
-	if (add)
-		event_add(conn_rd_event(c), NULL);
-	else
-		event_del(conn_rd_event(c));
-}
-
-static void conn_read_on(struct conn *c)
-{
-	if (c->client_tls) {
-		bufferevent_enable(c->bev, EV_READ);
-		return;
-	}
-	c->rd_wanted = true;
-	conn_rd_sync(c);
-}
-
-void conn_read_off(struct conn *c)
-{
-	if (c->client_tls) {
-		bufferevent_disable(c->bev, EV_READ);
-		return;
-	}
-	c->rd_wanted = false;
-	conn_rd_sync(c);
-}
-
-void conn_set_read_limit(struct conn *c, size_t limit)
-{
-	if (c->client_tls) {
-		bufferevent_setwatermark(c->bev, EV_READ, 0, limit);
-		return;
-	}
-	c->in_limit = limit;
-	conn_rd_sync(c);
-}
-
-void conn_resume_read(struct conn *c)
-{
-	if (c->client_eof || c->out_paused || c->state == CONN_CLOSING || c->state == CONN_CLOSED)
-		return;
-	conn_read_on(c);
-}
-
-static void conn_in_changed(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
-{
-	(void)in;
-	if (info->n_deleted)
-		conn_rd_sync(arg);
-}
-
-static void conn_client_read(struct bufferevent *bev, void *arg);
-static void conn_client_eof(struct conn *c);
-
-/* One readv into reserved input space, up to room bytes. Returns what
- * readv returned. */
-static ssize_t conn_read_socket(struct conn *c, evutil_socket_t fd, size_t room)
-{
-	struct evbuffer *in = bufferevent_get_input(c->bev);
-	struct evbuffer_iovec v[2];
-	struct iovec iov[2];
-	ssize_t n, left;
-	size_t most = c->state == CONN_REQUEST_BODY ? CONN_BODY_READ : CONN_HEAD_READ;
-	int nv = evbuffer_reserve_space(in, (ev_ssize_t)OG_MIN(room, most), v, 2);
-
-	if (nv <= 0) {
-		errno = ENOMEM;
-		return -1;
-	}
-	for (int i = 0; i < nv; i++) {
-		iov[i].iov_base = v[i].iov_base;
-		iov[i].iov_len = v[i].iov_len;
-	}
-	n = readv(fd, iov, nv);
-	if (n <= 0)
-		return n; /* errno is readv's; the reservation lapses */
-	left = n;
-	for (int i = 0; i < nv; i++) {
-		v[i].iov_len = OG_MIN(v[i].iov_len, (size_t)left);
-		left -= (ssize_t)v[i].iov_len;
-	}
-	evbuffer_commit_space(in, v, nv);
-	return n;
-}
-
-/* rd_event's callback: it is added only while there is room in the
- * input, but a callback before this one may have lowered the limit. */
-static void conn_on_readable(evutil_socket_t fd, short what, void *arg)
-{
-	struct conn *c = arg;
-	size_t have = evbuffer_get_length(bufferevent_get_input(c->bev));
-	ssize_t n;
-
-	(void)what;
-	if (have >= c->in_limit) {
-		conn_rd_sync(c);
-		return;
-	}
-	n = conn_read_socket(c, fd, c->in_limit - have);
-	if (n > 0) {
-		conn_client_read(c->bev, c);
-		conn_rd_sync(c); /* the input may have reached its limit */
-	} else if (n == 0) {
-		c->rd_wanted = false;
-		conn_rd_sync(c);
-		conn_client_eof(c);
-	} else if (errno == ENOMEM) {
-		conn_close(c, "out_of_resources");
-	} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-		conn_close(c, "client_error");
-	}
 }
 
 /* ---- lifetime ---------------------------------------------------------- */
@@ -245,7 +95,7 @@ static void conn_end_request(struct conn *c)
 	c->head = NULL;
 }
 
-static void conn_link(struct conn *c)
+void conn_link(struct conn *c)
 {
 	struct proxy *px = c->px;
 
@@ -270,14 +120,12 @@ static void conn_unlink(struct conn *c)
 
 /* Detaches c from the loop and the list, and leaves the memory to the
  * reaper so callers up the stack stay safe. */
-static void conn_retire(struct conn *c)
+void conn_retire(struct conn *c)
 {
 	struct proxy *px = c->px;
 
 	conn_set_state(c, CONN_CLOSED);
-	conn_read_off(c);
-	if (!c->client_tls)
-		event_del(conn_flush_event(c));
+	conn_io_stop(c);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
 	evtimer_del(c->timer);
@@ -287,7 +135,7 @@ static void conn_retire(struct conn *c)
 	event_active(px->reap_ev, EV_TIMEOUT, 0);
 }
 
-static void conn_log_close(uint64_t id, const char *peer, const char *state, const char *reason,
+void conn_log_close(uint64_t id, const char *peer, const char *state, const char *reason,
 			   unsigned requests, const struct timespec *accepted_at)
 {
 	log_debug("conn_close", "conn=%" PRIu64 " peer=%s state=%s reason=%s requests=%u age_ms=%.0f",
@@ -387,76 +235,6 @@ static void conn_log_access(struct conn *c, const char *aborted)
 	log_line_end(&l);
 }
 
-/* Writes a plain client's output straight to the socket. What the socket
- * does not take is left to the bufferevent, with write interest; once it
- * has all gone, write interest is off again (with epoll's change list,
- * proxy.c, an interest switched on and off in one loop round never reaches
- * the kernel). */
-static void conn_flush(struct conn *c)
-{
-	struct evbuffer *out = conn_out(c);
-
-	if (c->client_tls)
-		return;
-	if (evbuffer_get_length(out) > 0) {
-		/* A socket bufferevent keeps its output's start frozen and thaws
-		 * it around its own writes; this write is one of those. */
-		evbuffer_unfreeze(out, 1);
-		(void)evbuffer_write(out, bufferevent_getfd(c->bev));
-		evbuffer_freeze(out, 1);
-	}
-	if (evbuffer_get_length(out) == 0) {
-		conn_writes_direct(c);
-	} else if (c->write_off) {
-		/* A socket error shows on the bufferevent's own write. */
-		c->write_off = false;
-		bufferevent_enable(c->bev, EV_WRITE);
-	}
-}
-
-void conn_writes_direct(struct conn *c)
-{
-	if (c->client_tls || c->write_off)
-		return;
-	c->write_off = true;
-	bufferevent_disable(c->bev, EV_WRITE);
-}
-
-/* The flush event: bytes were queued in this loop round while the
- * bufferevent was not writing. After the write, the connection hears
- * what the bufferevent's write callback would have told it. */
-static void conn_on_flush(evutil_socket_t fd, short what, void *arg)
-{
-	struct conn *c = arg;
-	bufferevent_data_cb write_cb = NULL;
-	size_t low = 0;
-
-	(void)fd;
-	(void)what;
-	c->flush_queued = false;
-	/* Nothing left: the bufferevent calls its write callback only
-	 * after a write of its own. */
-	if (!c->write_off || evbuffer_get_length(conn_out(c)) == 0)
-		return;
-	log_flush();
-	conn_flush(c);
-	bufferevent_getwatermark(c->bev, EV_WRITE, &low, NULL);
-	bufferevent_getcb(c->bev, NULL, &write_cb, NULL, NULL);
-	if (c->write_off && write_cb && evbuffer_get_length(conn_out(c)) <= low)
-		write_cb(c->bev, c);
-}
-
-static void conn_out_changed(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
-{
-	struct conn *c = arg;
-
-	(void)out;
-	if (info->n_added && c->write_off && !c->flush_queued) {
-		c->flush_queued = true;
-		event_active(conn_flush_event(c), EV_TIMEOUT, 0);
-	}
-}
-
 /* The response is complete in the client's output buffer: log it, end the
  * request (exchange_end) and wait for the next request or close. */
 void conn_finish_response(struct conn *c)
@@ -551,36 +329,6 @@ static void conn_reject_head(struct conn *c, enum http1_error err)
 	snprintf(msg, sizeof(msg), "malformed HTTP request: %s", http1_error_str(err));
 	c->keep_alive = false;
 	conn_respond_error(c, status, status == 431 ? "SIZE_INVALID" : "UNSUPPORTED", msg);
-}
-
-/* The connection has answered everything it was sent: idle_wait runs
- * from now. A keep-alive client's requests follow each other closely, so
- * the wait armed after an earlier response is usually still pending; it
- * is left to fire early and conn_timer re-arms it for the rest, which
- * costs a timer update per idle_wait instead of two per request. */
-static void conn_wait_idle(struct conn *c)
-{
-	clock_gettime(CLOCK_MONOTONIC, &c->idle_from);
-	if (c->timer_use == CONN_TIMER_PARK && evtimer_pending(c->timer, NULL))
-		return;
-	c->timer_use = CONN_TIMER_PARK;
-	evtimer_add(c->timer, &c->px->park_delay);
-}
-
-/* The idle wait's timer fired: true when it fired early (see
- * conn_wait_idle) and was re-armed for the rest of the wait. */
-static bool conn_idle_wait_rearmed(struct conn *c)
-{
-	double left_ms = (double)c->px->park_delay.tv_sec * 1e3 + (double)c->px->park_delay.tv_usec / 1e3 -
-			 conn_ms_since(&c->idle_from);
-	struct timeval tv;
-
-	if (left_ms < 1.0)
-		return false;
-	tv.tv_sec = (time_t)(left_ms / 1e3);
-	tv.tv_usec = (suseconds_t)((left_ms - (double)tv.tv_sec * 1e3) * 1e3);
-	evtimer_add(c->timer, &tv);
-	return true;
 }
 
 /* Returns true when a complete request head was parsed and stored. */
@@ -831,7 +579,7 @@ static void conn_close_after_eof(struct conn *c)
 		conn_start_closing(c);
 }
 
-static void conn_process(struct conn *c)
+void conn_process(struct conn *c)
 {
 	if (c->in_process)
 		return;
@@ -845,7 +593,7 @@ static void conn_process(struct conn *c)
 
 /* EOF ends the client's requests, not the connection: a client may send
  * its last request and shutdown(SHUT_WR), and still gets the response. */
-static void conn_client_eof(struct conn *c)
+void conn_client_eof(struct conn *c)
 {
 	c->client_eof = true;
 	if (c->state == CONN_READ_HEAD)
@@ -859,7 +607,7 @@ static void conn_client_eof(struct conn *c)
 
 /* ---- client callbacks ---------------------------------------------------- */
 
-static void conn_client_read(struct bufferevent *bev, void *arg)
+void conn_client_read(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
@@ -872,7 +620,7 @@ static void conn_client_read(struct bufferevent *bev, void *arg)
 		exchange_client_readable(c);
 }
 
-static void conn_client_write(struct bufferevent *bev, void *arg)
+void conn_client_write(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
@@ -887,7 +635,7 @@ static void conn_client_write(struct bufferevent *bev, void *arg)
 		conn_resume_requests(c);
 }
 
-static void conn_client_event(struct bufferevent *bev, short events, void *arg)
+void conn_client_event(struct bufferevent *bev, short events, void *arg)
 {
 	struct conn *c = arg;
 
@@ -900,318 +648,4 @@ static void conn_client_event(struct bufferevent *bev, short events, void *arg)
 		conn_close(c, "client_error");
 	else if (events & BEV_EVENT_EOF)
 		conn_client_eof(c);
-}
-
-/* ---- parking (park.h) ------------------------------------------------- */
-
-/* No request in flight, none begun, none coming after an EOF, and nothing
- * unread: all that would be lost by parking is what is left to write. */
-static bool conn_is_idle(struct conn *c)
-{
-	return c->state == CONN_READ_HEAD && !c->client_tls && !c->client_eof && !c->out_paused &&
-	       !c->in_process && c->timer_use != CONN_TIMER_HEAD && !c->px->shutting_down &&
-	       evbuffer_get_length(bufferevent_get_input(c->bev)) == 0;
-}
-
-/* A TLS connection cannot be parked (its session lives in the SSL), but
- * once idle it need not hold OpenSSL's read and write buffers (34 KiB
- * together); the next record allocates them again. OpenSSL keeps them
- * while they hold anything. */
-static void conn_lighten_tls(struct conn *c)
-{
-	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-
-	if (ssl && SSL_is_init_finished(ssl) && evbuffer_get_length(conn_out(c)) == 0 &&
-	    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
-		SSL_free_buffers(ssl);
-}
-
-/* Hands the socket to park.c and leaves the rest to the reaper. */
-static void conn_park(struct conn *c)
-{
-	struct park_ident who = {
-		.id = c->id,
-		.accepted_at = c->accepted_at,
-		.n_requests = c->n_requests,
-		.peer = c->peer_addr,
-	};
-
-	/* park_add registers its read event on the socket before the
-	 * bufferevent lets go of it (without closing it) and conn_retire
-	 * deletes the conn's own: epoll's registration stays as it is. */
-	park_add(c->px, bufferevent_getfd(c->bev), &who);
-	bufferevent_setfd(c->bev, -1);
-	c->parked = true;
-	conn_retire(c);
-}
-
-/* The write callback of a connection that was idle for the park delay
- * while its last response was still being written: it is parked once the
- * client has read it, unless a request came in the meantime. */
-static void conn_client_write_then_park(struct bufferevent *bev, void *arg)
-{
-	struct conn *c = arg;
-
-	if (c->n_requests == c->park_after && conn_is_idle(c) &&
-	    evbuffer_get_length(conn_out(c)) == 0) {
-		conn_park(c);
-		return;
-	}
-	if (c->n_requests != c->park_after)
-		bufferevent_setcb(bev, conn_client_read, conn_client_write, conn_client_event, c);
-	conn_client_write(bev, arg);
-}
-
-/* The client has said nothing for idle_wait since its last response. */
-static void conn_idle_wait_over(struct conn *c)
-{
-	struct proxy *px = c->px;
-
-	if (px->cfg->server.idle_timeout_ms <= PARK_DELAY_MS) {
-		conn_close(c, "idle_timeout"); /* idle_wait was all of idle_timeout */
-		return;
-	}
-	if (c->client_tls) {
-		conn_lighten_tls(c);
-		c->timer_use = CONN_TIMER_IDLE;
-		evtimer_add(c->timer, &px->idle_after_park);
-		return;
-	}
-	if (conn_is_idle(c) && evbuffer_get_length(conn_out(c)) == 0) {
-		conn_park(c);
-		return;
-	}
-	/* Not parked now: the rest of idle_timeout runs as it did before
-	 * parking existed. A response still on its way is waited for, and
-	 * the connection parked when it is out. */
-	c->timer_use = CONN_TIMER_IDLE;
-	evtimer_add(c->timer, &px->idle_after_park);
-	if (conn_is_idle(c)) {
-		c->park_after = c->n_requests;
-		bufferevent_setcb(c->bev, conn_client_read, conn_client_write_then_park,
-				  conn_client_event, c);
-	}
-}
-
-static void conn_timer(evutil_socket_t fd, short what, void *arg)
-{
-	struct conn *c = arg;
-
-	(void)fd;
-	(void)what;
-	if (c->state == CONN_REQUEST_BODY) {
-		conn_close(c, "request_body_timeout");
-		return;
-	}
-	if (c->state != CONN_READ_HEAD)
-		return;
-	if (c->timer_use == CONN_TIMER_PARK) {
-		if (!conn_idle_wait_rearmed(c))
-			conn_idle_wait_over(c);
-		return;
-	}
-	if (c->timer_use == CONN_TIMER_IDLE) {
-		conn_close(c, "idle_timeout");
-		return;
-	}
-	log_info("bad_request", "conn=%" PRIu64 " peer=%s reason=header_timeout", c->id, c->peer);
-	c->keep_alive = false;
-	conn_respond_error(c, 408, "UNSUPPORTED", "request head not received in time");
-}
-
-/* ---- accept and shutdown ------------------------------------------------- */
-
-static void conn_format_peer(char *buf, size_t cap, const struct sockaddr *sa)
-{
-	char ip[INET6_ADDRSTRLEN] = "?";
-
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
-		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
-		snprintf(buf, cap, "%s:%u", ip, ntohs(in->sin_port));
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
-		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
-		snprintf(buf, cap, "[%s]:%u", ip, ntohs(in6->sin6_port));
-	} else {
-		snprintf(buf, cap, "unix");
-	}
-}
-
-void conn_accept(struct proxy *px, evutil_socket_t fd, const struct sockaddr *addr, int addrlen)
-{
-	conn_accept_ssl(px, fd, addr, addrlen, NULL);
-}
-
-static struct bufferevent *conn_new_bev(struct proxy *px, evutil_socket_t fd, SSL *ssl)
-{
-	struct bufferevent *bev;
-
-	if (!ssl)
-		return bufferevent_socket_new(px->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	bev = bufferevent_openssl_socket_new(px->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-					     BEV_OPT_CLOSE_ON_FREE);
-	if (!bev)
-		return NULL; /* out of memory; whether ssl was freed differs between
-			      * libevent versions, so a leak is the safe side */
-	/* Runtimes often close without close_notify; the framing tells a
-	 * complete request from a cut one. */
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	return bev;
-}
-
-/* A plain client's reads (rd_event) and direct writes (write_off) are
- * the conn's own; the bufferevent only writes what the socket did not
- * take at once. */
-static int conn_start_plain(struct conn *c, evutil_socket_t fd)
-{
-	struct evbuffer *in = bufferevent_get_input(c->bev);
-
-	/* Cannot fail: the base and the flags are valid. */
-	(void)event_assign(conn_rd_event(c), c->px->base, fd, EV_READ | EV_PERSIST,
-			   conn_on_readable, c);
-	(void)event_assign(conn_flush_event(c), c->px->base, -1, 0, conn_on_flush, c);
-	/* The socket bufferevent freezes the input's end for its own reads,
-	 * which never happen here. */
-	evbuffer_unfreeze(in, 0);
-	/* A new bufferevent has write interest enabled (it adds the event on
-	 * the first queued byte); here the flush event writes first. */
-	c->write_off = true;
-	bufferevent_disable(c->bev, EV_WRITE);
-	if (!evbuffer_add_cb(bufferevent_get_output(c->bev), conn_out_changed, c) ||
-	    !evbuffer_add_cb(in, conn_in_changed, c))
-		return -1;
-	return 0;
-}
-
-static struct conn *conn_alloc(void)
-{
-	return x_calloc(1, sizeof(struct conn) + 2 * event_get_struct_event_size());
-}
-
-/* What a connection has while it is not parked: its timer, its
- * bufferevent and a place in px->conns. On failure (out of resources)
- * nothing is left of them, and fd is still the caller's. */
-static int conn_start(struct conn *c, evutil_socket_t fd, SSL *ssl)
-{
-	struct proxy *px = c->px;
-	size_t watermark = px->cfg->server.body_buffer;
-
-	c->state = CONN_READ_HEAD;
-	c->client_tls = ssl != NULL;
-	c->timer = evtimer_new(px->base, conn_timer, c);
-	if (!c->timer)
-		return -1;
-	c->bev = conn_new_bev(px, fd, ssl);
-	if (!c->bev) {
-		event_free(c->timer);
-		return -1;
-	}
-	bufferevent_setcb(c->bev, conn_client_read, conn_client_write, conn_client_event, c);
-	if (!ssl && conn_start_plain(c, fd) != 0) {
-		bufferevent_setfd(c->bev, -1); /* fd stays the caller's */
-		bufferevent_free(c->bev);
-		event_free(c->timer);
-		return -1;
-	}
-	c->out_low = watermark / 2;
-	bufferevent_setwatermark(c->bev, EV_WRITE, c->out_low, 0);
-	bufferevent_set_max_single_write(c->bev, watermark);
-	bufferevent_set_timeouts(c->bev, NULL, &px->send_timeout);
-	if (ssl)
-		bufferevent_enable(c->bev, EV_WRITE);
-	conn_set_read_limit(c, px->req_limits.max_head_bytes);
-	conn_read_on(c);
-	conn_link(c);
-	return 0;
-}
-
-static void conn_set_peer(struct conn *c, const struct sockaddr *addr, int addrlen)
-{
-	size_t n = addrlen > 0 ? OG_MIN((size_t)addrlen, sizeof(c->peer_addr)) : 0;
-
-	if (n)
-		memcpy(&c->peer_addr, addr, n);
-	conn_format_peer(c->peer, sizeof(c->peer), &c->peer_addr.sa);
-}
-
-void conn_accept_ssl(struct proxy *px, evutil_socket_t fd, const struct sockaddr *addr,
-		     int addrlen, SSL *ssl)
-{
-	struct conn *c = conn_alloc();
-	int one = 1;
-
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->px = px;
-	c->id = ++px->next_conn_id;
-	clock_gettime(CLOCK_MONOTONIC, &c->accepted_at);
-	conn_set_peer(c, addr, addrlen);
-	if (conn_start(c, fd, ssl) != 0) {
-		log_error("accept_failed", "peer=%s reason=out_of_resources", c->peer);
-		evutil_closesocket(fd);
-		free(c);
-		return;
-	}
-	px->n_conns++;
-	px->stats.accepted++;
-	evtimer_add(c->timer, &px->idle_timeout);
-}
-
-int conn_unpark(struct proxy *px, evutil_socket_t fd, const struct park_ident *who,
-		const char *bytes, size_t n)
-{
-	struct conn *c = conn_alloc();
-
-	c->px = px;
-	c->id = who->id;
-	c->accepted_at = who->accepted_at;
-	c->n_requests = who->n_requests;
-	c->peer_addr = who->peer;
-	conn_format_peer(c->peer, sizeof(c->peer), &c->peer_addr.sa);
-	if (conn_start(c, fd, NULL) != 0) {
-		log_error("unpark_failed", "conn=%" PRIu64 " peer=%s reason=out_of_resources", c->id,
-			  c->peer);
-		free(c);
-		return -1;
-	}
-	/* The slot in n_conns passes from the parked record to c. */
-	if (evbuffer_add(bufferevent_get_input(c->bev), bytes, n) != 0) {
-		conn_close(c, "out_of_resources");
-		return 0;
-	}
-	conn_process(c);
-	return 0;
-}
-
-void conn_log_parked_close(const struct park_ident *who, const char *reason)
-{
-	char peer[48];
-
-	if (!log_enabled(LOG_DEBUG))
-		return;
-	conn_format_peer(peer, sizeof(peer), &who->peer.sa);
-	conn_log_close(who->id, peer, "parked", reason, who->n_requests, &who->accepted_at);
-}
-
-void conn_shutdown_all(struct proxy *px)
-{
-	struct conn *c = px->conns;
-
-	park_close_all(px, "shutdown");
-	while (c) {
-		struct conn *next = c->next;
-		if (c->state == CONN_READ_HEAD &&
-		    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
-			conn_close(c, "shutdown");
-		else
-			c->keep_alive = false;
-		c = next;
-	}
-}
-
-void conn_close_all(struct proxy *px, const char *reason)
-{
-	park_close_all(px, reason);
-	while (px->conns)
-		conn_close(px->conns, reason);
 }

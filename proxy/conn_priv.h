@@ -1,5 +1,7 @@
-/* What conn.c (client side, lifecycle, auth) and exchange.c (the upstream
- * side of a request) share about a connection. Not for other modules. */
+/* What conn.c (requests, lifetime, auth), conn_io.c (the client socket),
+ * conn_idle.c (idle wait, parking, timer), conn_accept.c (accept and
+ * shutdown) and exchange.c (the upstream side of a request) share about a
+ * connection. Not for other modules. */
 #ifndef OCIGATE_PROXY_CONN_PRIV_H
 #define OCIGATE_PROXY_CONN_PRIV_H
 
@@ -136,23 +138,53 @@ struct conn {
 	void *ev_space[];
 };
 
+/* conn.c: the request cycle and the connection's lifetime. */
 void conn_set_state(struct conn *c, enum conn_state to);
 void conn_close(struct conn *c, const char *reason);
+/* Detaches c from the loop and px->conns; the reaper frees it. */
+void conn_retire(struct conn *c);
+void conn_link(struct conn *c);
+void conn_log_close(uint64_t id, const char *peer, const char *state, const char *reason,
+		    unsigned requests, const struct timespec *accepted_at);
+double conn_ms_since(const struct timespec *t);
 struct evbuffer *conn_out(struct conn *c);
-/* Reads from the client again unless something else keeps reading off
- * (output backpressure, end of the client's stream, closing). */
-void conn_resume_read(struct conn *c);
-void conn_read_off(struct conn *c);
-/* A plain client's output is empty: what is queued next goes out through
- * the flush event (conn.c), not the bufferevent's write interest. */
-void conn_writes_direct(struct conn *c);
-/* The client's input is not read past limit bytes (its read watermark). */
-void conn_set_read_limit(struct conn *c, size_t limit);
+/* Reads and answers the requests in the input while the state allows. */
+void conn_process(struct conn *c);
+/* The client bufferevent's callbacks (conn_io.c calls the first and
+ * conn_client_eof for a plain client's own reads). */
+void conn_client_read(struct bufferevent *bev, void *arg);
+void conn_client_write(struct bufferevent *bev, void *arg);
+void conn_client_event(struct bufferevent *bev, short events, void *arg);
+void conn_client_eof(struct conn *c);
 /* The response is complete in the client's output buffer (the exchange
  * has given its upstream connection back or closed it). */
 void conn_finish_response(struct conn *c);
 void conn_respond_error(struct conn *c, int status, const char *code, const char *message);
 bool conn_has_body(const struct http1_request *req);
+
+/* conn_io.c */
+/* Sets up a plain client's own read and flush events around fd (after its
+ * bufferevent exists). Returns -1 when out of memory. */
+int conn_start_plain(struct conn *c, evutil_socket_t fd);
+void conn_read_on(struct conn *c);
+void conn_read_off(struct conn *c);
+/* Reads from the client again unless something else keeps reading off
+ * (output backpressure, end of the client's stream, closing). */
+void conn_resume_read(struct conn *c);
+/* The client's input is not read past limit bytes (its read watermark). */
+void conn_set_read_limit(struct conn *c, size_t limit);
+/* A plain client's output is empty: what is queued next goes out through
+ * the flush event, not the bufferevent's write interest. */
+void conn_writes_direct(struct conn *c);
+/* Turns off the conn's own events (a connection being retired). */
+void conn_io_stop(struct conn *c);
+
+/* conn_idle.c */
+/* The connection has answered everything it was sent: the idle wait
+ * (the park delay) runs from now. */
+void conn_wait_idle(struct conn *c);
+/* The connection's timer (what it is armed for: timer_use). */
+void conn_timer(evutil_socket_t fd, short what, void *arg);
 
 /* exchange.c */
 void exchange_start(struct conn *c);

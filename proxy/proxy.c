@@ -302,7 +302,7 @@ static void proxy_on_reap(evutil_socket_t fd, short what, void *arg)
 
 /* Log lines are held (log_hold) for the rest of a loop round and written
  * together; a plain client's flush event writes them before its response
- * (conn.c), and this event, active from the first held line, writes what
+ * (conn_io.c), and this event, active from the first held line, writes what
  * no response did. Active events run in the order they were activated,
  * before the loop next waits. */
 static void proxy_on_log(evutil_socket_t fd, short what, void *arg)
@@ -349,7 +349,7 @@ static void proxy_open_cache(struct proxy *px)
 
 /* With epoll's change list, an event added and deleted again before the
  * loop next waits costs no epoll_ctl: a response written straight to the
- * client (conn.c) then never toggles write interest. Safe here because no
+ * client (conn_io.c) then never toggles write interest. Safe here because no
  * descriptor is dup()ed while it is in the loop. */
 static struct event_base *proxy_new_base(void)
 {
