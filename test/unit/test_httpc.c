@@ -6,12 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "net/httpc.h"
 #include "net/httpc_pool.h"
 #include "net/httpc_response.h"
 #include "test/unit/check.h"
@@ -206,9 +208,73 @@ static void test_pool(void)
 	event_base_free(base);
 }
 
+static double now_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+struct enable_case {
+	struct bufferevent *bev;
+	double timed_out_at;
+	short enabled_after;
+};
+
+static void enable_case_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct enable_case *e = arg;
+
+	if (what & BEV_EVENT_TIMEOUT)
+		e->timed_out_at = now_s();
+	event_base_loopbreak(bufferevent_get_base(bev));
+}
+
+static void enable_case_again(evutil_socket_t fd, short what, void *arg)
+{
+	struct enable_case *e = arg;
+
+	(void)fd;
+	(void)what;
+	httpc_enable(e->bev, EV_READ | EV_WRITE);
+	e->enabled_after = bufferevent_get_enabled(e->bev);
+}
+
+/* httpc_enable on a reading connection adds what is not on (write) and
+ * leaves the read event, and so its timeout, alone: the 400 ms read
+ * timeout fires 400 ms after the first enable, not 400 ms after the
+ * second (bufferevent_enable would restart it: 650 ms). */
+static void test_enable_keeps_timeout(void)
+{
+	struct event_base *loop = event_base_new();
+	struct enable_case e = { 0 };
+	struct timeval read_tv = { 0, 400000 }, again_tv = { 0, 250000 };
+	int fds[2];
+
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
+	e.bev = bufferevent_socket_new(loop, fds[0], BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(e.bev, NULL, NULL, enable_case_event, &e);
+	bufferevent_set_timeouts(e.bev, &read_tv, NULL);
+	bufferevent_disable(e.bev, EV_WRITE);
+	double start = now_s();
+	httpc_enable(e.bev, EV_READ);
+	CHECK_INT(bufferevent_get_enabled(e.bev), EV_READ);
+	event_base_once(loop, -1, EV_TIMEOUT, enable_case_again, &e, &again_tv);
+	event_base_dispatch(loop);
+	CHECK_INT(e.enabled_after, EV_READ | EV_WRITE);
+	CHECK(e.timed_out_at > 0);
+	CHECK(e.timed_out_at - start >= 0.39);
+	CHECK(e.timed_out_at - start < 0.6);
+	bufferevent_free(e.bev);
+	close(fds[1]);
+	event_base_free(loop);
+}
+
 int main(void)
 {
 	test_reader();
 	test_pool();
+	test_enable_keeps_timeout();
 	CHECK_DONE();
 }
