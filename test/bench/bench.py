@@ -7,7 +7,7 @@ front of Debian's docker-registry on loopback.
     python3 test/bench/bench.py --smoke --ocigate build/ocigate   # < 3 min, no targets
 
 Scenarios (see test/bench/README.md):
-  1  one client pulls the 1 GiB blob (TLS upstream, then plain-HTTP upstream)
+  1  one client pulls the 1 GiB blob (TLS registry, then static plain-HTTP upstream)
   2  1/10/100/500 concurrent clients pull the 100 MiB blob: MB/s, peak RSS
   3  manifest GET, 64 connections, fast TLS upstream: requests/s, CPU/1000 req
   4  GET /v2/ with a valid token, 64 connections, against nginx's static 200
@@ -58,13 +58,15 @@ MODES = {
                   watchdog=175),
 }
 
-PEER_ORDER = ["nginx", "nginx static 200", "nginx sendfile", "pull-through cold",
-              "pull-through warm", "direct from registry"]
+PEER_ORDER = ["nginx", "nginx static 200", "nginx sendfile", "bare splice",
+              "pull-through cold", "pull-through warm", "direct from registry",
+              "direct from static upstream"]
 
 # Targets: (row key, peer, kind, bound).  kind "ratio>=": ocigate/peer >=
 # bound; "ratio<=": ocigate/peer <= bound; "abs<=": ocigate value <= bound.
 TARGETS = [
     ("s1.tls", "nginx", "ratio>=", 1.3),
+    ("s1.tls", "bare splice", "ratio>=", 0.95),
     ("s1.tls", "pull-through cold", "ratio>=", 1.5),
     ("s1.tls", "pull-through warm", "ratio>=", 1.5),
     ("s1.plain", "nginx", "ratio>=", 1.3),
@@ -268,8 +270,9 @@ def seed_image(env, registry, layout_dir, repo, img):
 
 
 class World:
-    """Registries (TLS+auth seeded, plain HTTP and TLS without auth on the
-    same storage, pull-through), the fast static upstream, nginx, ocigate."""
+    """Registries (TLS+auth seeded, TLS without auth on the same storage,
+    pull-through), the fast static upstreams (TLS manifests, plain-HTTP
+    blobs), the bare TLS relay, nginx, ocigate."""
 
     def __init__(self, env, args, mode):
         self.env = env
@@ -301,15 +304,13 @@ class World:
             T.diag("  seeded %s: %d-byte layer %s (%.1fs)"
                    % (repo, img.layers[0].size, img.layers[0].digest[:19],
                       time.monotonic() - t0))
-        storage = self.reg.storage
-        self.reg_plain = B.BenchRegistry(env, self.pki, users=users,
-                                         name="registry-plain", tls=False,
-                                         storage=storage).start()
         self.reg_open = None
         self.pt = self.start_pull_through()
         self.manifest = self.reg.manifest(MEDIUM_REPO, TAG,
                                           accept=T.MEDIA_OCI_MANIFEST)
         self.fast = self.start_fast_upstream()
+        self.fast_plain = self.start_fast_plain_upstream()
+        self.bare = self.start_baresplice()
         self.nginx = self.start_nginx()
         self.token = T.Token("bench-user")
         self.client_auth = {"Authorization": self.token.basic()}
@@ -387,10 +388,61 @@ class World:
         fast = B.Nginx(self.env, "fast-upstream", conf).start()
         return fast
 
+    def registry_blob_file(self, repo):
+        """The registry's own file for a blob (its filesystem driver's
+        layout): served as it is by the static plain upstream."""
+        hexd = self.blob(repo).digest.split(":", 1)[1]
+        path = os.path.join(self.reg.storage, "docker", "registry", "v2",
+                            "blobs", "sha256", hexd[:2], hexd, "data")
+        T.expect_eq(os.path.getsize(path), self.blob(repo).size,
+                    "size of the registry's file for %s" % repo)
+        return path
+
+    def start_fast_plain_upstream(self):
+        """nginx over plain HTTP serving the blobs from the registry's
+        files (sendfile) with the registry's headers; checks the
+        connector's Authorization: the plain-HTTP blob rows then measure
+        the proxies, not docker-registry."""
+        locations = "".join(
+            "    location = /v2/%(repo)s/blobs/%(digest)s {\n"
+            "      add_header Docker-Content-Digest %(digest)s;\n"
+            "      add_header Docker-Distribution-Api-Version registry/2.0;\n"
+            "      alias %(path)s;\n"
+            "    }\n" % {"repo": repo, "digest": self.blob(repo).digest,
+                         "path": self.registry_blob_file(repo)}
+            for repo in (BIG_REPO, MEDIUM_REPO))
+        conf = ("  server {\n"
+                "    listen 127.0.0.1:@PORT@;\n"
+                "    access_log off;\n"
+                "    etag off;\n"
+                "    if ($http_authorization != \"%s\") { return 401; }\n"
+                "    location = /v2/ {\n"
+                "      default_type application/json;\n"
+                "      return 200 '{}';\n"
+                "    }\n%s"
+                "  }\n" % (self.upstream_auth, locations))
+        return B.Nginx(self.env, "fast-plain-upstream", conf).start()
+
+    def start_baresplice(self):
+        """The bare libevent relay (test/bench/baresplice.c) in front of
+        the TLS registry: the reference for the TLS blob rows."""
+        host, port = self.reg.host.rsplit(":", 1)
+        proc = self.env.spawn("baresplice", [self.args.baresplice, host, port,
+                                             self.pki.ca_pem])
+
+        def listening():
+            m = re.search(r"^listening (\d+)$", proc.log_text(), re.M)
+            if not m and not proc.alive():
+                T.fail("bench_baresplice exited: %s" % proc.log_text())
+            return int(m.group(1)) if m else None
+        self.bare_port = T.wait_for(listening, 10, 0.05,
+                                    "bench_baresplice to listen")
+        return proc
+
     def start_nginx(self):
         ka = self.args.upstream_keepalive
         conf = (B.nginx_upstream("reg_tls", self.reg.host, ka)
-                + B.nginx_upstream("reg_plain", self.reg_plain.host, ka)
+                + B.nginx_upstream("reg_plain", self.fast_plain.host, ka)
                 + B.nginx_upstream("fast", self.fast.host, ka)
                 + "  server {\n    listen 127.0.0.1:@PORT@;\n"
                 "    location = /v2/ {\n"
@@ -403,7 +455,7 @@ class World:
                                    self.pki.ca_pem)
                 + B.nginx_location("/v2/namespaces/%s/connectors/%s/"
                                    % (NS, PLAIN_CONN), "http://reg_plain/v2/",
-                                   self.reg_plain.host, self.upstream_auth)
+                                   self.fast_plain.host, self.upstream_auth)
                 + B.nginx_location("/v2/namespaces/%s/connectors/%s/"
                                    % (NS, FAST_CONN), "https://fast/v2/",
                                    self.fast.host, self.upstream_auth,
@@ -427,7 +479,7 @@ class World:
         mk = lambda name, reg_url: T.Connector(  # noqa: E731
             "%s/%s" % (NS, name), reg_url, username=self.user,
             password=self.password, ca_file=self.pki.ca_pem, allow=allow)
-        return [mk(TLS_CONN, self.reg.url), mk(PLAIN_CONN, self.reg_plain.url),
+        return [mk(TLS_CONN, self.reg.url), mk(PLAIN_CONN, "http://" + self.fast_plain.host),
                 mk(FAST_CONN, "https://" + self.fast.host)]
 
     def ocigate_server_opts(self):
@@ -465,8 +517,12 @@ class World:
         if system == "pull-through":
             return "%s/v2/%s/blobs/%s" % (self.pt.url, repo, d)
         if system == "direct":
-            reg = self.reg if conn == TLS_CONN else self.reg_plain
-            return "%s/v2/%s/blobs/%s" % (reg.url, repo, d)
+            base = self.reg.url if conn == TLS_CONN else \
+                "http://" + self.fast_plain.host
+            return "%s/v2/%s/blobs/%s" % (base, repo, d)
+        if system == "bare splice":
+            return "http://127.0.0.1:%d/v2/%s/blobs/%s" % (self.bare_port,
+                                                          repo, d)
         raise AssertionError(system)
 
     def client_headers(self, system):
@@ -475,13 +531,14 @@ class World:
         nothing to the unauthenticated pull-through."""
         if system in ("ocigate", "nginx"):
             return self.client_auth
-        if system == "direct":
+        if system in ("direct", "bare splice"):
             return {"Authorization": self.upstream_auth}
         return {}
 
     def pid(self, system):
         return {"ocigate": lambda: self.og.pid,
                 "nginx": lambda: self.nginx.pid,
+                "bare splice": lambda: self.bare.pid,
                 "pull-through": lambda: self.pt.pid}[system]()
 
 
@@ -566,11 +623,19 @@ class Bench:
             return "%.0f" % one(system, key, system, conn, w.pid(system))
 
         def direct(conn):
-            key = "s1.tls" if conn == TLS_CONN else "s1.plain"
-            return "%.0f" % one("direct", key, "direct from registry", conn)
+            if conn == TLS_CONN:
+                return "%.0f" % one("direct", "s1.tls", "direct from registry",
+                                    conn)
+            return "%.0f" % one("direct", "s1.plain",
+                                "direct from static upstream", conn)
+
+        def bare():
+            return "%.0f" % one("bare splice", "s1.tls", "bare splice",
+                                pid=w.bare.pid)
 
         tasks = [("ocigate", lambda: proxy("ocigate", TLS_CONN)),
                  ("nginx", lambda: proxy("nginx", TLS_CONN)),
+                 ("bare splice", bare),
                  ("pull-through", pull_through),
                  ("direct", lambda: direct(TLS_CONN)),
                  ("ocigate plain", lambda: proxy("ocigate", PLAIN_CONN)),
@@ -1029,8 +1094,12 @@ def header_lines(args, mode_name, mode):
         "ones, 250 transfers per process), `wrk -t1` (requests/s)."
         % mode["reps"],
         "",
-        "Setup: upstream = docker-registry over TLS with htpasswd "
-        "(blobs seeded with skopeo); nginx: 1 worker, `proxy_buffering off`, "
+        "Setup: upstreams = docker-registry over TLS with htpasswd "
+        "(blobs seeded with skopeo; TLS blob and pull rows), nginx serving "
+        "the registry's blob files over plain HTTP (plain-HTTP blob rows) "
+        "and the manifest over TLS (scenario 3), all checking the "
+        "connector's Authorization; bare splice = test/bench/baresplice.c, "
+        "a plain libevent TLS relay; nginx: 1 worker, `proxy_buffering off`, "
         "TLS verified, upstream `keepalive %d`, `proxy_connect_timeout "
         "10s` and `proxy_read_timeout 60s` (ocigate's defaults), connector "
         "Authorization injected, `/v2/namespaces/NS/connectors/NAME/` -> "
@@ -1066,9 +1135,15 @@ def main():
         ap.add_argument("--upstream-keepalive", type=int, default=64,
                         help="idle upstream connections kept by nginx "
                         "(keepalive) and ocigate (pool_max_idle)")
+        ap.add_argument("--baresplice",
+                        help="the bench_baresplice program (default: "
+                        "test/bench_baresplice in ocigate's build directory)")
         ap.add_argument("--strict", action="store_true",
                         help="exit 1 when a target is not met")
     args = T.parse_args(__doc__.split("\n\n")[0], extra)
+    if not args.baresplice:
+        args.baresplice = os.path.join(os.path.dirname(args.ocigate), "test",
+                                       "bench_baresplice")
     mode_name = "smoke" if args.smoke else "full"
     mode = dict(MODES[mode_name])
     if args.reps:
