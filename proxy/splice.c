@@ -90,8 +90,12 @@ static void splice_pump(struct splice_relay *r)
 			return;
 		}
 		if (rd != SPLICE_BUSY && wr != SPLICE_BUSY) {
-			want_read = r->left > 0 && r->in_pipe < r->pipe_cap;
+			/* Bytes left in the pipe mean the client would block: the
+			 * pipe may be full by its page slots before its bytes, when
+			 * a read fails although the upstream has bytes, and waiting
+			 * for them too would spin. The client's write makes room. */
 			want_write = r->in_pipe > 0;
+			want_read = r->left > 0 && !want_write;
 			break;
 		}
 	}

@@ -6,8 +6,9 @@ exactly as they do without it.
 
 Real components: Debian docker-registry over plain HTTP (htpasswd), serving
 the storage of the TLS registry that skopeo seeded; skopeo pulls through
-ocigate. Two small plain-HTTP servers of this file stand in for an upstream
-that dies or stalls in the middle of a blob body.
+ocigate. Small plain-HTTP servers of this file stand in for an upstream
+that dies or stalls in the middle of a blob body, and for one that sends
+with sendfile(2) as nginx does.
 
     python3 test/e2e/test_splice.py --ocigate build/ocigate
 """
@@ -25,7 +26,7 @@ import ocitest as T  # noqa: E402
 from tokenservice import Served  # noqa: E402
 
 NS = "team-a"
-PLAIN, TLS, SHORT, STALL = "plain", "tls", "short", "stall"
+PLAIN, TLS, SHORT, STALL, SENDFILE = "plain", "tls", "short", "stall", "sendfile"
 BIG = 24 * T.MiB  # the big layer: a tar of this much random data
 READ_TIMEOUT = SEND_TIMEOUT = 2.0
 # what the broken upstreams promise and what they send
@@ -35,10 +36,14 @@ FAKE_DIGEST = "sha256:" + "ab" * 32
 
 class BrokenUpstream:
     """Answers a blob GET with Content-Length PROMISED, sends SENT bytes,
-    then closes (mode "short") or goes silent for 30 s (mode "stall")."""
+    then closes (mode "short") or goes silent for 30 s (mode "stall");
+    mode "sendfile" sends all PROMISED bytes of a file with sendfile(2),
+    as nginx does: segments of page-cache pages, cut where the head
+    ended, so some of a pipe's page slots are not full."""
 
-    def __init__(self, mode):
+    def __init__(self, mode, file=None):
         self.mode = mode
+        self.file = file
         self.release = threading.Event()
         outer = self
 
@@ -60,6 +65,11 @@ class BrokenUpstream:
                 self.send_header("Content-Length", str(PROMISED))
                 self.send_header("Docker-Content-Digest", FAKE_DIGEST)
                 self.end_headers()
+                if outer.mode == "sendfile":
+                    self.wfile.flush()
+                    with open(outer.file, "rb") as f:
+                        self.connection.sendfile(f)
+                    return
                 self.wfile.write(b"x" * SENT)
                 self.wfile.flush()
                 if outer.mode == "stall":
@@ -97,6 +107,10 @@ class SpliceTest(T.CrashGuard):
                                 storage=reg.storage).start()
         self.short = BrokenUpstream("short").start()
         self.stall = BrokenUpstream("stall").start()
+        body = self.env.path("sendfile-body")
+        with open(body, "wb") as f:
+            f.write(os.urandom(PROMISED))
+        self.sendfile = BrokenUpstream("sendfile", body).start()
         self.og = self.start_ocigate("ocigate", True)
 
     def start_ocigate(self, name, splice):
@@ -105,6 +119,7 @@ class SpliceTest(T.CrashGuard):
             T.registry_connector("%s/%s" % (NS, TLS), self.w.registry, ["alice"]),
             T.Connector("%s/%s" % (NS, SHORT), self.short.url, allow=["alice"]),
             T.Connector("%s/%s" % (NS, STALL), self.stall.url, allow=["alice"]),
+            T.Connector("%s/%s" % (NS, SENDFILE), self.sendfile.url, allow=["alice"]),
         ]
         return T.Ocigate(self.env, self.args.ocigate, [self.alice], conns, name=name,
                          server={"admin_listen": "127.0.0.1:0",
@@ -275,6 +290,46 @@ class SpliceTest(T.CrashGuard):
         s.close()
         T.expect(took >= SEND_TIMEOUT - 0.2, "cut after %.1fs, before send_timeout" % took)
 
+    def cpu_seconds(self):
+        """ocigate's user + system CPU time so far (/proc/PID/stat)."""
+        with open("/proc/%d/stat" % self.og.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def t_paused_client_no_spin(self):
+        """A client stops reading mid-body: once the kernel's buffers and
+        the pipe are full, the relay waits for the client. An upstream that
+        sends with sendfile (nginx) fills the pipe's page slots before its
+        bytes; the relay then waited for the upstream, readable all along,
+        and spun at 100 % CPU until the client read again."""
+        n0, _ = self.spliced()
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        s.settimeout(30)
+        s.connect(("127.0.0.1", self.og.port))
+        s.sendall(self.req(self.path(SENDFILE, "blobs", FAKE_DIGEST)))
+        data = b""
+        while len(data) < 512 * 1024:
+            data += s.recv(1 << 16)
+        time.sleep(0.3)  # the buffers and the pipe fill
+        c0 = self.cpu_seconds()
+        time.sleep(1.0)  # the whole pause stays under send_timeout (2 s)
+        spent = self.cpu_seconds() - c0
+        T.diag("ocigate CPU during the pause: %.2f s" % spent)
+        head, _, body = data.partition(b"\r\n\r\n")
+        n = len(body)
+        while n < PROMISED:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            n += len(chunk)
+        s.close()
+        T.expect(head.startswith(b"HTTP/1.1 200"), "status: %r" % head[:40])
+        T.expect_eq(n, PROMISED, "body bytes read after the pause")
+        T.expect_eq(self.spliced()[0] - n0, 1, "the sendfile upstream's body was spliced")
+        T.expect(spent < 0.15, "ocigate spent %.2f CPU seconds while its client paused "
+                 "for 1 s mid-body" % spent)
+
     def t_upstream_dies(self):
         head, n, closed = self.raw_get(SHORT, PROMISED + 1000)
         T.expect(head.startswith("HTTP/1.1 200"), "status of the short body: %r" % head[:40])
@@ -311,7 +366,8 @@ class SpliceTest(T.CrashGuard):
         self.og.assert_log_clean()
 
     def extra_cleanup(self):
-        for s in (getattr(self, "short", None), getattr(self, "stall", None)):
+        for s in (getattr(self, "short", None), getattr(self, "stall", None),
+                  getattr(self, "sendfile", None)):
             if s:
                 s.stop()
 
@@ -327,6 +383,8 @@ def main():
             ("24 MiB layer spliced: bytes, length, counters, access log", g(t.t_big_blob)),
             ("keep-alive and pipelining around spliced bodies", g(t.t_keepalive_pipelined)),
             ("Range request spliced", g(t.t_range)),
+            ("a client that pauses mid-body costs no CPU while it pauses",
+             g(t.t_paused_client_no_spin)),
             ("small bodies and TLS upstreams go through the buffers",
              g(t.t_small_and_tls_not_spliced)),
             ("skopeo pulls through the plain connector", g(t.t_skopeo)),
