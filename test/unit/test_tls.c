@@ -1,12 +1,109 @@
 /* tls_client_new_ssl: an SSL that cannot be told which name to verify is
  * not handed out (verification would otherwise accept any name the CA
- * signed). */
+ * signed); connections opened together all resume the cached session,
+ * against an in-memory OpenSSL server. */
 #include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "test/unit/check.h"
 #include "util/tls.h"
 
-int main(void)
+/* A server context with a throwaway self-signed EC certificate. */
+static SSL_CTX *test_server_ctx(void)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	X509 *cert = X509_new();
+
+	CHECK(ctx && key && cert);
+	ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+	X509_gmtime_adj(X509_getm_notBefore(cert), 0);
+	X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
+	X509_set_pubkey(cert, key);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_ASC,
+				   (const unsigned char *)"test", -1, -1, 0);
+	X509_set_issuer_name(cert, X509_get_subject_name(cert));
+	CHECK(X509_sign(cert, key, EVP_sha256()) > 0);
+	CHECK(SSL_CTX_use_certificate(ctx, cert) == 1);
+	CHECK(SSL_CTX_use_PrivateKey(ctx, key) == 1);
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	return ctx;
+}
+
+struct pair {
+	SSL *client, *server;
+};
+
+static void pair_start(struct pair *p, struct tls_client *t, SSL_CTX *sctx)
+{
+	BIO *cb, *sb;
+
+	p->client = tls_client_new_ssl(t, "127.0.0.1");
+	p->server = SSL_new(sctx);
+	CHECK(p->client && p->server);
+	CHECK(BIO_new_bio_pair(&cb, 0, &sb, 0) == 1);
+	SSL_set_bio(p->client, cb, cb);
+	SSL_set_bio(p->server, sb, sb);
+	SSL_set_connect_state(p->client);
+	SSL_set_accept_state(p->server);
+}
+
+/* Runs the handshake, then one byte from the server, which brings the
+ * client the server's session tickets (tls.c keeps the latest). */
+static void pair_finish(struct pair *p)
+{
+	char byte;
+	int done = 0;
+
+	for (int i = 0; i < 100 && done != 3; i++) {
+		if (!(done & 1) && SSL_do_handshake(p->client) == 1)
+			done |= 1;
+		if (!(done & 2) && SSL_do_handshake(p->server) == 1)
+			done |= 2;
+	}
+	CHECK_INT(done, 3);
+	CHECK_INT(SSL_write(p->server, "x", 1), 1);
+	CHECK_INT(SSL_read(p->client, &byte, 1), 1);
+}
+
+static void pair_free(struct pair *p)
+{
+	SSL_free(p->client);
+	SSL_free(p->server);
+}
+
+/* Three connections are opened before any of them has said hello; the
+ * first to finish resumes the cached session, and so must the others. */
+static void test_burst_resumes(void)
+{
+	struct tls_client t = { 0 };
+	SSL_CTX *sctx = test_server_ctx();
+	struct pair first, burst[3];
+	char err[200];
+
+	CHECK_INT(tls_client_init(&t, NULL, err, sizeof(err)), 0);
+	tls_client_set_insecure(&t);
+	pair_start(&first, &t, sctx);
+	pair_finish(&first);
+	CHECK(!SSL_session_reused(first.client));
+	CHECK(t.session != NULL);
+	for (int i = 0; i < 3; i++)
+		pair_start(&burst[i], &t, sctx);
+	for (int i = 0; i < 3; i++) {
+		pair_finish(&burst[i]);
+		CHECK(SSL_session_reused(burst[i].client));
+	}
+	pair_free(&first);
+	for (int i = 0; i < 3; i++)
+		pair_free(&burst[i]);
+	tls_client_free(&t);
+	SSL_CTX_free(sctx);
+}
+
+static void test_names(void)
 {
 	struct tls_client t = { 0 };
 	char err[200];
@@ -35,5 +132,11 @@ int main(void)
 	CHECK(tls_client_new_ssl(&t, longname) == NULL);
 
 	tls_client_free(&t);
+}
+
+int main(void)
+{
+	test_names();
+	test_burst_resumes();
 	CHECK_DONE();
 }
