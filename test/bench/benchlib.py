@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 import ocitest as T  # noqa: E402
 
 MB = 1000 * 1000
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+cpu_split, cpu_seconds = T.cpu_split, T.cpu_seconds
 
 
 class BenchError(T.TestFailure):
@@ -64,20 +64,6 @@ def reset_hwm(pid):
         return True
     except OSError:
         return False
-
-
-def cpu_split(pid):
-    """(utime, stime) of pid (all its threads), in seconds."""
-    with open("/proc/%d/stat" % pid) as f:
-        data = f.read()
-    # the command name may hold blanks and parentheses: split after the last ')'
-    fields = data[data.rindex(")") + 2:].split()
-    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
-
-
-def cpu_seconds(pid):
-    """utime + stime of pid (all its threads), in seconds."""
-    return sum(cpu_split(pid))
 
 
 def children_of(pid):

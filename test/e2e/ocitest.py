@@ -1908,6 +1908,21 @@ class RssSampler:
         return False
 
 
+def cpu_split(pid):
+    """(utime, stime) of pid (all its threads), in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        data = f.read()
+    # the command name may hold blanks and parentheses: split after the last ')'
+    fields = data[data.rindex(")") + 2:].split()
+    tck = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tck, int(fields[12]) / tck
+
+
+def cpu_seconds(pid):
+    """utime + stime of pid (all its threads), in seconds."""
+    return sum(cpu_split(pid))
+
+
 def vm_hwm_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:

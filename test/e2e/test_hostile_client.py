@@ -50,13 +50,6 @@ def tcp_wmem_max():
         return 4 * T.MiB
 
 
-def cpu_seconds(pid):
-    """utime + stime of pid, in seconds."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def parse_responses(data):
     """Content-Length framed responses back to back in data: a list of
     (status, {lowercase name: value}, body); trailing bytes are an error."""
@@ -437,9 +430,9 @@ class HostileClientTest:
                 socks.append(socket.create_connection(("127.0.0.1", og.port),
                                                       timeout=10))
             time.sleep(1.0)
-            cpu0, t0 = cpu_seconds(og.pid), time.monotonic()
+            cpu0, t0 = T.cpu_seconds(og.pid), time.monotonic()
             time.sleep(4.0)
-            cpu = cpu_seconds(og.pid) - cpu0
+            cpu = T.cpu_seconds(og.pid) - cpu0
             wall = time.monotonic() - t0
             log = LogCounter(og.log_path).update()
             T.diag("  %d connections under ulimit -n %d: %.2f s CPU in %.1f s, "

@@ -290,12 +290,6 @@ class SpliceTest(T.CrashGuard):
         s.close()
         T.expect(took >= SEND_TIMEOUT - 0.2, "cut after %.1fs, before send_timeout" % took)
 
-    def cpu_seconds(self):
-        """ocigate's user + system CPU time so far (/proc/PID/stat)."""
-        with open("/proc/%d/stat" % self.og.pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
     def t_paused_client_no_spin(self):
         """A client stops reading mid-body: once the kernel's buffers and
         the pipe are full, the relay waits for the client. An upstream that
@@ -312,9 +306,9 @@ class SpliceTest(T.CrashGuard):
         while len(data) < 512 * 1024:
             data += s.recv(1 << 16)
         time.sleep(0.3)  # the buffers and the pipe fill
-        c0 = self.cpu_seconds()
+        c0 = T.cpu_seconds(self.og.pid)
         time.sleep(1.0)  # the whole pause stays under send_timeout (2 s)
-        spent = self.cpu_seconds() - c0
+        spent = T.cpu_seconds(self.og.pid) - c0
         T.diag("ocigate CPU during the pause: %.2f s" % spent)
         head, _, body = data.partition(b"\r\n\r\n")
         n = len(body)
