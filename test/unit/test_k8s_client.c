@@ -27,6 +27,7 @@
 #include "k8s/client.h"
 #include "k8s/store.h"
 #include "test/unit/check.h"
+#include "test/unit/testcert.h"
 #include "util/base64.h"
 #include "util/log.h"
 
@@ -281,26 +282,7 @@ static X509 *tls_cert;
 static void make_cert(void)
 {
 	tls_key = EVP_EC_gen("P-256");
-	tls_cert = X509_new();
-	X509_set_version(tls_cert, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(tls_cert), 42);
-	X509_gmtime_adj(X509_getm_notBefore(tls_cert), -60);
-	X509_gmtime_adj(X509_getm_notAfter(tls_cert), 3600);
-	X509_set_pubkey(tls_cert, tls_key);
-	X509_NAME *nm = X509_get_subject_name(tls_cert);
-	X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC, (const unsigned char *)"k8s-test", -1, -1, 0);
-	X509_set_issuer_name(tls_cert, nm);
-	X509V3_CTX ctx;
-	X509V3_set_ctx_nodb(&ctx);
-	X509V3_set_ctx(&ctx, tls_cert, tls_cert, NULL, NULL, 0);
-	X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name,
-						  "IP:127.0.0.1,DNS:kubernetes.default");
-	X509_add_ext(tls_cert, ext, -1);
-	X509_EXTENSION_free(ext);
-	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints, "critical,CA:TRUE");
-	X509_add_ext(tls_cert, ext, -1);
-	X509_EXTENSION_free(ext);
-	X509_sign(tls_cert, tls_key, EVP_sha256());
+	tls_cert = test_self_signed_cert(tls_key, "k8s-test", "IP:127.0.0.1,DNS:kubernetes.default");
 }
 
 static char *cert_pem(size_t *len)

@@ -5,27 +5,20 @@
 #include <string.h>
 
 #include <openssl/evp.h>
-#include <openssl/x509.h>
+#include <openssl/ssl.h>
 
 #include "test/unit/check.h"
+#include "test/unit/testcert.h"
 #include "util/tls.h"
 
 /* A server context with a throwaway self-signed EC certificate. */
 static SSL_CTX *test_server_ctx(void)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-	X509 *cert = X509_new();
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	X509 *cert = key ? test_self_signed_cert(key, "test", "IP:127.0.0.1") : NULL;
 
 	CHECK(ctx && key && cert);
-	ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
-	X509_gmtime_adj(X509_getm_notBefore(cert), 0);
-	X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
-	X509_set_pubkey(cert, key);
-	X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_ASC,
-				   (const unsigned char *)"test", -1, -1, 0);
-	X509_set_issuer_name(cert, X509_get_subject_name(cert));
-	CHECK(X509_sign(cert, key, EVP_sha256()) > 0);
 	CHECK(SSL_CTX_use_certificate(ctx, cert) == 1);
 	CHECK(SSL_CTX_use_PrivateKey(ctx, key) == 1);
 	X509_free(cert);
