@@ -360,33 +360,36 @@ class World:
             f.write(self.manifest.body)
         digest = self.manifest.header("Docker-Content-Digest")
         ctype = self.manifest.header("Content-Type")
-        conf = (
-            "  server {\n"
-            "    listen 127.0.0.1:@PORT@ ssl;\n"
-            "    ssl_certificate %(cert)s;\n"
-            "    ssl_certificate_key %(key)s;\n"
-            "    ssl_session_cache shared:fast:1m;\n"
-            "    access_log off;\n"
-            "    etag off;\n"
-            "    if ($http_authorization != \"%(auth)s\") { return 401; }\n"
-            "    add_header Docker-Distribution-Api-Version registry/2.0;\n"
-            "    location = /v2/ {\n"
-            "      default_type application/json;\n"
-            "      return 200 '{}';\n"
-            "    }\n"
+        tls = ("ssl;\n"
+               "    ssl_certificate %s;\n"
+               "    ssl_certificate_key %s;\n"
+               "    ssl_session_cache shared:fast:1m;\n"
+               "    add_header Docker-Distribution-Api-Version registry/2.0;"
+               % (self.pki.cert, self.pki.key))
+        conf = self.static_server(tls, (
             "    location = /v2/%(repo)s/manifests/%(tag)s {\n"
             "      default_type %(ctype)s;\n"
             "      add_header Docker-Content-Digest %(digest)s;\n"
             "      add_header Docker-Distribution-Api-Version registry/2.0;\n"
             "      add_header Etag '\"%(digest)s\"';\n"
             "      alias %(path)s;\n"
-            "    }\n"
-            "  }\n" % {"cert": self.pki.cert, "key": self.pki.key,
-                       "auth": self.upstream_auth, "repo": MEDIUM_REPO,
-                       "tag": TAG, "ctype": ctype, "digest": digest,
-                       "path": path})
-        fast = B.Nginx(self.env, "fast-upstream", conf).start()
-        return fast
+            "    }\n" % {"repo": MEDIUM_REPO, "tag": TAG, "ctype": ctype,
+                         "digest": digest, "path": path}))
+        return B.Nginx(self.env, "fast-upstream", conf).start()
+
+    def static_server(self, listen_extra, locations):
+        """An nginx server block of a static upstream: it answers only the
+        connector's Authorization, and GET /v2/ like a registry."""
+        return ("  server {\n"
+                "    listen 127.0.0.1:@PORT@ %s\n"
+                "    access_log off;\n"
+                "    etag off;\n"
+                "    if ($http_authorization != \"%s\") { return 401; }\n"
+                "    location = /v2/ {\n"
+                "      default_type application/json;\n"
+                "      return 200 '{}';\n"
+                "    }\n%s"
+                "  }\n" % (listen_extra, self.upstream_auth, locations))
 
     def registry_blob_file(self, repo):
         """The registry's own file for a blob (its filesystem driver's
@@ -411,17 +414,12 @@ class World:
             "    }\n" % {"repo": repo, "digest": self.blob(repo).digest,
                          "path": self.registry_blob_file(repo)}
             for repo in (BIG_REPO, MEDIUM_REPO))
-        conf = ("  server {\n"
-                "    listen 127.0.0.1:@PORT@;\n"
-                "    access_log off;\n"
-                "    etag off;\n"
-                "    if ($http_authorization != \"%s\") { return 401; }\n"
-                "    location = /v2/ {\n"
-                "      default_type application/json;\n"
-                "      return 200 '{}';\n"
-                "    }\n%s"
-                "  }\n" % (self.upstream_auth, locations))
-        return B.Nginx(self.env, "fast-plain-upstream", conf).start()
+        return B.Nginx(self.env, "fast-plain-upstream",
+                       self.static_server(";", locations)).start()
+
+    @property
+    def fast_plain_url(self):
+        return "http://" + self.fast_plain.host
 
     def start_baresplice(self):
         """The bare libevent relay (test/bench/baresplice.c) in front of
@@ -442,7 +440,7 @@ class World:
     def start_nginx(self):
         ka = self.args.upstream_keepalive
         conf = (B.nginx_upstream("reg_tls", self.reg.host, ka)
-                + B.nginx_upstream("reg_plain", self.fast_plain.host, ka)
+                + B.nginx_upstream("static_plain", self.fast_plain.host, ka)
                 + B.nginx_upstream("fast", self.fast.host, ka)
                 + "  server {\n    listen 127.0.0.1:@PORT@;\n"
                 "    location = /v2/ {\n"
@@ -454,7 +452,7 @@ class World:
                                    self.reg.host, self.upstream_auth,
                                    self.pki.ca_pem)
                 + B.nginx_location("/v2/namespaces/%s/connectors/%s/"
-                                   % (NS, PLAIN_CONN), "http://reg_plain/v2/",
+                                   % (NS, PLAIN_CONN), "http://static_plain/v2/",
                                    self.fast_plain.host, self.upstream_auth)
                 + B.nginx_location("/v2/namespaces/%s/connectors/%s/"
                                    % (NS, FAST_CONN), "https://fast/v2/",
@@ -479,7 +477,7 @@ class World:
         mk = lambda name, reg_url: T.Connector(  # noqa: E731
             "%s/%s" % (NS, name), reg_url, username=self.user,
             password=self.password, ca_file=self.pki.ca_pem, allow=allow)
-        return [mk(TLS_CONN, self.reg.url), mk(PLAIN_CONN, "http://" + self.fast_plain.host),
+        return [mk(TLS_CONN, self.reg.url), mk(PLAIN_CONN, self.fast_plain_url),
                 mk(FAST_CONN, "https://" + self.fast.host)]
 
     def ocigate_server_opts(self):
@@ -517,8 +515,7 @@ class World:
         if system == "pull-through":
             return "%s/v2/%s/blobs/%s" % (self.pt.url, repo, d)
         if system == "direct":
-            base = self.reg.url if conn == TLS_CONN else \
-                "http://" + self.fast_plain.host
+            base = self.reg.url if conn == TLS_CONN else self.fast_plain_url
             return "%s/v2/%s/blobs/%s" % (base, repo, d)
         if system == "bare splice":
             return "http://127.0.0.1:%d/v2/%s/blobs/%s" % (self.bare_port,
